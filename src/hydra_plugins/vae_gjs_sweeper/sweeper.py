@@ -1,0 +1,131 @@
+"""Hydra's basic sweeper with three changes that sweeps of this project need.
+
+1. Float ``range()`` values are rounded to 12 significant digits: Hydra 1.3 steps a float range
+   in binary floating point and yields ``alpha=0.30000000000000004``; here every job (its
+   overrides, output folder, saved config and logged hparams) gets ``alpha=0.3``.
+2. ``grid``: a list of ``{key: values}`` blocks; the sweep is the union of the blocks' cartesian
+   products (with the command-line and ``params`` sweeps applied to every block), duplicates
+   removed. Table 1 is ``{divergence: gjs,dgjs, alpha: range(0.1,1,0.1)}`` plus a block of
+   baselines that do not multiply with α.
+3. A failed job does not stop the sweep: every batch is launched, then a summary of the
+   failures is written to ``<sweep_dir>/failures.json`` and raised as one compact error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import FloatRange, Override
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import CompactHydraException
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+class SweepFailed(CompactHydraException):
+    """Some jobs of a sweep failed; the others ran to the end."""
+
+
+def tidy_float(text: str) -> str:
+    """``"0.30000000000000004"`` -> ``"0.3"`` (12 significant digits, shortest repr)."""
+    return repr(float(f"{float(text):.12g}"))
+
+
+def _is_float_range(override: Override) -> bool:
+    return override.is_range_sweep() and isinstance(override.value().range(), FloatRange)
+
+
+class VaeGjsSweeper(BasicSweeper):
+    """Basic sweeper + rounded float ranges + grid unions + failure isolation."""
+
+    def __init__(
+        self,
+        max_batch_size: int | None = None,
+        params: Mapping[str, str] | None = None,
+        grid: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=dict(params or {}))
+        self.grid = [dict(block) for block in grid or [{}]]
+
+    def _jobs(self, overrides: list[Override]) -> list[list[str]]:
+        """The cartesian product of ``overrides`` with float ranges rounded."""
+        float_keys = {o.get_key_element() for o in overrides if _is_float_range(o)}
+        jobs = []
+        for job in BasicSweeper.split_arguments(overrides, None)[0]:
+            tidy = []
+            for item in job:
+                key, _, value = item.partition("=")
+                tidy.append(f"{key}={tidy_float(value)}" if key in float_keys else item)
+            jobs.append(tidy)
+        return jobs
+
+    def split_arguments(  # type: ignore[override]
+        self, overrides: list[Override], max_batch_size: int | None
+    ) -> list[list[list[str]]]:
+        assert self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        seen: set[tuple[str, ...]] = set()
+        jobs: list[list[str]] = []
+        for block in self.grid:
+            block_overrides = parser.parse_overrides([f"{key}={value}" for key, value in block.items()])
+            by_key = {o.get_key_element(): o for o in block_overrides}
+            by_key.update({o.get_key_element(): o for o in overrides})  # command line wins
+            for job in self._jobs(list(by_key.values())):
+                if tuple(job) not in seen:
+                    seen.add(tuple(job))
+                    jobs.append(job)
+        size = max_batch_size if max_batch_size and max_batch_size > 0 else max(len(jobs), 1)
+        return [jobs[i : i + size] for i in range(0, len(jobs), size)]
+
+    def sweep(self, arguments: list[str]) -> Any:
+        assert self.config is not None and self.launcher is not None and self.hydra_context is not None
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides([*self._parse_config(), *arguments])
+        self.overrides = self.split_arguments(overrides, self.max_batch_size)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        log.info(f"Sweep of {sum(map(len, self.overrides))} jobs into {sweep_dir}")
+
+        returns: list[Sequence[JobReturn]] = []
+        initial_job_idx = 0
+        while not self.is_done():
+            batch = self.get_job_batch()
+            self.validate_batch_is_legal(batch)
+            results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+            initial_job_idx += len(batch)
+            returns.append(results)
+        self._report_failures(sweep_dir, [r for results in returns for r in results])
+        return returns
+
+    @staticmethod
+    def _report_failures(sweep_dir: Path, results: list[JobReturn]) -> None:
+        failed = [r for r in results if r.status == JobStatus.FAILED]
+        if not failed:
+            return
+        records = [
+            {
+                "overrides": list(r.overrides or []),
+                "run_dir": r.hydra_cfg.hydra.runtime.output_dir if r.hydra_cfg is not None else None,
+                "error": f"{type(r._return_value).__name__}: {r._return_value}",
+            }
+            for r in failed
+        ]
+        tmp = sweep_dir / ".failures.json.tmp"
+        tmp.write_text(json.dumps(records, indent=2))
+        tmp.replace(sweep_dir / "failures.json")
+        lines = [f"  {' '.join(rec['overrides'])}: {rec['error']}" for rec in records]
+        raise SweepFailed(
+            f"{len(failed)} of {len(results)} jobs failed (the others finished; details in "
+            f"{sweep_dir / 'failures.json'}):\n" + "\n".join(lines)
+        )
+
+
+__all__ = ["SweepFailed", "VaeGjsSweeper", "tidy_float"]

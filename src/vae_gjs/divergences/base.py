@@ -1,0 +1,42 @@
+"""The regulariser interface: D(q(z|x) ‖ p(z)) with q = N(μ, diag σ²) and p = N(0, I)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from torch import Tensor, nn
+
+from vae_gjs.errors import check_choice
+
+
+class Divergence(nn.Module, ABC):
+    """A latent regulariser. ``forward(mu, logvar)`` takes ``[B, d]`` tensors and returns the
+    per-sample divergence ``[B]``; the VAE averages it over the batch and weights it by λ.
+
+    Subclasses that set ``name`` are registered for :func:`build_divergence`; Hydra configs
+    instantiate any subclass directly through ``_target_``.
+    """
+
+    name: ClassVar[str] = ""
+    registry: ClassVar[dict[str, type[Divergence]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            Divergence.registry[cls.name] = cls
+
+    @abstractmethod
+    def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
+        """Per-sample divergence ``[B]``."""
+
+    def terms(self, mu: Tensor, logvar: Tensor) -> dict[str, Tensor]:
+        """Named per-sample parts of the divergence (for logging and evaluation); none by default."""
+        return {}
+
+
+def build_divergence(name: str, **kwargs: Any) -> Divergence:
+    """The registered divergence ``name`` (``kl_qp``, ``kl_pq``, ``gjs``, ``dgjs``, ``mmd``,
+    ``mmd_reference``) built with ``kwargs``, e.g. ``build_divergence("gjs", alpha=0.2)``."""
+    check_choice("divergence", name, Divergence.registry)
+    return Divergence.registry[name](**kwargs)

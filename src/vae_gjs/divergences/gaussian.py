@@ -1,0 +1,165 @@
+"""Closed-form divergences between Gaussians (Deasy et al., 2020, Eqs. 1–13 and 16–17).
+
+Diagonal Gaussians are given by mean and **log-variance** tensors of shape ``[..., d]``; the result
+is summed over the last dimension. Full-covariance Gaussians are given by mean ``[..., n]`` and
+covariance ``[..., n, n]``. Everything broadcasts over leading (batch) dimensions and is
+differentiable.
+
+The skew-geometric Jensen-Shannon divergence compares both distributions with their normalised
+weighted geometric mean ``N_w ∝ N1^(1-w) N2^w`` (Eqs. 12–13). Nielsen's original JS^{Gα} uses
+``w = α``; the paper's variant JS^{Gα'} (Eq. 16) uses ``w = 1 - α``, which makes it interpolate
+between KL(N1‖N2) at α = 0 and KL(N2‖N1) at α = 1 (Proposition 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+Params = tuple[Tensor, Tensor]
+
+
+def _log_weights(weight: float | Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
+    """``log(1 - w)`` and ``log(w)`` as tensors (``-inf`` at the end points, which is exact)."""
+    w = torch.as_tensor(weight, dtype=like.dtype, device=like.device)
+    return torch.log1p(-w), torch.log(w)
+
+
+def kl_normal(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor) -> Tensor:
+    """KL(N1 ‖ N2) for diagonal Gaussians, Eq. (2) with diagonal covariances.
+
+    ``0.5 * Σ_i [σ1²/σ2² - 1 - log(σ1²/σ2²) + (μ1 - μ2)²/σ2²]``, written with ``expm1`` so that
+    nearly equal distributions do not lose precision to cancellation. With N2 = N(0, I) this is
+    Eq. (3); with N1 = N(0, I) it is Eq. (4).
+    """
+    log_ratio = logvar1 - logvar2
+    per_dim = torch.expm1(log_ratio) - log_ratio + (mu1 - mu2).pow(2) * torch.exp(-logvar2)
+    return 0.5 * per_dim.sum(-1)
+
+
+def geometric_mean_normal(
+    mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor, weight: float | Tensor
+) -> Params:
+    """Mean and log-variance of ``N_w ∝ N1^(1-w) N2^w`` for diagonal Gaussians (Eqs. 12–13).
+
+    The precision ``1/σ_w² = (1-w)/σ1² + w/σ2²`` is a log-sum-exp of log-weighted precisions, and
+    the mean ``μ_w = σ_w² ((1-w) μ1/σ1² + w μ2/σ2²)`` is the softmax of the same logits applied
+    to ``(μ1, μ2)``: no variance is ever exponentiated on its own, so it stays finite for
+    log-variances far outside [-20, 20].
+    """
+    log_1mw, log_w = _log_weights(weight, mu1)
+    logits = torch.stack(torch.broadcast_tensors(log_1mw - logvar1, log_w - logvar2))
+    logvar = -torch.logsumexp(logits, dim=0)
+    share = torch.softmax(logits, dim=0)
+    mu = share[0] * mu1 + share[1] * mu2
+    return mu, logvar
+
+
+def kl_mvn(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -> Tensor:
+    """KL(N1 ‖ N2) for full-covariance Gaussians, Eq. (2), via Cholesky factors.
+
+    ``0.5 * [tr(Σ2⁻¹Σ1) + log(|Σ2|/|Σ1|) + (μ2-μ1)ᵀΣ2⁻¹(μ2-μ1) - n]``.
+    """
+    n = mu1.shape[-1]
+    batch = torch.broadcast_shapes(mu1.shape[:-1], mu2.shape[:-1], cov1.shape[:-2], cov2.shape[:-2])
+    chol1 = torch.linalg.cholesky(cov1).expand(*batch, n, n)
+    chol2 = torch.linalg.cholesky(cov2).expand(*batch, n, n)
+    trace = torch.linalg.solve_triangular(chol2, chol1, upper=False).pow(2).sum((-2, -1))
+    diff = (mu2 - mu1).expand(*batch, n).unsqueeze(-1)
+    mahalanobis = torch.linalg.solve_triangular(chol2, diff, upper=False).pow(2).sum((-2, -1))
+    log_det_ratio = 2 * (
+        torch.diagonal(chol2, dim1=-2, dim2=-1).log() - torch.diagonal(chol1, dim1=-2, dim2=-1).log()
+    ).sum(-1)
+    return 0.5 * (trace + log_det_ratio + mahalanobis - n)
+
+
+def geometric_mean_mvn(
+    mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor, weight: float | Tensor
+) -> Params:
+    """Mean and covariance of ``N_w ∝ N1^(1-w) N2^w``: Eq. (12), the matrix harmonic barycenter
+    ``Σ_w = ((1-w)Σ1⁻¹ + wΣ2⁻¹)⁻¹``, and Eq. (13), ``μ_w = Σ_w((1-w)Σ1⁻¹μ1 + wΣ2⁻¹μ2)``."""
+    w = torch.as_tensor(weight, dtype=mu1.dtype, device=mu1.device)
+    prec1 = torch.cholesky_inverse(torch.linalg.cholesky(cov1))
+    prec2 = torch.cholesky_inverse(torch.linalg.cholesky(cov2))
+    prec_w = (1 - w) * prec1 + w * prec2
+    chol_w = torch.linalg.cholesky(prec_w)
+    cov_w = torch.cholesky_inverse(chol_w)
+    eta = (1 - w) * (prec1 @ mu1.unsqueeze(-1)) + w * (prec2 @ mu2.unsqueeze(-1))
+    mu_w = torch.cholesky_solve(eta, chol_w).squeeze(-1)
+    return mu_w, cov_w
+
+
+def _skew_geometric_terms(
+    kl: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor],
+    geometric_mean: Callable[[Tensor, Tensor, Tensor, Tensor, float | Tensor], Params],
+    n1: Params,
+    n2: Params,
+    alpha: float | Tensor,
+    dual: bool,
+    prime: bool,
+) -> tuple[Tensor, Tensor]:
+    """The two KL terms of Eq. (8)/(17) (or of the dual, Eq. (10)), before weighting by (1-α, α)."""
+    alpha = torch.as_tensor(alpha, dtype=n1[0].dtype, device=n1[0].device)
+    mean = geometric_mean(*n1, *n2, 1 - alpha if prime else alpha)
+    if dual:
+        return kl(*mean, *n1), kl(*mean, *n2)
+    return kl(*n1, *mean), kl(*n2, *mean)
+
+
+def gjs_normal_terms(
+    mu1: Tensor,
+    logvar1: Tensor,
+    mu2: Tensor,
+    logvar2: Tensor,
+    alpha: float | Tensor,
+    dual: bool = False,
+    prime: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """The two KL parts of :func:`gjs_normal`: ``(KL(N1‖N_m), KL(N2‖N_m))``, or for the dual
+    ``(KL(N_m‖N1), KL(N_m‖N2))``, where ``N_m`` is the intermediate geometric mean."""
+    return _skew_geometric_terms(
+        kl_normal, geometric_mean_normal, (mu1, logvar1), (mu2, logvar2), alpha, dual, prime
+    )
+
+
+def gjs_normal(
+    mu1: Tensor,
+    logvar1: Tensor,
+    mu2: Tensor,
+    logvar2: Tensor,
+    alpha: float | Tensor,
+    dual: bool = False,
+    prime: bool = True,
+) -> Tensor:
+    """Skew-geometric Jensen-Shannon divergence between diagonal Gaussians, summed over the last dim.
+
+    ``prime=True`` (default) is the paper's variant JS^{Gα'} (Eqs. 16–17): the intermediate is
+    ``N_α' = N(μ_{1-α}, Σ_{1-α}) ∝ N1^α N2^(1-α)`` and
+
+        JS^{Gα'}(N1‖N2)  = (1-α) KL(N1‖N_α') + α KL(N2‖N_α')      (Eq. 17)
+        JS*^{Gα'}(N1‖N2) = (1-α) KL(N_α'‖N1) + α KL(N_α'‖N2)      (dual=True, Eq. 10 with N_α')
+
+    so that α→0 gives KL(N1‖N2) and α→1 gives KL(N2‖N1), the dual the other way round
+    (Proposition 1). ``prime=False`` uses Nielsen's intermediate ``N_α ∝ N1^(1-α) N2^α``
+    (Eqs. 8–13), whose limits at α = 0 and 1 are both zero (Eqs. 14–15).
+    """
+    kl_1, kl_2 = gjs_normal_terms(mu1, logvar1, mu2, logvar2, alpha, dual, prime)
+    return (1 - alpha) * kl_1 + alpha * kl_2
+
+
+def gjs_mvn(
+    mu1: Tensor,
+    cov1: Tensor,
+    mu2: Tensor,
+    cov2: Tensor,
+    alpha: float | Tensor,
+    dual: bool = False,
+    prime: bool = True,
+) -> Tensor:
+    """:func:`gjs_normal` for full-covariance Gaussians (Eqs. 8, 10, 12–13, 16–17)."""
+    kl_1, kl_2 = _skew_geometric_terms(
+        kl_mvn, geometric_mean_mvn, (mu1, cov1), (mu2, cov2), alpha, dual, prime
+    )
+    return (1 - alpha) * kl_1 + alpha * kl_2

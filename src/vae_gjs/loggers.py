@@ -1,0 +1,150 @@
+"""Experiment loggers: the run folder's own ``metrics.csv`` and Weights & Biases that never blocks."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import math
+import os
+import socket
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+
+from vae_gjs.errors import check_choice
+from vae_gjs.io import atomic_open
+
+log = logging.getLogger(__name__)
+
+WANDB_MODES = ("auto", "online", "offline", "disabled")
+
+
+class AtomicCSVLogger(Logger):
+    """One row per epoch in ``metrics.csv``, the whole file rewritten atomically on each update.
+
+    Rows are keyed by epoch: when a run resumes and repeats an epoch, its row is replaced, so
+    the file never has duplicated or missing epochs. Rows of a previous (killed) attempt that
+    lie after the resumed epoch are dropped at the first write.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.rows: dict[int, dict[str, Any]] = {}
+        self._resumed_from: int | None = None
+        if self.path.is_file():
+            with self.path.open(newline="") as handle:
+                for row in csv.DictReader(handle):
+                    self.rows[int(row["epoch"])] = {k: v for k, v in row.items() if v != ""}
+
+    @property
+    def name(self) -> str:
+        return "csv"
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    @property
+    def save_dir(self) -> str:
+        return str(self.path.parent)
+
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Namespace, *args: Any, **kwargs: Any) -> None:
+        """Hyperparameters live in the run folder's ``config.yaml``; nothing to add here."""
+
+    def start_epoch(self, epoch: int) -> None:
+        """Forget rows from ``epoch`` on (a resumed run repeats them)."""
+        self.rows = {e: row for e, row in self.rows.items() if e < epoch}
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if "epoch" not in metrics:
+            return
+        epoch = int(metrics["epoch"])
+        row = self.rows.setdefault(epoch, {"epoch": epoch})
+        row["step"] = step
+        for key, value in metrics.items():
+            if key != "epoch":
+                row[key] = float(value)
+        self._write()
+
+    def _write(self) -> None:
+        columns = ["epoch", "step", *sorted({k for row in self.rows.values() for k in row} - {"epoch", "step"})]
+        with atomic_open(self.path, "w") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for epoch in sorted(self.rows):
+                writer.writerow(self.rows[epoch])
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """The rows of a ``metrics.csv`` as floats (missing cells as NaN), ordered by epoch."""
+    with Path(path).open(newline="") as handle:
+        return [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def _has_wandb_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+    return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+
+
+def _reachable(host: str, port: int = 443, timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_wandb_mode(mode: str = "auto") -> str:
+    """``auto``: ``$WANDB_MODE`` if set; ``online`` with an API key and a reachable server;
+    otherwise ``offline`` (no prompt, no 90-second stall). Sync offline runs later with
+    ``wandb sync <run_dir>/wandb/offline-run-*``."""
+    check_choice("logger.wandb.mode", mode, WANDB_MODES)
+    if mode != "auto":
+        return mode
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
+    if _has_wandb_key() and _reachable(host):
+        return "online"
+    log.info("W&B: no API key or no network, logging offline (sync later with `wandb sync`)")
+    return "offline"
+
+
+def wandb_logger(
+    project: str,
+    save_dir: str,
+    name: str | None = None,
+    group: str | None = None,
+    tags: list[str] | None = None,
+    mode: str = "auto",
+    **kwargs: Any,
+) -> Logger | None:
+    """A :class:`~lightning.pytorch.loggers.WandbLogger` whose mode never blocks (see
+    :func:`resolve_wandb_mode`). The run id is derived from the run folder, so a resumed run
+    continues the same W&B run. ``mode=disabled`` returns no logger."""
+    resolved = resolve_wandb_mode(mode)
+    if resolved == "disabled":
+        return None
+    from lightning.pytorch.loggers import WandbLogger
+
+    run_id = hashlib.sha1(str(Path(save_dir).resolve()).encode()).hexdigest()[:16]
+    return WandbLogger(
+        project=project,
+        save_dir=save_dir,
+        name=name,
+        group=group,
+        tags=list(tags or []),
+        id=run_id,
+        resume="allow",
+        mode=resolved,
+        **kwargs,
+    )

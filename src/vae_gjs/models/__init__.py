@@ -1,0 +1,6 @@
+"""Encoder/decoder architectures and decoder likelihoods (independent of the divergence)."""
+
+from vae_gjs.models.burgess import Burgess, BurgessDecoder, BurgessEncoder
+from vae_gjs.models.likelihoods import Bernoulli, Gaussian, Likelihood, build_likelihood
+
+__all__ = ["Bernoulli", "Burgess", "BurgessDecoder", "BurgessEncoder", "Gaussian", "Likelihood", "build_likelihood"]

@@ -1,0 +1,121 @@
+"""The layout of a run folder, shared by training, evaluation and reports.
+
+::
+
+    <run_dir>/
+      config.yaml        resolved configuration of the run
+      status.json        {"status": running|completed|failed, "error": ..., timestamps}
+      results.json       final test metrics, epochs, steps, seconds per epoch
+      metrics.csv        one row per epoch (logger=csv or wandb or tensorboard)
+      checkpoints/       last.ckpt (every epoch) and best.ckpt
+      eval.json          written by evaluate.py
+      figures/           written by evaluate.py
+      .hydra/            Hydra's own record of the composition (overrides.yaml, ...)
+
+Every file is written atomically, so a folder read at any moment is consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from vae_gjs.errors import RunError
+from vae_gjs.io import write_atomic, write_json
+
+RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths and small records of one run folder."""
+
+    path: Path
+
+    @classmethod
+    def at(cls, path: str | Path) -> RunDir:
+        return cls(Path(path))
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last_ckpt(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def best_ckpt(self) -> Path:
+        return self.checkpoints / "best.ckpt"
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def results_file(self) -> Path:
+        return self.path / "results.json"
+
+    @property
+    def eval_file(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def figures(self) -> Path:
+        return self.path / "figures"
+
+    def _read_json(self, name: str) -> dict[str, Any]:
+        path = self.path / name
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    @property
+    def status(self) -> str | None:
+        return self._read_json("status.json").get("status")
+
+    def set_status(self, status: str, **details: Any) -> None:
+        record = self._read_json("status.json")
+        record.update(status=status, updated=time.strftime("%Y-%m-%dT%H:%M:%S"), **details)
+        if status != FAILED:
+            record.pop("error", None)
+        write_json(self.path / "status.json", record)
+
+    @property
+    def results(self) -> dict[str, Any]:
+        return self._read_json("results.json")
+
+    def write_results(self, results: dict[str, Any]) -> None:
+        write_json(self.results_file, results)
+
+    def write_config(self, cfg: DictConfig) -> None:
+        text = OmegaConf.to_yaml(cfg, resolve=True)
+        write_atomic(self.config_file, lambda handle: handle.write(text))
+
+    def load_config(self) -> DictConfig:
+        """The run's resolved config, or a :class:`RunError` saying what is wrong with the folder."""
+        if not self.path.is_dir():
+            raise RunError(f"run folder {self.path} does not exist")
+        if not self.config_file.is_file():
+            raise RunError(f"{self.path} is not a run folder: it has no config.yaml (written by train.py)")
+        cfg = OmegaConf.load(self.config_file)
+        assert isinstance(cfg, DictConfig)
+        return cfg
+
+    def checkpoint(self, which: str = "last") -> Path:
+        """``last`` or ``best`` checkpoint, or a :class:`RunError` naming what is there."""
+        path = self.last_ckpt if which == "last" else self.best_ckpt
+        if not path.is_file():
+            present = sorted(p.name for p in self.checkpoints.glob("*.ckpt")) if self.checkpoints.is_dir() else []
+            raise RunError(
+                f"{self.path} has no {which} checkpoint ({path.name}); "
+                f"checkpoints present: {', '.join(present) or 'none'}"
+            )
+        return path

@@ -1,0 +1,170 @@
+"""The training flow: config -> data, model, divergence -> Lightning Trainer -> run folder."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+
+from vae_gjs.data import InMemoryDataModule
+from vae_gjs.errors import ConfigError, NonFiniteLossError
+from vae_gjs.io import atomic_open
+from vae_gjs.module import VAE
+from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir
+
+log = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """``torch.save`` into a temporary file in the checkpoint's own folder, then rename: a kill
+    mid-save leaves the previous checkpoint intact (Lightning's default writes through a
+    temporary file in /tmp and *copies* it across devices, which is not atomic)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        with atomic_open(path, "wb") as handle:
+            torch.save(checkpoint, handle)
+
+
+class EpochBookkeeping(Callback):
+    """Logs wall seconds per epoch (``time/epoch_s``) and tells the CSV logger where a resumed
+    run starts, so repeated epochs replace their rows instead of duplicating them."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for logger in trainer.loggers:
+            if hasattr(logger, "start_epoch"):
+                logger.start_epoch(trainer.current_epoch)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.log("time/epoch_s", time.perf_counter() - self._started, on_epoch=True)
+
+
+def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg.trainer`` as ``lightning.Trainer`` arguments; unknown keys are a :class:`ConfigError`."""
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    assert isinstance(kwargs, dict)
+    allowed = set(inspect.signature(L.Trainer.__init__).parameters) - {"self", "logger", "callbacks", "plugins"}
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"trainer.{unknown[0]} is not a lightning.Trainer argument; allowed: {', '.join(sorted(allowed))}"
+        )
+    return kwargs
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """Instantiate every logger of the chosen ``logger/`` config (``None`` ones are dropped)."""
+    loggers = [instantiate(node) for node in cfg.logger.values()]
+    return [logger for logger in loggers if logger is not None]
+
+
+def build_module(cfg: DictConfig, image_shape: tuple[int, int, int]) -> VAE:
+    """The VAE of ``cfg`` for images of ``image_shape`` (also used to rebuild a run's model)."""
+    net = instantiate(cfg.model, in_channels=image_shape[0], image_size=image_shape[1])
+    divergence = instantiate(cfg.divergence)
+    return VAE(net, divergence, lam=cfg.lam, likelihood=cfg.likelihood, lr=cfg.optim.lr)
+
+
+def resume_from(cfg: DictConfig, run: RunDir) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path`` (``last`` meaning this run's last.ckpt), or
+    the run folder's last.ckpt when an unfinished run left one there."""
+    if cfg.ckpt_path == "last":
+        return str(run.checkpoint("last"))
+    if cfg.ckpt_path is not None:
+        return str(cfg.ckpt_path)
+    if run.last_ckpt.is_file():
+        log.info(f"Resuming the unfinished run in {run.path} from {run.last_ckpt.name}")
+        return str(run.last_ckpt)
+    return None
+
+
+def _finish_wandb() -> None:
+    """Close the W&B run so the next job of a sweep opens its own."""
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit (or resume) the run described by ``cfg`` in ``cfg.run_dir``, test it, record results.
+
+    Returns the final test reconstruction error (``None`` with ``test=false``). A run folder
+    whose status is ``completed`` is skipped, so re-running a sweep only runs what is missing.
+    """
+    run = RunDir.at(cfg.run_dir)
+    if run.status == COMPLETED:
+        log.info(f"Skipping {run.path}: already completed (delete status.json to run it again)")
+        return run.results.get("test/rec")
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(cfg)
+    run.set_status(RUNNING, pid=os.getpid())
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule: InMemoryDataModule = instantiate(cfg.dataset)
+    module = build_module(cfg, datamodule.image_shape)
+    loggers = build_loggers(cfg)
+    hparams = OmegaConf.to_container(cfg, resolve=True)
+    for logger in loggers:
+        logger.log_hyperparams(hparams)  # type: ignore[arg-type]
+    monitor = "val/loss" if datamodule.has_val else "train/loss"
+    checkpoints = ModelCheckpoint(
+        dirpath=run.checkpoints,
+        filename="best",
+        monitor=monitor,
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    kwargs = trainer_kwargs(cfg)
+    if not datamodule.has_val:
+        kwargs.update(limit_val_batches=0, num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        **kwargs,
+        default_root_dir=str(run.path),
+        logger=loggers or False,
+        callbacks=[checkpoints, EpochBookkeeping()],
+        plugins=[AtomicCheckpointIO()],
+    )
+    started = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from(cfg, run))
+        fit_seconds = time.perf_counter() - started
+        test = trainer.test(module, datamodule=datamodule, verbose=False)[0] if cfg.test else {}
+    except NonFiniteLossError as error:
+        saved = run.checkpoints / f"nonfinite-step{trainer.global_step}.ckpt"
+        trainer.save_checkpoint(saved)
+        run.set_status(FAILED, error=f"{error} (weights at that step: {saved.name})")
+        raise
+    except BaseException as error:
+        run.set_status(FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        _finish_wandb()
+
+    results = {
+        **{key: float(value) for key, value in test.items()},
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "fit_seconds_this_session": round(fit_seconds, 2),
+        "best_checkpoint": Path(checkpoints.best_model_path).name if checkpoints.best_model_path else None,
+    }
+    run.write_results(results)
+    run.set_status(COMPLETED)
+    log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
+    return results.get("test/rec")
