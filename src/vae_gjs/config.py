@@ -10,7 +10,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae_gjs.errors import (
     ConfigError,
-    as_real,
     check_choice,
     check_in_unit_interval,
     check_non_negative,

@@ -39,7 +39,9 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
         raise
 
 
-def write_atomic(path: str | os.PathLike[str], write: Callable[[IO[Any]], None], binary: bool = False) -> None:
+def write_atomic(
+    path: str | os.PathLike[str], write: Callable[[IO[Any]], None], binary: bool = False
+) -> None:
     """Call ``write(handle)`` on a temporary file and atomically move it to ``path``."""
     with atomic_open(path, "wb" if binary else "w") as handle:
         write(handle)

@@ -74,7 +74,11 @@ class AtomicCSVLogger(Logger):
         self._write()
 
     def _write(self) -> None:
-        columns = ["epoch", "step", *sorted({k for row in self.rows.values() for k in row} - {"epoch", "step"})]
+        columns = [
+            "epoch",
+            "step",
+            *sorted({k for row in self.rows.values() for k in row} - {"epoch", "step"}),
+        ]
         with atomic_open(self.path, "w") as handle:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
@@ -85,7 +89,9 @@ class AtomicCSVLogger(Logger):
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, float]]:
     """The rows of a ``metrics.csv`` as floats (missing cells as NaN), ordered by epoch."""
     with Path(path).open(newline="") as handle:
-        return [{k: float(v) if v != "" else math.nan for k, v in row.items()} for row in csv.DictReader(handle)]
+        return [
+            {k: float(v) if v != "" else math.nan for k, v in row.items()} for row in csv.DictReader(handle)
+        ]
 
 
 def _has_wandb_key() -> bool:

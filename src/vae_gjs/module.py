@@ -34,7 +34,12 @@ class VAE(L.LightningModule):
     """
 
     def __init__(
-        self, net: nn.Module, divergence: Divergence, lam: float = 1.0, likelihood: str = "gaussian", lr: float = 1e-4
+        self,
+        net: nn.Module,
+        divergence: Divergence,
+        lam: float = 1.0,
+        likelihood: str = "gaussian",
+        lr: float = 1e-4,
     ) -> None:
         super().__init__()
         self.net = net
@@ -88,7 +93,11 @@ class VAE(L.LightningModule):
         return loss
 
     def _raise_non_finite(self, rec: Tensor, div: Tensor) -> None:
-        bad = [name for name, term in (("reconstruction", rec), ("divergence", div)) if not torch.isfinite(term).all()]
+        bad = [
+            name
+            for name, term in (("reconstruction", rec), ("divergence", div))
+            if not torch.isfinite(term).all()
+        ]
         raise NonFiniteLossError(
             f"non-finite loss at step {self.global_step} (epoch {self.current_epoch}) "
             f"in the {' and the '.join(bad) or 'total'} term; the last checkpoint is kept"

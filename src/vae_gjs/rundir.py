@@ -113,7 +113,9 @@ class RunDir:
         """``last`` or ``best`` checkpoint, or a :class:`RunError` naming what is there."""
         path = self.last_ckpt if which == "last" else self.best_ckpt
         if not path.is_file():
-            present = sorted(p.name for p in self.checkpoints.glob("*.ckpt")) if self.checkpoints.is_dir() else []
+            present = (
+                sorted(p.name for p in self.checkpoints.glob("*.ckpt")) if self.checkpoints.is_dir() else []
+            )
             raise RunError(
                 f"{self.path} has no {which} checkpoint ({path.name}); "
                 f"checkpoints present: {', '.join(present) or 'none'}"

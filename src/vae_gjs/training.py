@@ -7,13 +7,14 @@ import logging
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
@@ -57,7 +58,12 @@ def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """``cfg.trainer`` as ``lightning.Trainer`` arguments; unknown keys are a :class:`ConfigError`."""
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(kwargs, dict)
-    allowed = set(inspect.signature(L.Trainer.__init__).parameters) - {"self", "logger", "callbacks", "plugins"}
+    allowed = set(inspect.signature(L.Trainer.__init__).parameters) - {
+        "self",
+        "logger",
+        "callbacks",
+        "plugins",
+    }
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ConfigError(
@@ -92,6 +98,21 @@ def resume_from(cfg: DictConfig, run: RunDir) -> str | None:
     return None
 
 
+def _quiet_library_logs() -> None:
+    """Let Hydra's handlers (console + the run's log file) print Lightning's messages once, and
+    drop a deprecation warning Lightning raises from its own internals."""
+    if logging.getLogger().handlers:
+        lightning_logger = logging.getLogger("lightning")
+        for handler in list(lightning_logger.handlers):
+            lightning_logger.removeHandler(handler)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def progress_bar() -> TQDMProgressBar:
+    """A progress bar refreshed every step on a terminal, every 100 steps into a log file."""
+    return TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 100)
+
+
 def _finish_wandb() -> None:
     """Close the W&B run so the next job of a sweep opens its own."""
     if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
@@ -111,6 +132,7 @@ def train(cfg: DictConfig) -> float | None:
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(cfg)
     run.set_status(RUNNING, pid=os.getpid())
+    _quiet_library_logs()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -138,7 +160,11 @@ def train(cfg: DictConfig) -> float | None:
         **kwargs,
         default_root_dir=str(run.path),
         logger=loggers or False,
-        callbacks=[checkpoints, EpochBookkeeping()],
+        callbacks=[
+            checkpoints,
+            EpochBookkeeping(),
+            *([progress_bar()] if kwargs.get("enable_progress_bar") else []),
+        ],
         plugins=[AtomicCheckpointIO()],
     )
     started = time.perf_counter()

@@ -173,7 +173,9 @@ class InMemoryDataModule(L.LightningDataModule):
         train = splits["train"]
         if self.val_size:
             if self.val_size >= len(train):
-                raise ValueError(f"dataset.val_size={self.val_size} leaves no training images (train has {len(train)})")
+                raise ValueError(
+                    f"dataset.val_size={self.val_size} leaves no training images (train has {len(train)})"
+                )
             order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.split_seed))
             splits["val"] = train.subset(order[: self.val_size])
             splits["train"] = train.subset(order[self.val_size :].sort().values)

@@ -39,7 +39,8 @@ def verify(folder: Path, expected: Mapping[str, str]) -> None:
     if missing:
         raise DataError(
             f"missing data files in {folder}: {', '.join(missing)} "
-            f"(expected: {', '.join(expected)}; set {ENV_DATA_DIR} or data_dir= to the folder that holds them)"
+            f"(expected: {', '.join(expected)}; "
+            f"set {ENV_DATA_DIR} or data_dir= to the folder that holds them)"
         )
     for name, digest in expected.items():
         actual = sha256(folder / name)
@@ -61,7 +62,8 @@ def download(url: str, destination: Path, expected_sha256: str | None = None, ti
             shutil.copyfileobj(response, out)
     except OSError as error:
         raise DataError(
-            f"could not download {url} ({error}); without internet, fetch it elsewhere and put it at {destination}"
+            f"could not download {url} ({error}); "
+            f"without internet, fetch it elsewhere and put it at {destination}"
         ) from error
     if expected_sha256 is not None:
         actual = sha256(destination)

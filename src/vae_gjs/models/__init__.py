@@ -3,4 +3,12 @@
 from vae_gjs.models.burgess import Burgess, BurgessDecoder, BurgessEncoder
 from vae_gjs.models.likelihoods import Bernoulli, Gaussian, Likelihood, build_likelihood
 
-__all__ = ["Bernoulli", "Burgess", "BurgessDecoder", "BurgessEncoder", "Gaussian", "Likelihood", "build_likelihood"]
+__all__ = [
+    "Bernoulli",
+    "Burgess",
+    "BurgessDecoder",
+    "BurgessEncoder",
+    "Gaussian",
+    "Likelihood",
+    "build_likelihood",
+]

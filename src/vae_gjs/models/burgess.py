@@ -23,7 +23,9 @@ def conv_layers(image_size: int) -> int:
     """Number of stride-2 convolutions that take ``image_size`` down to 4×4 (3 for 32, 4 for 64)."""
     layers = math.log2(image_size / BOTTOM) if image_size >= BOTTOM else -1
     if layers < 1 or not layers.is_integer():
-        raise ConfigError(f"image_size={image_size} is not supported; allowed: 4·2^k with k >= 1 (8, 16, 32, 64, ...)")
+        raise ConfigError(
+            f"image_size={image_size} is not supported; allowed: 4·2^k with k >= 1 (8, 16, 32, 64, ...)"
+        )
     return int(layers)
 
 
@@ -77,7 +79,12 @@ class BurgessDecoder(nn.Module):
     """``z [B, latent_dim] -> logits [B, C, H, W]``."""
 
     def __init__(
-        self, out_channels: int, image_size: int, latent_dim: int, hidden_channels: int = 32, hidden_dim: int = 256
+        self,
+        out_channels: int,
+        image_size: int,
+        latent_dim: int,
+        hidden_channels: int = 32,
+        hidden_dim: int = 256,
     ) -> None:
         super().__init__()
         n_conv = conv_layers(image_size)
@@ -94,7 +101,9 @@ class BurgessDecoder(nn.Module):
         for layer in range(n_conv):
             last = layer == n_conv - 1
             deconvs.append(
-                nn.ConvTranspose2d(hidden_channels, out_channels if last else hidden_channels, KERNEL, STRIDE, PADDING)
+                nn.ConvTranspose2d(
+                    hidden_channels, out_channels if last else hidden_channels, KERNEL, STRIDE, PADDING
+                )
             )
             if not last:
                 deconvs.append(nn.ReLU())
@@ -119,7 +128,9 @@ class Burgess(nn.Module):
         super().__init__()
         self.latent_dim = check_positive_int("model.latent_dim", latent_dim)
         self.image_shape = (in_channels, image_size, image_size)
-        self.encoder = BurgessEncoder(in_channels, image_size, latent_dim, hidden_channels, hidden_dim, logvar_bound)
+        self.encoder = BurgessEncoder(
+            in_channels, image_size, latent_dim, hidden_channels, hidden_dim, logvar_bound
+        )
         self.decoder = BurgessDecoder(in_channels, image_size, latent_dim, hidden_channels, hidden_dim)
         self.apply(init_weights)
 

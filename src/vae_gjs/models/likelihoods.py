@@ -42,7 +42,9 @@ class Gaussian(Likelihood):
 
     def log_prob(self, logits: Tensor, x: Tensor) -> Tensor:
         pixels = x[0].numel()
-        return -self.loss(logits, x) / (2 * self.variance) - 0.5 * pixels * math.log(2 * math.pi * self.variance)
+        return -self.loss(logits, x) / (2 * self.variance) - 0.5 * pixels * math.log(
+            2 * math.pi * self.variance
+        )
 
 
 class Bernoulli(Likelihood):

@@ -1,0 +1,99 @@
+"""Composition and validation of train.py's configuration (no training here)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hydra.utils import instantiate
+
+from hydra_plugins.vae_gjs_sweeper.sweeper import tidy_float
+from tests.conftest import compose_train
+from vae_gjs.config import group_name, run_name, sweep_subdir, validate
+from vae_gjs.divergences import DGJS, GJS, MMD, KLpq, KLqp, MMDReference
+from vae_gjs.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("choice", "cls", "lam"),
+    [
+        ("kl_qp", KLqp, 1.0),
+        ("kl_pq", KLpq, 1.0),
+        ("gjs", GJS, 1.0),
+        ("dgjs", DGJS, 1.0),
+        ("mmd", MMD, 500.0),
+        ("mmd_reference", MMDReference, 500.0),
+        ("beta_vae", KLqp, 4.0),
+    ],
+)
+def test_each_divergence_config_instantiates_its_class_and_lambda(choice: str, cls: type, lam: float) -> None:
+    cfg = compose_train([f"divergence={choice}", "alpha=0.2"])
+    divergence = instantiate(cfg.divergence)
+    assert type(divergence) is cls
+    assert cfg.lam == lam
+    if isinstance(divergence, GJS):
+        assert divergence.alpha == 0.2
+        assert divergence.dual is (choice == "dgjs")
+
+
+def test_command_line_lambda_overrides_a_preset() -> None:
+    assert compose_train(["divergence=beta_vae", "lam=8"]).lam == 8
+
+
+def test_dataset_and_model_configs_point_at_the_package() -> None:
+    cfg = compose_train(["dataset=fmnist"])
+    assert cfg.dataset._target_ == "vae_gjs.data.FashionMNIST"
+    assert cfg.model.latent_dim == 10
+    assert cfg.optim.lr == 1e-4 and cfg.dataset.batch_size == 64 and cfg.seed == 1234
+    assert cfg.trainer.max_epochs == 30
+
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("alpha=-0.1", ["alpha=-0.1", "[0, 1]"]),
+        ("alpha=1.5", ["alpha=1.5", "[0, 1]"]),
+        ("alpha=nan", ["alpha=nan", "finite"]),
+        ("alpha=abc", ["alpha='abc'", "number"]),
+        ("lam=-1", ["lam=-1", ">= 0"]),
+        ("model.latent_dim=0", ["model.latent_dim=0", ">= 1"]),
+        ("dataset.batch_size=0", ["dataset.batch_size=0", ">= 1"]),
+        ("likelihood=poisson", ["likelihood='poisson'", "bernoulli, gaussian"]),
+        ("optim.lr=0", ["optim.lr=0", "> 0"]),
+        ("seed=1.5", ["seed=1.5", "integer"]),
+        ("ckpt_path=/no/such.ckpt", ["ckpt_path='/no/such.ckpt'", "'last'"]),
+    ],
+)
+def test_validation_names_the_bad_value_and_what_is_allowed(override: str, fragments: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        validate(compose_train([override]))
+    message = str(info.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+
+
+def test_default_config_is_valid() -> None:
+    validate(compose_train())
+
+
+def test_run_name_group_and_subdir_are_readable() -> None:
+    cfg = compose_train(["divergence=gjs", "alpha=0.2", "dataset=fmnist"])
+    assert run_name("fmnist", "gjs", cfg.divergence, 1.0, 1234) == "fmnist-gjs-a0.2"
+    assert (
+        run_name("mnist", "beta_vae", compose_train(["divergence=beta_vae"]).divergence, 4.0, 1)
+        == "mnist-beta_vae-l4"
+    )
+    assert group_name("RunMode.RUN", "multirun/x") == "single"
+    assert group_name("RunMode.MULTIRUN", "multirun/2026-01-01_00-00-00") == "multirun-2026-01-01_00-00-00"
+    assert sweep_subdir("alpha=0.3,divergence=gjs", 4) == "alpha=0.3,divergence=gjs"
+    assert sweep_subdir("", 4) == "job4"
+
+
+@pytest.mark.parametrize(
+    ("raw", "tidy"),
+    [("0.30000000000000004", "0.3"), ("0.1", "0.1"), ("0.7000000000000001", "0.7"), ("2.5e-07", "2.5e-07")],
+)
+def test_float_range_values_are_rounded(raw: str, tidy: str) -> None:
+    assert tidy_float(raw) == tidy
+    assert math.isclose(float(tidy_float(raw)), float(raw), rel_tol=1e-12)
