@@ -69,7 +69,9 @@ class MMD(Divergence):
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         prior = torch.randn_like(z)
         scale = self.scale if self.scale is not None else 2.0 * mu.shape[-1]
-        value = mmd2(z, prior, self.kernels[self.kernel](scale), biased=self.biased)
+        # The U-statistic needs two rows; a lone row (a last batch of one) gets the V-statistic.
+        biased = self.biased or mu.shape[0] < 2
+        value = mmd2(z, prior, self.kernels[self.kernel](scale), biased=biased)
         return value.expand(mu.shape[0])
 
 
