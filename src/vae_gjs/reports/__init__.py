@@ -1,0 +1,9 @@
+"""Reports built from run folders alone (no W&B access): Table 1, Figures 3 and 5."""
+
+from vae_gjs.reports.collect import RunRecord, collect
+from vae_gjs.reports.figures import figure3, figure5
+from vae_gjs.reports.table1 import PaperTable, table1
+
+REPORTS = ("table1", "fig3", "fig5")
+
+__all__ = ["REPORTS", "PaperTable", "RunRecord", "collect", "figure3", "figure5", "table1"]

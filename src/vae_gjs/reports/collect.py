@@ -1,0 +1,85 @@
+"""Read the runs of a sweep folder into flat records: what was run and what it measured."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from vae_gjs.rundir import RunDir
+
+NAN = math.nan
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a sweep. Errors are per-image SSE with z = μ (Table 1's metric); ``log_px``
+    is the importance-sampled test log-evidence with its 95% bootstrap CI."""
+
+    path: Path
+    dataset: str
+    divergence: str
+    alpha: float
+    lam: float
+    budget: str
+    status: str
+    epochs: int | None
+    evaluated: bool
+    train_sse: float = NAN
+    test_sse: float = NAN
+    train_div: float = NAN
+    test_div: float = NAN
+    log_px: float = NAN
+    log_px_ci: tuple[float, float] = (NAN, NAN)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "completed" and self.evaluated
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_run(path: Path) -> RunRecord:
+    """The record of one run folder (missing measurements are NaN)."""
+    run = RunDir.at(path)
+    cfg = OmegaConf.to_container(OmegaConf.load(run.config_file), resolve=False)
+    assert isinstance(cfg, dict)
+    choices = cfg.get("choices", {})
+    evaluation = _read_json(run.eval_file)
+    metrics = evaluation.get("metrics", {})
+    results = run.results
+    return RunRecord(
+        path=path,
+        dataset=str(choices.get("dataset", "?")),
+        divergence=str(choices.get("divergence", "?")),
+        alpha=float(cfg.get("alpha", NAN)),
+        lam=float(cfg.get("lam", NAN)),
+        budget=str(choices.get("budget", "?")),
+        status=run.status or "unknown",
+        epochs=results.get("epochs"),
+        evaluated=bool(metrics),
+        train_sse=metrics.get("train/sse", NAN),
+        test_sse=metrics.get("test/sse", results.get("test/rec", NAN)),
+        train_div=metrics.get("train/div", NAN),
+        test_div=metrics.get("test/div", results.get("test/div", NAN)),
+        log_px=metrics.get("test/log_px", NAN),
+        log_px_ci=(metrics.get("test/log_px_ci_low", NAN), metrics.get("test/log_px_ci_high", NAN)),
+    )
+
+
+def run_folders(sweep_dir: str | Path) -> list[Path]:
+    """Every run folder (one holding a ``config.yaml``) directly inside ``sweep_dir``."""
+    return sorted(p for p in Path(sweep_dir).iterdir() if (p / "config.yaml").is_file())
+
+
+def collect(sweep_dir: str | Path) -> list[RunRecord]:
+    """The records of every run in ``sweep_dir``, sorted by divergence then α."""
+    records = [read_run(p) for p in run_folders(sweep_dir)]
+    return sorted(records, key=lambda r: (r.divergence, r.alpha))
