@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
-from vae_gjs.io import write_atomic
+from vae_gjs.plotting import pyplot, save_figure
 from vae_gjs.reports.collect import RunRecord
 
 FAMILIES = (("gjs", "JS$^{G_\\alpha}$"), ("dgjs", "JS$_*^{G_\\alpha}$"))
@@ -17,15 +16,6 @@ REFERENCES = (
     ("kl_pq", "KL(p‖q)", "tab:green"),
     ("mmd_reference", "MMD", "tab:purple"),
 )
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _series(records: list[RunRecord], divergence: str, attribute: str) -> tuple[list[float], list[float]]:
@@ -40,17 +30,10 @@ def _reference(records: list[RunRecord], divergence: str) -> RunRecord | None:
     return next((r for r in records if r.divergence == divergence and r.finished), None)
 
 
-def _save(fig: Any, path: Path) -> Path:
-    write_atomic(
-        path, lambda handle: fig.savefig(handle, format="png", dpi=130, bbox_inches="tight"), binary=True
-    )
-    return path
-
-
 def figure3(records: list[RunRecord], path: str | Path, title: str = "") -> Path:
     """Reconstruction (top) and divergence (bottom) against α for JS^{Gα} (left) and JS*^{Gα}
     (right); train dashed, test solid; KL(q‖p) and KL(p‖q) as horizontal lines."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
     rows = (("sse", "reconstruction error (SSE)"), ("div", "divergence"))
     for col, (family, family_label) in enumerate(FAMILIES):
@@ -79,15 +62,13 @@ def figure3(records: list[RunRecord], path: str | Path, title: str = "") -> Path
     axes[0][1].legend(fontsize=8, loc="best")
     fig.suptitle(title or "Figure 3: reconstruction and divergence against α (train dashed, test solid)")
     fig.tight_layout()
-    out = _save(fig, Path(path))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
 
 
 def figure5(records: list[RunRecord], path: str | Path, title: str = "") -> Path:
     """Importance-sampled test log-evidence with 95% bootstrap CIs against α for JS^{Gα} and
     JS*^{Gα}; KL(q‖p), KL(p‖q) and MMD as horizontal lines with their CI bands."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for family, label in FAMILIES:
         color, offset = FAMILY_STYLE[family]
@@ -113,6 +94,4 @@ def figure5(records: list[RunRecord], path: str | Path, title: str = "") -> Path
     ax.legend(fontsize=8)
     ax.set_title(title or "Figure 5: log model evidence with 95% bootstrap CIs")
     fig.tight_layout()
-    out = _save(fig, Path(path))
-    plt.close(fig)
-    return out
+    return save_figure(fig, path)
