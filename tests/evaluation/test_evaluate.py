@@ -1,0 +1,207 @@
+"""evaluate.py as a user runs it, on the tiny 4-step MNIST run of tests/conftest.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from tests.conftest import DATA_DIR, compose_train, run_script
+from vae_gjs.errors import ConfigError, RunError
+from vae_gjs.evaluation.options import load_run_config, main, validate_options
+from vae_gjs.rundir import RunDir
+
+pytestmark = pytest.mark.slow
+
+#: Small but complete: both splits (2 batches each), K = 4 over 2 test batches, figures.
+QUICK = ("k=4", "n_batches=2", "batch_size=50", "rec_batches=2", "bootstrap=200", "threads=1")
+FIGURES = {
+    "reconstructions": (342, 342),
+    "samples": (342, 342),
+    "traversals": (342, 342),
+}  # 10 rows of 32 + 2
+
+
+def _copy(run: Path, to: Path) -> Path:
+    shutil.copytree(run, to, ignore=shutil.ignore_patterns("eval.json", "figures"))
+    return to
+
+
+def _edit_config(run: Path, **changes: object) -> None:
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    for key, value in changes.items():
+        if value is None:
+            config.pop(key, None)
+        else:
+            config[key] = value
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def _evaluate_in_process(*overrides: str) -> object:
+    return main(compose_train([*QUICK, f"data_dir={DATA_DIR}", *overrides], config="evaluate"))
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A copy of the tiny run, evaluated by ``python evaluate.py``."""
+    run = _copy(tiny_run, tmp_path_factory.mktemp("evaluated") / "run")
+    result = run_script("evaluate.py", f"run_dir={run}", *QUICK, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not (Path(__file__).resolve().parents[2] / "outputs" / "evaluate").exists()
+    return run, json.loads((run / "eval.json").read_text())
+
+
+def test_eval_json_has_every_number(evaluated: tuple[Path, dict]) -> None:
+    _, record = evaluated
+    metrics = record["metrics"]
+    for split in ("train", "test"):
+        assert {f"{split}/{key}" for key in ("sse", "rec", "div", "loss", "kl_qp")} <= set(metrics)
+        assert record["n_images"][split] == 100  # rec_batches=2 of 50
+        assert len(record["kl_per_dim"][split]) == 10
+    assert {"test/log_px", "test/log_px_ci_low", "test/log_px_ci_high", "test/elbo"} <= set(metrics)
+    assert all(math.isfinite(value) for value in metrics.values())
+    evidence = record["evidence"]
+    assert evidence["k"] == 4 and evidence["n_batches"] == 2 and evidence["n_images"] == 100
+    assert evidence["ci95"][0] <= evidence["mean"] <= evidence["ci95"][1]
+    assert evidence["elbo_mean"] <= evidence["mean"]  # log-mean-exp of the weights >= their mean
+    assert record["checkpoint"]["which"] == "last" and record["checkpoint"]["global_step"] == 4
+    assert record["options"]["k"] == 4 and record["seed"] == 0 and record["config_version"] == 1
+    assert sorted(record["traversal"]["dims_by_test_kl"]) == list(range(10))
+    kl = record["kl_per_dim"]["test"]
+    assert [kl[d] for d in record["traversal"]["dims_by_test_kl"]] == sorted(kl, reverse=True)
+    assert set(record["timings_s"]) >= {"load", "evidence", "figures", "total"}
+
+
+def test_pngs_exist_with_the_grid_sizes(evaluated: tuple[Path, dict]) -> None:
+    run, record = evaluated
+    assert record["figures"] == {name: f"figures/{name}.png" for name in FIGURES}
+    for name, size in FIGURES.items():
+        with Image.open(run / "figures" / f"{name}.png") as image:
+            assert image.format == "PNG" and image.size == size
+
+
+def test_a_rerun_gives_identical_numbers(evaluated: tuple[Path, dict]) -> None:
+    run, record = evaluated
+    again = _evaluate_in_process(f"run_dir={run}", "force=true")
+    assert again["metrics"] == record["metrics"]
+    assert again["evidence"]["batch_log_px"] == record["evidence"]["batch_log_px"]
+    assert again["kl_per_dim"] == record["kl_per_dim"]
+
+
+def test_sweep_skips_done_runs_and_reports_every_failure(
+    evaluated: tuple[Path, dict], tmp_path: Path
+) -> None:
+    run, _ = evaluated
+    sweep = tmp_path / "sweep"
+    done = sweep / "alpha=0.1"
+    shutil.copytree(run, done)
+    written = (done / "eval.json").stat().st_mtime_ns
+    (sweep / "alpha=0.2").mkdir()  # a folder without config.yaml is not a run: ignored
+    no_checkpoint = _copy(run, sweep / "alpha=0.3")
+    (no_checkpoint / "checkpoints" / "last.ckpt").unlink()
+    old = _copy(run, sweep / "alpha=0.4")
+    _edit_config(old, config_version=None)
+    result = run_script("evaluate.py", f"sweep_dir={sweep}", *QUICK, timeout=300)
+    assert result.returncode != 0
+    error = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(error) == 1, result.stderr[-3000:]
+    assert "2 of 3 runs failed" in error[0]
+    assert "alpha=0.3: " in error[0] and "has no last checkpoint (last.ckpt)" in error[0]
+    assert "alpha=0.4: " in error[0] and "config from an older version" in error[0]
+    assert "Traceback" not in result.stderr
+    assert "Skipping" in result.stdout
+    assert (done / "eval.json").stat().st_mtime_ns == written
+    assert not (no_checkpoint / "eval.json").exists() and not (old / "eval.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [
+        ("not_a_run", "is not a run folder: it has no config.yaml"),
+        ("no_checkpoint", "has no best checkpoint (best.ckpt); checkpoints present: last.ckpt"),
+        ("old_config", "config from an older version of vae-gjs (config.yaml has no config_version"),
+    ],
+)
+def test_bad_run_folders_give_one_line(tiny_run: Path, tmp_path: Path, problem: str, message: str) -> None:
+    run = tmp_path / "run"
+    if problem == "not_a_run":
+        run.mkdir()
+    else:
+        _copy(tiny_run, run)
+    if problem == "no_checkpoint":
+        (run / "checkpoints" / "best.ckpt").unlink()
+    if problem == "old_config":
+        _edit_config(run, config_version=None)
+    result = run_script("evaluate.py", f"run_dir={run}", "checkpoint=best", *QUICK, timeout=120)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_newer_config_version_is_refused(tiny_run: Path, tmp_path: Path) -> None:
+    run = _copy(tiny_run, tmp_path / "run")
+    _edit_config(run, config_version=2)
+    with pytest.raises(RunError, match="config from a newer version of vae-gjs"):
+        load_run_config(RunDir.at(run))
+
+
+def test_weights_of_another_architecture_are_named(tiny_run: Path, tmp_path: Path) -> None:
+    from vae_gjs.evaluation.runner import load_module
+
+    run = _copy(tiny_run, tmp_path / "run")
+    _edit_config(run, model={**yaml.safe_load((run / "config.yaml").read_text())["model"], "latent_dim": 5})
+    with pytest.raises(
+        RunError, match=r"does not fit the architecture.*shapes \(checkpoint vs config\) net\.decoder"
+    ):
+        load_module(RunDir.at(run), load_run_config(RunDir.at(run)), "last", (1, 32, 32))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["report=table1"], "report='table1' is not available yet"),
+        ([], "give exactly one of run_dir"),
+        (["run_dir=a", "sweep_dir=b"], "give exactly one of run_dir"),
+        (["run_dir=a", "k=0"], "k=0 is not allowed"),
+        (["run_dir=a", "checkpoint=first"], "checkpoint='first' is unknown; allowed: best, last"),
+        (["run_dir=a", "splits=[train,valid]"], "splits='valid' is unknown"),
+        (["run_dir=a", "device=gpu"], "device='gpu' is unknown"),
+    ],
+)
+def test_bad_options_are_named(overrides: list[str], message: str) -> None:
+    cfg = compose_train(overrides, config="evaluate")
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        validate_options(cfg)
+
+
+def test_report_option_is_refused_before_torch_work() -> None:
+    result = run_script("evaluate.py", "report=table1", timeout=60)
+    assert result.returncode != 0
+    assert "Error: report='table1' is not available yet; allowed: null" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_wandb_gets_the_numbers_and_images(
+    evaluated: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, _ = evaluated
+    copy = _copy(run, tmp_path / "run")
+    wandb = {
+        "_target_": "vae_gjs.loggers.wandb_logger",
+        "project": "vae-gjs",
+        "save_dir": str(copy),
+        "mode": "offline",
+    }
+    _edit_config(copy, logger={"wandb": wandb})
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    record = _evaluate_in_process(f"run_dir={copy}", "splits=[test]")
+    assert record["metrics"]["test/log_px"] == pytest.approx(evaluated[1]["metrics"]["test/log_px"])
+    files = next((copy / "wandb").glob("offline-run-*/files"))
+    images = sorted(p.name.split("_")[0] for p in (files / "media" / "images" / "eval").glob("*.png"))
+    assert images == sorted(FIGURES)
