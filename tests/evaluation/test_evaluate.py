@@ -165,7 +165,8 @@ def test_weights_of_another_architecture_are_named(tiny_run: Path, tmp_path: Pat
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["report=table1"], "report='table1' is not available yet"),
+        (["report=table1"], "report=table1 needs sweep_dir"),
+        (["sweep_dir=a", "report=table2"], "report='table2' is unknown; allowed: fig3, fig5, table1"),
         ([], "give exactly one of run_dir"),
         (["run_dir=a", "sweep_dir=b"], "give exactly one of run_dir"),
         (["run_dir=a", "k=0"], "k=0 is not allowed"),
@@ -180,11 +181,43 @@ def test_bad_options_are_named(overrides: list[str], message: str) -> None:
         validate_options(cfg)
 
 
-def test_report_option_is_refused_before_torch_work() -> None:
+def test_report_option_is_checked_before_torch_work() -> None:
     result = run_script("evaluate.py", "report=table1", timeout=60)
     assert result.returncode != 0
-    assert "Error: report='table1' is not available yet; allowed: null" in result.stderr
+    assert "Error: report=table1 needs sweep_dir=<folder of run folders>" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_reports_evaluate_missing_runs_then_build_table_and_figures(
+    tiny_run: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    from vae_gjs.evaluation.options import main
+
+    sweep = tmp_path / "sweep"
+    _copy(tiny_run, sweep / "divergence=kl_qp")
+    quick = [
+        f"data_dir={data_dir}",
+        "k=2",
+        "n_batches=2",
+        "batch_size=16",
+        "rec_batches=2",
+        "bootstrap=20",
+        "figures=false",
+    ]
+    for report in ("table1", "fig3", "fig5"):
+        main(compose_train([f"sweep_dir={sweep}", f"report={report}", *quick], config="evaluate"))
+    assert (sweep / "divergence=kl_qp" / "eval.json").is_file()
+    table = (sweep / "reports" / "table1.md").read_text()
+    kl_qp = json.loads((sweep / "divergence=kl_qp" / "eval.json").read_text())["metrics"]["test/sse"]
+    assert f"| KL(q(z|x) ‖ p(z)) | {kl_qp:.2f} |  | 8.46 |" in table
+    assert "gjs α=0.1: no run folder" in table
+    assert {p.name for p in (sweep / "reports").iterdir()} == {
+        "table1.md",
+        "table1.csv",
+        "table1.tex",
+        "fig3.png",
+        "fig5.png",
+    }
 
 
 def test_wandb_gets_the_numbers_and_images(

@@ -48,7 +48,8 @@ class MNISTFamily(InMemoryDataModule):
             getattr(torchvision.datasets, self.torchvision_class)(str(root), train=False, download=True)
         except Exception as error:  # torchvision raises RuntimeError/URLError without network
             raise DataError(
-                f"{self.name}: files missing in {self.raw_folder(root)} and the download failed ({error}). "
+                f"{self.name}: files missing in {self.raw_folder(root)} and the download failed "
+                f"({str(error).strip().splitlines()[0]}). "
                 f"Without internet, put {', '.join(self.sha256)} there (torchvision layout), "
                 "or point VAE_GJS_DATA_DIR / data_dir= at a folder that has them."
             ) from error

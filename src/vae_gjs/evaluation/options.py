@@ -9,6 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig
 
 from vae_gjs.errors import ConfigError, RunError, check_choice, check_positive_int, check_positive_real
+from vae_gjs.reports import REPORTS
 from vae_gjs.rundir import RunDir
 
 #: The ``config_version`` of conf/train.yaml this evaluation reads.
@@ -44,20 +45,11 @@ def _check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def validate_options(cfg: DictConfig) -> None:
-    """Raise a one-line :class:`ConfigError` for a bad value of conf/evaluate.yaml."""
-    if cfg.get("report") is not None:
-        raise ConfigError(
-            f"report={cfg.report!r} is not available yet; allowed: null "
-            "(the Table 1 / Fig. 3 / Fig. 5 reports come in a later version)"
-        )
-    if (cfg.get("run_dir") is None) == (cfg.get("sweep_dir") is None):
-        raise ConfigError(
-            "give exactly one of run_dir=<run folder> or sweep_dir=<folder of run folders>, "
-            "e.g. `python evaluate.py run_dir=outputs/mnist-kl_qp/2026-01-01_12-00-00`"
-        )
-    check_choice("checkpoint", cfg.checkpoint, CHECKPOINTS)
-    splits = cfg.splits
+def validate_eval_options(opts: DictConfig) -> None:
+    """Raise a one-line :class:`ConfigError` for a bad evaluation option (conf/eval/default.yaml),
+    whether it comes from evaluate.py (top-level keys) or from train.py (``eval.*``)."""
+    check_choice("checkpoint", opts.checkpoint, CHECKPOINTS)
+    splits = opts.splits
     if not isinstance(splits, (list, ListConfig)):
         raise ConfigError(
             f"splits={splits!r} is not a list; allowed: a list of {', '.join(SPLITS)}, e.g. [train,test]"
@@ -65,19 +57,33 @@ def validate_options(cfg: DictConfig) -> None:
     for split in splits:
         check_choice("splits", split, SPLITS)
     for name in ("k", "n_batches", "batch_size", "bootstrap"):
-        check_positive_int(name, cfg[name])
-    _check_int("seed", cfg.seed, 0)
-    _check_int("traversal_image", cfg.traversal_image, 0)
-    check_positive_real("traversal_range", cfg.traversal_range)
-    device = cfg.device
+        check_positive_int(name, opts[name])
+    _check_int("seed", opts.seed, 0)
+    _check_int("traversal_image", opts.traversal_image, 0)
+    check_positive_real("traversal_range", opts.traversal_range)
+    device = opts.device
     if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ConfigError(f"device={device!r} is unknown; allowed: auto, cpu, cuda, cuda:<index>")
-    if cfg.rec_batches is not None:
-        check_positive_int("rec_batches", cfg.rec_batches)
-    if cfg.threads is not None:
-        check_positive_int("threads", cfg.threads)
+    if opts.rec_batches is not None:
+        check_positive_int("rec_batches", opts.rec_batches)
+    if opts.threads is not None:
+        check_positive_int("threads", opts.threads)
+    _check_bool("figures", opts.figures)
+
+
+def validate_options(cfg: DictConfig) -> None:
+    """Raise a one-line :class:`ConfigError` for a bad value of conf/evaluate.yaml."""
+    if cfg.get("report") is not None:
+        check_choice("report", cfg.report, REPORTS)
+        if cfg.get("sweep_dir") is None:
+            raise ConfigError(f"report={cfg.report} needs sweep_dir=<folder of run folders>")
+    if (cfg.get("run_dir") is None) == (cfg.get("sweep_dir") is None):
+        raise ConfigError(
+            "give exactly one of run_dir=<run folder> or sweep_dir=<folder of run folders>, "
+            "e.g. `python evaluate.py run_dir=outputs/mnist-kl_qp/2026-01-01_12-00-00`"
+        )
+    validate_eval_options(cfg)
     _check_bool("force", cfg.force)
-    _check_bool("figures", cfg.figures)
 
 
 def load_run_config(run: RunDir) -> DictConfig:

@@ -389,10 +389,11 @@ def log_to_wandb(
 # --------------------------------------------------------------------------- sweeps and entry
 
 
-def evaluate_sweep(folder: str | Path, cfg: DictConfig) -> list[dict[str, Any]]:
+def evaluate_sweep(folder: str | Path, cfg: DictConfig, strict: bool = True) -> list[dict[str, Any]]:
     """Evaluate every immediate subfolder of ``folder`` that holds a config.yaml, skipping the
     done ones (unless ``force``); a failing run does not stop the others, and the failures are
-    reported together at the end as one :class:`RunError`."""
+    reported together at the end as one :class:`RunError` (``strict``) or logged (reports list
+    the runs they lack)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RunError(f"sweep folder {folder} does not exist")
@@ -411,7 +412,7 @@ def evaluate_sweep(folder: str | Path, cfg: DictConfig) -> list[dict[str, Any]]:
                 log.exception(f"{path.name} failed")
             failures.append(f"{path.name}: {error}")
             log.error(f"{path.name} failed: {error}")
-    if failures:
+    if failures and strict:
         raise RunError(f"{len(failures)} of {len(runs)} runs failed: " + " | ".join(failures))
     log.info(f"Evaluated {len(runs)} runs in {folder}")
     return records
@@ -421,6 +422,27 @@ def evaluate(cfg: DictConfig) -> Any:
     """The task of ``evaluate.py`` (options already validated)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if cfg.report is not None:
+        evaluate_sweep(cfg.sweep_dir, cfg, strict=False)
+        return write_report(cfg.report, cfg.sweep_dir)
     if cfg.sweep_dir is not None:
         return evaluate_sweep(cfg.sweep_dir, cfg)
     return evaluate_run(cfg.run_dir, cfg)
+
+
+def write_report(report: str, sweep_dir: str | Path) -> list[Path]:
+    """Build ``report`` (table1, fig3, fig5) from the run folders of ``sweep_dir`` into
+    ``<sweep_dir>/reports/``; Table 1 is also printed."""
+    from vae_gjs import reports
+
+    records = reports.collect(sweep_dir)
+    out = Path(sweep_dir) / "reports"
+    if report == "table1":
+        paths = list(reports.table1(records, out).values())
+        print(paths[0].read_text())
+    elif report == "fig3":
+        paths = [reports.figure3(records, out / "fig3.png")]
+    else:
+        paths = [reports.figure5(records, out / "fig5.png")]
+    log.info("Wrote " + ", ".join(str(p) for p in paths))
+    return paths
