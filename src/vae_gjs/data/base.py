@@ -48,6 +48,58 @@ class UInt8Images:
         return self.pixels[indices].float().div_(255.0)
 
 
+#: Shifts that take a byte to its 8 pixels, most significant bit first (``np.packbits`` order).
+_BIT_SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)
+
+
+@dataclass
+class PackedBitImages:
+    """Binary images kept bit-packed, 8 pixels a byte, most significant bit first (``np.packbits``).
+
+    Without ``offsets``, ``packed[i]`` is image ``i`` flattened (C, H, W): ``[N, C·H·W/8]`` uint8,
+    1/8 of :class:`UInt8Images`. With ``offsets``, ``packed[i]`` holds only a ``window`` = (h, w)
+    crop of image ``i`` (flattened (C, h, w)), whose top-left corner is at ``offsets[i]`` =
+    (row, col); the rest of the image is 0 (for small objects on an empty background).
+    A batch is one gather, one shift and one mask (plus one scatter for windows).
+    """
+
+    packed: Tensor
+    shape: tuple[int, int, int]
+    offsets: Tensor | None = None
+    window: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        channels, height, width = self.shape
+        h, w = self.window if self.offsets is not None and self.window else (height, width)
+        pixels = channels * h * w
+        if pixels % 8 or self.packed.dtype != torch.uint8 or self.packed.shape[1:] != (pixels // 8,):
+            raise ValueError(f"packed images of {self.shape} (window {h}×{w}) need uint8 [N, {pixels / 8:g}]")
+        if self.offsets is not None and (
+            self.offsets.shape != (self.packed.shape[0], 2) or not h <= height or not w <= width
+        ):
+            raise ValueError(f"offsets must be [N, 2] (row, col) of {h}×{w} windows inside {height}×{width}")
+        self._grid = (torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w))
+
+    def __len__(self) -> int:
+        return self.packed.shape[0]
+
+    def batch(self, indices: Tensor) -> Tensor:
+        n = indices.shape[0]
+        bits = ((self.packed[indices].unsqueeze(-1) >> _BIT_SHIFTS) & 1).float()
+        if self.offsets is None:
+            return bits.view(n, *self.shape)
+        channels, height, width = self.shape
+        h, w = self._grid[0].shape[1], self._grid[1].shape[2]
+        corner = self.offsets[indices].long()
+        rows = corner[:, 0].view(n, 1, 1) + self._grid[0]
+        cols = corner[:, 1].view(n, 1, 1) + self._grid[1]
+        images = bits.new_zeros(n, channels, height, width)
+        images[torch.arange(n).view(n, 1, 1), :, rows, cols] = bits.view(n, channels, h, w).permute(
+            0, 2, 3, 1
+        )
+        return images
+
+
 @dataclass
 class Split:
     """One split of a dataset: images and a target per image (class label, factor index, model id)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import urllib.request
@@ -10,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from vae_gjs.errors import DataError
-from vae_gjs.io import atomic_open
+from vae_gjs.io import atomic_open, file_digest
 
 ENV_DATA_DIR = "VAE_GJS_DATA_DIR"
 
@@ -18,15 +17,6 @@ ENV_DATA_DIR = "VAE_GJS_DATA_DIR"
 def data_root(root: str | os.PathLike[str] | None = None) -> Path:
     """The data folder: ``root`` if given, else ``$VAE_GJS_DATA_DIR``, else ``./data``."""
     return Path(root or os.environ.get(ENV_DATA_DIR) or "data").expanduser()
-
-
-def sha256(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(folder: Path, expected: Mapping[str, str]) -> None:
@@ -43,7 +33,7 @@ def verify(folder: Path, expected: Mapping[str, str]) -> None:
             f"set {ENV_DATA_DIR} or data_dir= to the folder that holds them)"
         )
     for name, digest in expected.items():
-        actual = sha256(folder / name)
+        actual = file_digest(folder / name)
         if actual != digest:
             raise DataError(
                 f"corrupt data file {folder / name}: SHA-256 {actual} != expected {digest} "
@@ -66,7 +56,7 @@ def download(url: str, destination: Path, expected_sha256: str | None = None, ti
             f"without internet, fetch it elsewhere and put it at {destination}"
         ) from error
     if expected_sha256 is not None:
-        actual = sha256(destination)
+        actual = file_digest(destination)
         if actual != expected_sha256:
             destination.unlink()
             raise DataError(f"download of {url} has SHA-256 {actual}, expected {expected_sha256}; removed it")

@@ -15,7 +15,6 @@ the numbers and images in their W&B run (same run id, never blocking without net
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -42,7 +41,7 @@ from vae_gjs.evaluation.images import (
 )
 from vae_gjs.evaluation.options import CONFIG_VERSION, RESULT_KEYS, load_run_config
 from vae_gjs.evaluation.reconstruction import reconstruction_metrics
-from vae_gjs.io import write_json
+from vae_gjs.io import file_digest, write_json
 from vae_gjs.module import VAE
 from vae_gjs.rundir import COMPLETED, RunDir
 from vae_gjs.training import build_module
@@ -72,14 +71,6 @@ def resolve_device(name: str) -> torch.device:
                 f"device={name} but there are {count} CUDA devices; allowed: cuda:0 to cuda:{count - 1}"
             )
     return device
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_datamodule(run_cfg: DictConfig, data_dir: str) -> InMemoryDataModule:
@@ -142,7 +133,7 @@ def load_module(
     info = {
         "which": which,
         "file": str(path.relative_to(run.path)),
-        "sha256": file_sha256(path),
+        "sha256": file_digest(path),
         "epoch": checkpoint.get("epoch"),
         "global_step": checkpoint.get("global_step"),
     }
@@ -220,7 +211,7 @@ def evaluate_run(path: str | Path, cfg: DictConfig) -> dict[str, Any]:
     options = _options(cfg)
     device = resolve_device(cfg.device)
     if not cfg.force:
-        existing = _done(run, options, file_sha256(ckpt_path))
+        existing = _done(run, options, file_digest(ckpt_path))
         if existing is not None:
             log.info(f"Skipping {run.path}: eval.json is up to date with these options (force=true to redo)")
             return existing
