@@ -80,8 +80,8 @@ def test_alpha_range_sweep_gives_exact_alphas_everywhere(tmp_path: Path) -> None
         ("dataset=cifar", "Could not find 'dataset/cifar'"),
     ],
 )
-def test_bad_values_fail_fast_with_one_line(override: str, message: str) -> None:
-    result = run_script("train.py", override, "logger=csv", timeout=120)
+def test_bad_values_fail_fast_with_one_line(override: str, message: str, tmp_path: Path) -> None:
+    result = run_script("train.py", override, "logger=csv", f"hydra.run.dir={tmp_path}", timeout=120)
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr + result.stdout

@@ -17,6 +17,12 @@ class UserError(CompactHydraException):
     """Printed by Hydra as its message alone, without a traceback."""
 
 
+def one_line(message: str) -> str:
+    """``message`` on one line: messages quoted from libraries (torchvision's failed download
+    lists every mirror on its own line) are joined with spaces."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def run_task(task: str, cfg: DictConfig, check: bool = True) -> Any:
     """Validate ``cfg``, import ``task`` (``"package.module.function"``) and call it on ``cfg``.
 
@@ -32,4 +38,4 @@ def run_task(task: str, cfg: DictConfig, check: bool = True) -> Any:
     except USER_ERRORS as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        raise UserError(f"Error: {error}") from error
+        raise UserError(f"Error: {one_line(str(error))}") from error

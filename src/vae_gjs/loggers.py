@@ -11,6 +11,7 @@ import socket
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
@@ -102,11 +103,24 @@ def _has_wandb_key() -> bool:
 
 
 def _reachable(host: str, port: int = 443, timeout: float = 2.0) -> bool:
+    if not host:
+        return False
     try:
         with socket.create_connection((host, port), timeout=timeout):
             return True
     except OSError:
         return False
+
+
+def _server(url: str) -> tuple[str, int]:
+    """Host and port of a W&B server URL (``http://localhost:8080`` -> ``("localhost", 8080)``;
+    without a port, 443 for https and 80 for http)."""
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.hostname or "", port or (80 if parts.scheme == "http" else 443)
 
 
 def resolve_wandb_mode(mode: str = "auto") -> str:
@@ -118,8 +132,7 @@ def resolve_wandb_mode(mode: str = "auto") -> str:
         return mode
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    host = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").split("://")[-1].split("/")[0]
-    if _has_wandb_key() and _reachable(host):
+    if _has_wandb_key() and _reachable(*_server(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))):
         return "online"
     log.info("W&B: no API key or no network, logging offline (sync later with `wandb sync`)")
     return "offline"

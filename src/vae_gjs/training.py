@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import random
 import sys
 import time
 import warnings
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
@@ -19,6 +21,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 
+from vae_gjs.checkpoints import check_fits, read_checkpoint
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, NonFiniteLossError
 from vae_gjs.io import atomic_open
@@ -52,6 +55,49 @@ class EpochBookkeeping(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pl_module.log("time/epoch_s", time.perf_counter() - self._started, on_epoch=True)
+
+
+class RandomState(Callback):
+    """Keeps the random number generators (torch CPU and CUDA, NumPy, Python) in every checkpoint
+    and restores them when training resumes from one.
+
+    Lightning restores weights, optimiser and loop counters but not the RNGs, so a resumed run
+    would draw different reparameterisation noise than the uninterrupted run. With the states
+    saved at the end of an epoch (last.ckpt) and put back just before the next epoch starts,
+    a killed-and-resumed run continues bit-identically on CPU (shuffling is seeded by
+    ``(seed, epoch)`` separately). Under DDP the states of rank 0 are saved. The states are
+    plain tensors and numbers, so ``torch.load(weights_only=True)`` still reads the checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        state: dict[str, Any] = {
+            "torch": torch.get_rng_state(),
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+            "python": random.getstate(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = state_dict  # applied at on_train_start, after everything set-up draws
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        state, self._pending = self._pending, None
+        if not state:
+            return
+        torch.set_rng_state(state["torch"])
+        if torch.cuda.is_available():  # as many devices as both runs have
+            for device, cuda_state in enumerate(state.get("cuda", [])[: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(cuda_state, device)
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        version, internal, gauss = state["python"]
+        random.setstate((version, tuple(internal), gauss))
 
 
 def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
@@ -129,20 +175,21 @@ def train(cfg: DictConfig) -> float | None:
     if run.status == COMPLETED:
         log.info(f"Skipping {run.path}: already completed (delete status.json to run it again)")
         return run.results.get("test/rec")
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(cfg)
-    run.set_status(RUNNING, pid=os.getpid())
     _quiet_library_logs()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
+    # Build and check everything before writing to the run folder: a bad value or a checkpoint
+    # that does not fit fails with the folder as it was (an unfinished run keeps its config.yaml
+    # and status.json), instead of leaving a "running" status that nothing will update.
+    kwargs = trainer_kwargs(cfg)
     datamodule: InMemoryDataModule = instantiate(cfg.dataset)
     module = build_module(cfg, datamodule.image_shape)
+    ckpt_path = resume_from(cfg, run)
+    if ckpt_path is not None:
+        check_fits(read_checkpoint(ckpt_path), module, ckpt_path, "the model of this config")
     loggers = build_loggers(cfg)
-    hparams = OmegaConf.to_container(cfg, resolve=True)
-    for logger in loggers:
-        logger.log_hyperparams(hparams)  # type: ignore[arg-type]
     monitor = "val/loss" if datamodule.has_val else "train/loss"
     checkpoints = ModelCheckpoint(
         dirpath=run.checkpoints,
@@ -153,7 +200,6 @@ def train(cfg: DictConfig) -> float | None:
         save_last=True,
         enable_version_counter=False,
     )
-    kwargs = trainer_kwargs(cfg)
     if not datamodule.has_val:
         kwargs.update(limit_val_batches=0, num_sanity_val_steps=0)
     trainer = L.Trainer(
@@ -163,13 +209,21 @@ def train(cfg: DictConfig) -> float | None:
         callbacks=[
             checkpoints,
             EpochBookkeeping(),
+            RandomState(),
             *([progress_bar()] if kwargs.get("enable_progress_bar") else []),
         ],
         plugins=[AtomicCheckpointIO()],
     )
+
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(cfg)
+    run.set_status(RUNNING, pid=os.getpid())
     started = time.perf_counter()
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume_from(cfg, run))
+        hparams = OmegaConf.to_container(cfg, resolve=True)
+        for logger in loggers:
+            logger.log_hyperparams(hparams)  # type: ignore[arg-type]
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         fit_seconds = time.perf_counter() - started
         test = trainer.test(module, datamodule=datamodule, verbose=False)[0] if cfg.test else {}
     except NonFiniteLossError as error:

@@ -292,3 +292,11 @@ def test_mmd_of_a_lone_row_falls_back_to_the_v_statistic() -> None:
     torch.manual_seed(0)
     value = MMD()(torch.zeros(1, 3), torch.zeros(1, 3))
     assert value.shape == (1,) and torch.isfinite(value).all() and value.item() >= 0
+
+
+def test_a_subclass_without_its_own_name_does_not_replace_its_parent() -> None:
+    class Tweaked(KLqp):
+        pass
+
+    assert build_divergence("kl_qp").__class__ is KLqp
+    assert Tweaked not in Divergence.registry.values()

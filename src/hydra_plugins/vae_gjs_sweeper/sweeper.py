@@ -38,6 +38,12 @@ def tidy_float(text: str) -> str:
     return repr(float(f"{float(text):.12g}"))
 
 
+def _describe(error: BaseException) -> str:
+    """A failed job's error on one line; compact (user-facing) errors need no class name."""
+    text = " ".join(str(error).split())
+    return text if isinstance(error, CompactHydraException) else f"{type(error).__name__}: {text}"
+
+
 def _is_float_range(override: Override) -> bool:
     return override.is_range_sweep() and isinstance(override.value().range(), FloatRange)
 
@@ -114,7 +120,7 @@ class VaeGjsSweeper(BasicSweeper):
             {
                 "overrides": list(r.overrides or []),
                 "run_dir": r.hydra_cfg.hydra.runtime.output_dir if r.hydra_cfg is not None else None,
-                "error": f"{type(r._return_value).__name__}: {r._return_value}",
+                "error": _describe(r._return_value),
             }
             for r in failed
         ]

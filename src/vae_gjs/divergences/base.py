@@ -23,7 +23,7 @@ class Divergence(nn.Module, ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.name:
+        if cls.__dict__.get("name"):  # its own name, not one inherited from a registered parent
             Divergence.registry[cls.name] = cls
 
     @abstractmethod

@@ -29,6 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from tqdm.auto import tqdm
 
+from vae_gjs.checkpoints import check_fits, model_weights, read_checkpoint
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, RunError
 from vae_gjs.evaluation.evidence import bootstrap_ci, model_evidence
@@ -88,24 +89,6 @@ def build_datamodule(run_cfg: DictConfig, data_dir: str) -> InMemoryDataModule:
     return datamodule
 
 
-def _architecture_mismatch(model: dict[str, torch.Size], saved: dict[str, torch.Size]) -> str:
-    def listed(keys: list[str]) -> str:
-        return ", ".join(keys[:3]) + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
-
-    problems = []
-    missing = sorted(set(model) - set(saved))
-    unexpected = sorted(set(saved) - set(model))
-    common = sorted(set(model) & set(saved))
-    shapes = [f"{key} {list(saved[key])} vs {list(model[key])}" for key in common if saved[key] != model[key]]
-    if missing:
-        problems.append(f"missing weights {listed(missing)}")
-    if unexpected:
-        problems.append(f"unexpected weights {listed(unexpected)}")
-    if shapes:
-        problems.append(f"shapes (checkpoint vs config) {listed(shapes)}")
-    return "; ".join(problems)
-
-
 def load_module(
     run: RunDir, run_cfg: DictConfig, which: str, image_shape: tuple[int, int, int]
 ) -> tuple[VAE, dict]:
@@ -115,21 +98,9 @@ def load_module(
         module = build_module(run_cfg, image_shape)
     except Exception as error:
         raise RunError(f"{run.path}: cannot rebuild the model from config.yaml: {error}") from error
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise RunError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from error
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise RunError(f"{path} is not a Lightning checkpoint of a VAE (it has no state_dict)")
-
-    def shapes(weights: dict[str, torch.Tensor]) -> dict[str, torch.Size]:
-        return {key: value.shape for key, value in weights.items() if not key.startswith("metrics.")}
-
-    mismatch = _architecture_mismatch(shapes(module.state_dict()), shapes(state))
-    if mismatch:
-        raise RunError(f"checkpoint {path} does not fit the architecture of {run.config_file}: {mismatch}")
-    module.load_state_dict({k: v for k, v in state.items() if not k.startswith("metrics.")}, strict=False)
+    checkpoint = read_checkpoint(path)
+    check_fits(checkpoint, module, path, f"the architecture of {run.config_file}")
+    module.load_state_dict(model_weights(checkpoint["state_dict"]), strict=False)
     info = {
         "which": which,
         "file": str(path.relative_to(run.path)),

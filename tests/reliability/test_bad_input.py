@@ -1,0 +1,270 @@
+"""Bad input to train.py and evaluate.py: a non-zero exit and one line that names the bad value
+and what is allowed, no traceback (unless HYDRA_FULL_ERROR=1). See docs/reliability.md."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import CONF, DATA_DIR, TINY, compose_train
+from tests.reliability.helpers import Launched, cli, launch, one_line_error
+from vae_gjs.rundir import RunDir
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("alpha=-0.1", ["alpha=-0.1 is outside [0, 1]", "allowed: a real number with 0 <= alpha <= 1"]),
+        ("alpha=1.5", ["alpha=1.5 is outside [0, 1]", "allowed: a real number with 0 <= alpha <= 1"]),
+        ("alpha=nan", ["alpha=nan is not finite", "allowed: a finite real number"]),
+        ("alpha=abc", ["alpha='abc' is not a number", "allowed: a finite real number"]),
+        ("lam=-1", ["lam=-1 is negative", "allowed: a real number >= 0"]),
+        ("model.latent_dim=0", ["model.latent_dim=0 is not allowed", "allowed: an integer >= 1"]),
+        ("dataset.batch_size=0", ["dataset.batch_size=0 is not allowed", "allowed: an integer >= 1"]),
+    ],
+)
+def test_bad_value_is_one_line_naming_it_and_what_is_allowed(
+    override: str, fragments: list[str], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    result = cli("train.py", override, *TINY, f"hydra.run.dir={run_dir}", logs=tmp_path, timeout=120)
+    one_line_error(result, *fragments)
+    assert not (run_dir / "status.json").exists()  # rejected before a run started
+
+
+@pytest.mark.parametrize("group", ["dataset", "divergence", "logger"])
+def test_unknown_option_of_a_group_lists_the_available_ones(group: str, tmp_path: Path) -> None:
+    result = cli("train.py", f"{group}=nope", logs=tmp_path, timeout=120)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    assert f"Could not find '{group}/nope'" in result.stderr
+    listed = result.stderr.split(f"Available options in '{group}':")[1]
+    for option in sorted(p.stem for p in (CONF / group).glob("*.yaml")):
+        assert f"\t{option}\n" in listed, option
+
+
+def test_hydra_full_error_shows_the_traceback(tmp_path: Path) -> None:
+    result = cli(
+        "train.py",
+        "alpha=1.5",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        logs=tmp_path,
+        env={"HYDRA_FULL_ERROR": "1"},
+    )
+    assert result.returncode != 0
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "vae_gjs.errors.ConfigError: alpha=1.5 is outside [0, 1]" in result.stderr
+
+
+# ---------------------------------------------------------------- errors found after Lightning loads
+# Each of these imports Lightning (seconds); they are started together and checked one by one.
+
+
+def _raw_with_truncated_labels(root: Path) -> Path:
+    """A data folder like the shared one, but with t10k-labels-idx1-ubyte cut short by 100 bytes."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for source in (DATA_DIR / "MNIST" / "raw").glob("*-ubyte"):
+        (raw / source.name).symlink_to(source)
+    labels = raw / "t10k-labels-idx1-ubyte"
+    data = labels.read_bytes()
+    labels.unlink()
+    labels.write_bytes(data[:-100])
+    return root
+
+
+def _foreign_checkpoint_run(finished_run: Path, folder: Path) -> Path:
+    """A copy of a finished run whose last.ckpt holds the weights of a latent_dim=4 model."""
+    shutil.copytree(finished_run, folder)
+    last = RunDir.at(folder).last_ckpt
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    from vae_gjs.training import build_module
+
+    checkpoint["state_dict"] = build_module(compose_train(["model.latent_dim=4"]), (1, 32, 32)).state_dict()
+    torch.save(checkpoint, last)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def finished_run(request: pytest.FixtureRequest) -> Path:
+    """The session's finished tiny run (conftest's ``tiny_run``), trained on one thread if this
+    module is the first to ask for it (two spinning threads crawl on a busy 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return request.getfixturevalue("tiny_run")
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def heavy(
+    tmp_path_factory: pytest.TempPathFactory, finished_run: Path
+) -> Iterator[dict[str, tuple[Launched, Path]]]:
+    """The slow bad inputs, started at once: ``name -> (process, folder)``."""
+    base = tmp_path_factory.mktemp("heavy")
+    # A failing download must fail at once wherever the tests run: every request goes to a closed port.
+    no_net = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": None}
+    started = {}
+    missing = base / "nowhere"
+    started["missing_data"] = (
+        launch(
+            "train.py",
+            *TINY,
+            f"data_dir={missing}",
+            f"hydra.run.dir={base / 'missing_run'}",
+            logs=base / "missing_logs",
+            env=no_net,
+        ),
+        missing,
+    )
+    corrupt = _raw_with_truncated_labels(base / "corrupt")
+    started["corrupt_data"] = (
+        launch(
+            "train.py",
+            *TINY,
+            f"data_dir={corrupt}",
+            f"hydra.run.dir={base / 'corrupt_run'}",
+            logs=base / "corrupt_logs",
+        ),
+        corrupt,
+    )
+    foreign = _foreign_checkpoint_run(finished_run, base / "foreign")
+    started["foreign_checkpoint"] = (
+        launch("evaluate.py", f"run_dir={foreign}", "figures=false", logs=base / "foreign_logs"),
+        foreign,
+    )
+    yield started
+    for process, _ in started.values():
+        if process.process.poll() is None:
+            process.process.kill()
+            process.process.wait()
+
+
+def _failed_status(run_dir: Path, fragment: str) -> None:
+    record = RunDir.at(run_dir)._read_json("status.json")
+    assert record["status"] == "failed" and fragment in record["error"], record
+
+
+def test_data_folder_that_does_not_exist(heavy: dict[str, tuple[Launched, Path]]) -> None:
+    process, folder = heavy["missing_data"]
+    line = one_line_error(
+        process.result(),
+        f"files missing in {folder / 'MNIST' / 'raw'}",
+        "the download failed",
+        "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte",
+        "VAE_GJS_DATA_DIR / data_dir=",
+    )
+    _failed_status(folder.parent / "missing_run", line.removeprefix("Error: ")[:60])
+
+
+def test_truncated_raw_file_fails_its_checksum(heavy: dict[str, tuple[Launched, Path]]) -> None:
+    process, folder = heavy["corrupt_data"]
+    line = one_line_error(
+        process.result(),
+        f"corrupt data file {folder / 'MNIST' / 'raw' / 't10k-labels-idx1-ubyte'}: SHA-256 ",
+        "!= expected ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        "delete it and download it again",
+    )
+    _failed_status(folder.parent / "corrupt_run", line.removeprefix("Error: ")[:60])
+
+
+def test_evaluate_a_run_folder_without_checkpoint(finished_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    shutil.rmtree(run_dir / "checkpoints")
+    result = cli("evaluate.py", f"run_dir={run_dir}", logs=tmp_path / "logs", timeout=180)
+    one_line_error(result, f"{run_dir} has no last checkpoint (last.ckpt)", "checkpoints present: none")
+
+
+def test_evaluate_a_checkpoint_of_another_architecture(heavy: dict[str, tuple[Launched, Path]]) -> None:
+    process, run_dir = heavy["foreign_checkpoint"]
+    one_line_error(
+        process.result(),
+        f"checkpoint {run_dir / 'checkpoints' / 'last.ckpt'} does not fit the architecture of "
+        f"{run_dir / 'config.yaml'}",
+        "net.encoder.fc.4.weight [8, 256] vs [20, 256]",
+    )
+    assert not (run_dir / "eval.json").exists()
+
+
+# ------------------------------------------ train.py: errors found before the run folder is touched
+
+
+def _train_error(overrides: list[str], run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The one-line error train.py gives for ``overrides`` (its code path, in this process)."""
+    from vae_gjs.cli import UserError, run_task
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    cfg = compose_train([*TINY, f"data_dir={DATA_DIR}", "threads=1", *overrides], run_dir=run_dir)
+    with pytest.raises(UserError) as info:
+        run_task("vae_gjs.training.train", cfg)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_train_ckpt_path_last_without_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    message = _train_error(["ckpt_path=last"], tmp_path / "run", monkeypatch)
+    assert (
+        message == f"Error: {tmp_path / 'run'} has no last checkpoint (last.ckpt); checkpoints present: none"
+    )
+    assert not (tmp_path / "run" / "status.json").exists()
+
+
+def test_train_unknown_trainer_argument_leaves_no_running_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    message = _train_error(["+trainer.max_epoch=3"], tmp_path / "run", monkeypatch)
+    assert message.startswith("Error: trainer.max_epoch is not a lightning.Trainer argument; allowed: ")
+    assert "max_epochs" in message
+    assert not (tmp_path / "run" / "status.json").exists()
+
+
+def test_train_from_a_checkpoint_of_another_architecture(
+    finished_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpoint = finished_run / "checkpoints" / "last.ckpt"  # latent_dim=10
+    expected = (
+        "Error: checkpoint {} does not fit the model of this config: shapes (checkpoint vs config) "
+        "net.decoder.fc.0.weight [256, 10] vs [256, 4], net.encoder.fc.4.bias [20] vs [8], "
+        "net.encoder.fc.4.weight [20, 256] vs [8, 256]; "
+        "allowed: a checkpoint of a run with the same model, dataset and divergence config"
+    )
+    given = _train_error(["model.latent_dim=4", f"ckpt_path={checkpoint}"], tmp_path / "given", monkeypatch)
+    assert given == expected.format(checkpoint)
+    # The same when an unfinished run's folder is reused with another architecture (automatic
+    # resumption); the folder stays as it was, so the right command still resumes it.
+    reused = tmp_path / "reused"
+    shutil.copytree(finished_run, reused)
+    (reused / "status.json").write_text('{"status": "running"}')
+    before = {p.name: p.read_bytes() for p in reused.iterdir() if p.is_file()}
+    auto = _train_error(["model.latent_dim=4"], reused, monkeypatch)
+    assert auto == expected.format(reused / "checkpoints" / "last.ckpt")
+    assert {p.name: p.read_bytes() for p in reused.iterdir() if p.is_file()} == before
+
+
+def test_train_from_a_file_that_is_not_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    garbage, foreign, truncated = tmp_path / "garbage.ckpt", tmp_path / "weights.pt", tmp_path / "cut.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    truncated.write_bytes(foreign.read_bytes()[:300])
+    message = _train_error([f"ckpt_path={garbage}"], tmp_path / "a", monkeypatch)
+    allowed = "allowed: a checkpoint written by train.py (<run_dir>/checkpoints/*.ckpt)"
+    assert message.startswith(f"Error: cannot read checkpoint {garbage} (UnpicklingError: ")
+    assert message.endswith(allowed)
+    message = _train_error([f"ckpt_path={truncated}"], tmp_path / "c", monkeypatch)
+    assert message == (
+        f"Error: cannot read checkpoint {truncated} (RuntimeError: PytorchStreamReader failed reading zip "
+        f"archive: failed finding central directory); {allowed}"
+    )
+    message = _train_error([f"ckpt_path={foreign}"], tmp_path / "b", monkeypatch)
+    assert (
+        message
+        == f"Error: {foreign} is not a checkpoint written by train.py (no Lightning state_dict); {allowed}"
+    )
