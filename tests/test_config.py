@@ -62,6 +62,8 @@ def test_dataset_and_model_configs_point_at_the_package() -> None:
         ("optim.lr=0", ["optim.lr=0", "> 0"]),
         ("seed=1.5", ["seed=1.5", "integer"]),
         ("ckpt_path=/no/such.ckpt", ["ckpt_path='/no/such.ckpt'", "'last'"]),
+        ("evaluate=yes", ["evaluate='yes'", "true or false"]),
+        ("eval.k=0", ["k=0", ">= 1"]),
     ],
 )
 def test_validation_names_the_bad_value_and_what_is_allowed(override: str, fragments: list[str]) -> None:

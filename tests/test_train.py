@@ -101,3 +101,14 @@ def test_a_run_continues_from_last_checkpoint(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["steps"] == 6 and results["epochs"] == 2
     assert [row["epoch"] for row in read_metrics(tmp_path / "metrics.csv")] == [0, 1, 2]
+
+
+def test_evaluate_true_writes_eval_json_after_training_and_on_a_rerun(tmp_path: Path) -> None:
+    quick = ["evaluate=true", "eval.k=2", "eval.n_batches=2", "eval.batch_size=16", "eval.rec_batches=2"]
+    train_tiny(tmp_path, [*quick, "eval.figures=false"])
+    first = json.loads((tmp_path / "eval.json").read_text())
+    assert first["evidence"]["k"] == 2 and first["metrics"]["test/sse"] > 0
+    assert not (tmp_path / "figures").exists()
+    train_tiny(tmp_path, quick)  # completed run: not retrained, but evaluated with the new options
+    assert (tmp_path / "figures" / "samples.png").is_file()
+    assert json.loads((tmp_path / "results.json").read_text())["steps"] == 4

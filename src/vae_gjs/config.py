@@ -16,6 +16,7 @@ from vae_gjs.errors import (
     check_positive_int,
     check_positive_real,
 )
+from vae_gjs.evaluation.options import validate_eval_options
 
 LIKELIHOODS = ("gaussian", "bernoulli")
 
@@ -80,6 +81,10 @@ def validate(cfg: DictConfig) -> None:
     for group in ("dataset", "divergence", "model"):
         if "_target_" not in _get(cfg, group):
             raise ConfigError(f"{group} has no _target_; choose one of the configs in conf/{group}/")
+    for flag in ("test", "evaluate", "compile"):
+        if not isinstance(_get(cfg, flag), bool):
+            raise ConfigError(f"{flag}={_get(cfg, flag)!r} is not allowed; allowed: true or false")
+    validate_eval_options(_get(cfg, "eval"))
     ckpt = _get(cfg, "ckpt_path")
     if ckpt not in (None, "last") and not Path(str(ckpt)).is_file():
         raise ConfigError(f"ckpt_path={ckpt!r} does not exist; allowed: null, 'last' or a checkpoint file")

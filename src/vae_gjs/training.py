@@ -9,6 +9,7 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from vae_gjs.checkpoints import check_fits, read_checkpoint
@@ -165,15 +167,28 @@ def _finish_wandb() -> None:
         sys.modules["wandb"].finish()
 
 
-def train(cfg: DictConfig) -> float | None:
-    """Fit (or resume) the run described by ``cfg`` in ``cfg.run_dir``, test it, record results.
+def evaluate_after_training(cfg: DictConfig, run: RunDir) -> None:
+    """Evaluate the run like ``evaluate.py run_dir=<run>`` with the options ``cfg.eval``
+    (skipped when its eval.json is up to date)."""
+    from vae_gjs.evaluation.runner import evaluate_run
+
+    options = {**OmegaConf.to_container(cfg.eval, resolve=True), "data_dir": cfg.data_dir, "force": False}
+    evaluate_run(run.path, OmegaConf.create(options))
+
+
+def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
+    """Fit (or resume) the run described by ``cfg`` in ``cfg.run_dir``, test it, record results,
+    and with ``evaluate=true`` evaluate it. ``callbacks`` are added to the Trainer's own.
 
     Returns the final test reconstruction error (``None`` with ``test=false``). A run folder
-    whose status is ``completed`` is skipped, so re-running a sweep only runs what is missing.
+    whose status is ``completed`` is not trained again, so re-running a sweep only runs what is
+    missing. Only the process of rank 0 writes into the run folder.
     """
     run = RunDir.at(cfg.run_dir)
     if run.status == COMPLETED:
         log.info(f"Skipping {run.path}: already completed (delete status.json to run it again)")
+        if cfg.evaluate and rank_zero_only.rank == 0:
+            evaluate_after_training(cfg, run)
         return run.results.get("test/rec")
     _quiet_library_logs()
     if cfg.threads:
@@ -186,6 +201,8 @@ def train(cfg: DictConfig) -> float | None:
     kwargs = trainer_kwargs(cfg)
     datamodule: InMemoryDataModule = instantiate(cfg.dataset)
     module = build_module(cfg, datamodule.image_shape)
+    if cfg.compile:
+        module.net.compile()  # in place: the state_dict keeps its keys
     ckpt_path = resume_from(cfg, run)
     if ckpt_path is not None:
         check_fits(read_checkpoint(ckpt_path), module, ckpt_path, "the model of this config")
@@ -211,13 +228,16 @@ def train(cfg: DictConfig) -> float | None:
             EpochBookkeeping(),
             RandomState(),
             *([progress_bar()] if kwargs.get("enable_progress_bar") else []),
+            *callbacks,
         ],
         plugins=[AtomicCheckpointIO()],
     )
 
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(cfg)
-    run.set_status(RUNNING, pid=os.getpid())
+    writer = rank_zero_only.rank == 0
+    if writer:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(cfg)
+        run.set_status(RUNNING, pid=os.getpid())
     started = time.perf_counter()
     try:
         hparams = OmegaConf.to_container(cfg, resolve=True)
@@ -229,10 +249,12 @@ def train(cfg: DictConfig) -> float | None:
     except NonFiniteLossError as error:
         saved = run.checkpoints / f"nonfinite-step{trainer.global_step}.ckpt"
         trainer.save_checkpoint(saved)
-        run.set_status(FAILED, error=f"{error} (weights at that step: {saved.name})")
+        if writer:
+            run.set_status(FAILED, error=f"{error} (weights at that step: {saved.name})")
         raise
     except BaseException as error:
-        run.set_status(FAILED, error=f"{type(error).__name__}: {error}")
+        if writer:
+            run.set_status(FAILED, error=f"{type(error).__name__}: {error}")
         raise
     finally:
         _finish_wandb()
@@ -244,7 +266,10 @@ def train(cfg: DictConfig) -> float | None:
         "fit_seconds_this_session": round(fit_seconds, 2),
         "best_checkpoint": Path(checkpoints.best_model_path).name if checkpoints.best_model_path else None,
     }
-    run.write_results(results)
-    run.set_status(COMPLETED)
-    log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
+    if writer:
+        run.write_results(results)
+        run.set_status(COMPLETED)
+        log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
+        if cfg.evaluate:
+            evaluate_after_training(cfg, run)
     return results.get("test/rec")

@@ -1,0 +1,283 @@
+"""Throughput benchmark of the training and evaluation paths (``make bench``; not part of the tests).
+
+Measured in one process run, each case repeated after a warm-up, medians reported:
+
+1. ``real``: images/s of train.py's own path — ``vae_gjs.training.train`` with the composed
+   config (LightningModule + DataModule + Trainer, CSV logging and checkpoints on);
+2. ``bare``: the same model, loss and batches in a plain PyTorch loop (no Lightning, no Hydra,
+   no logging): the floor the platform is compared against;
+3. ``eval``: reconstruction with z = μ and importance-sampled log p(x) with K = 128;
+4. ``startup``: wall time of ``python train.py ... trainer.max_steps=1`` to exit, and of ``--help``;
+5. ``memory``: peak resident memory of a process running (1).
+
+Writes a table to stdout and JSON to ``benchmarks/results/<name>.json`` (atomically).
+
+    python benchmarks/run.py                    # everything, 1 and 2 threads
+    python benchmarks/run.py --only real bare --threads 1 --steps 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+import torch  # noqa: E402
+from lightning.pytorch.callbacks import Callback  # noqa: E402
+from tests.conftest import DATA_DIR, compose_train  # noqa: E402
+
+from vae_gjs.data import MNIST, InMemoryBatches  # noqa: E402
+from vae_gjs.io import write_json  # noqa: E402
+
+BATCH = 64
+
+
+class StepTimer(Callback):
+    """Wall time of training steps ``warmup`` .. end, batch fetch included (the real loop)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start: float | None = None
+        self.end = 0.0
+        self.steps = 0
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.warmup and self.start is None:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.start is not None:
+            self.end = time.perf_counter()
+            self.steps += 1
+
+
+def real_path(steps: int, warmup: int, threads: int, workdir: Path, compile_net: bool = False) -> float:
+    """Images/s of ``train()`` (train.py's task) between step ``warmup`` and ``warmup + steps``,
+    in a fresh run folder under ``workdir``."""
+    from vae_gjs import training
+
+    run_dir = Path(tempfile.mkdtemp(dir=workdir))
+    timer = StepTimer(warmup)
+    cfg = compose_train(
+        [
+            "logger=csv",
+            f"data_dir={DATA_DIR}",
+            f"trainer.max_steps={warmup + steps}",
+            "test=false",
+            f"threads={threads}",
+            f"compile={str(compile_net).lower()}",
+        ],
+        run_dir=run_dir,
+    )
+    training.train(cfg, callbacks=[timer])
+    assert timer.start is not None and timer.steps == steps, (timer.steps, steps)
+    return steps * BATCH / (timer.end - timer.start)
+
+
+def _mnist() -> MNIST:
+    dm = MNIST(root=str(DATA_DIR), download=False, batch_size=BATCH)
+    dm.setup()
+    return dm
+
+
+def bare_loop(steps: int, warmup: int, threads: int, compile_net: bool = False) -> dict[str, float]:
+    """Images/s of a plain loop over the same batches and model, and the share of data fetching."""
+    from vae_gjs.training import build_module
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = compose_train([f"data_dir={DATA_DIR}"])
+    module = build_module(cfg, (1, 32, 32))
+    net, divergence, likelihood = module.net, module.divergence, module.likelihood
+    if compile_net:
+        net.compile()
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-4)
+    batches = iter(InMemoryBatches(_mnist().splits["train"], BATCH, shuffle=True, seed=0))
+    fetch = 0.0
+    for step in range(warmup + steps):
+        if step == warmup:
+            start, fetch = time.perf_counter(), 0.0
+        tick = time.perf_counter()
+        x, _ = next(batches)
+        fetch += time.perf_counter() - tick
+        mu, logvar = net.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        loss = likelihood.loss(net.decode(z), x).mean() + divergence(mu, logvar).mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+    elapsed = time.perf_counter() - start
+    return {"images_per_s": steps * BATCH / elapsed, "data_share": fetch / elapsed}
+
+
+def evaluation(threads: int, batches: int) -> dict[str, float]:
+    """Reconstruction (z = μ) and K=128 log p(x) throughput on MNIST test images."""
+    from vae_gjs.evaluation.evidence import model_evidence
+    from vae_gjs.evaluation.reconstruction import reconstruction_metrics
+    from vae_gjs.training import build_module
+
+    torch.set_num_threads(threads)
+    module = build_module(compose_train([f"data_dir={DATA_DIR}"]), (1, 32, 32)).eval()
+    dm = _mnist()
+    tick = time.perf_counter()
+    reconstruction_metrics(module, dm.loader("test", 500))
+    rec = 10_000 / (time.perf_counter() - tick)
+    tick = time.perf_counter()
+    with torch.inference_mode():
+        model_evidence(
+            module.net.encode,
+            module.net.decode,
+            module.likelihood.log_prob,
+            dm.loader("test", 100),
+            128,
+            batches,
+        )
+    evidence = batches * 100 / (time.perf_counter() - tick)
+    return {
+        "reconstruction_images_per_s": rec,
+        "log_px_images_per_s": evidence,
+        "log_px_10k_s": 10_000 / evidence,
+    }
+
+
+def _timed(command: list[str]) -> float:
+    env = {**os.environ, "VAE_GJS_DATA_DIR": str(DATA_DIR), "WANDB_MODE": "offline"}
+    tick = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    return time.perf_counter() - tick
+
+
+def startup(run_dir: Path) -> dict[str, float]:
+    train = [sys.executable, "train.py", "logger=csv", "trainer.max_steps=1", "test=false"]
+    return {
+        "help_s": _timed([sys.executable, "train.py", "--help"]),
+        "one_step_s": _timed([*train, f"hydra.run.dir={run_dir / 'startup'}"]),
+    }
+
+
+def peak_memory(steps: int, threads: int) -> float:
+    """Peak RSS (MiB) of a child process running the real path."""
+    options = [
+        "--only",
+        "real",
+        "--steps",
+        str(steps),
+        "--repeats",
+        "1",
+        "--threads",
+        str(threads),
+        "--no-save",
+    ]
+    command = [sys.executable, __file__, *options]
+    env = {**os.environ, "VAE_GJS_DATA_DIR": str(DATA_DIR), "WANDB_MODE": "offline"}
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _median(repeats: int, measure: Callable[[], Any]) -> Any:
+    values = [measure() for _ in range(repeats)]
+    if isinstance(values[0], dict):
+        return {key: statistics.median(v[key] for v in values) for key in values[0]}
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", nargs="*", default=["real", "bare", "eval", "startup", "memory"])
+    parser.add_argument("--threads", nargs="*", type=int, default=[1, 2])
+    parser.add_argument("--steps", type=int, default=300, help="measured training steps per repeat")
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--evidence-batches", type=int, default=5, help="test batches of 100 for log p(x)")
+    parser.add_argument("--compile", action="store_true", help="also measure net.compile() (torch.compile)")
+    parser.add_argument("--name", default=time.strftime("%Y-%m-%d_%H-%M-%S"))
+    parser.add_argument("--no-save", action="store_true")
+    args = parser.parse_args()
+
+    results: dict[str, Any] = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "load_average_at_start": os.getloadavg(),
+        },
+        "settings": vars(args),
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        variants = [False, True] if args.compile else [False]
+        for threads in args.threads:
+            for compiled in variants:
+                tag = f"threads={threads}" + (", compiled" if compiled else "")
+                if "real" in args.only:
+                    real = _median(
+                        args.repeats,
+                        lambda t=threads, c=compiled: real_path(args.steps, args.warmup, t, tmp_path, c),
+                    )
+                    results[f"real ({tag})"] = real
+                    rows.append((f"(1) train.py path, {tag}", f"{real:,.0f} images/s"))
+                if "bare" in args.only:
+                    bare = _median(
+                        args.repeats, lambda t=threads, c=compiled: bare_loop(args.steps, args.warmup, t, c)
+                    )
+                    results[f"bare ({tag})"] = bare
+                    rows.append((f"(2) bare PyTorch loop, {tag}", f"{bare['images_per_s']:,.0f} images/s"))
+                    rows.append(("    data fetch share of a bare step", f"{bare['data_share']:.1%}"))
+                    if "real" in args.only:
+                        ratio = results[f"real ({tag})"] / bare["images_per_s"]
+                        results[f"ratio ({tag})"] = ratio
+                        rows.append((f"    (1)/(2), {tag}", f"{ratio:.3f}"))
+            if "eval" in args.only:
+                ev = _median(args.repeats, lambda t=threads: evaluation(t, args.evidence_batches))
+                results[f"eval (threads={threads})"] = ev
+                rows.append(
+                    (
+                        f"(3) reconstruction z=μ, threads={threads}",
+                        f"{ev['reconstruction_images_per_s']:,.0f} images/s",
+                    )
+                )
+                speed = f"{ev['log_px_images_per_s']:,.1f} images/s → {ev['log_px_10k_s']:.0f} s for 10,000"
+                rows.append((f"(3) log p(x) K=128, threads={threads}", speed))
+        if "startup" in args.only:
+            results["startup"] = _median(args.repeats, lambda: startup(tmp_path))
+            rows.append(("(4) train.py --help", f"{results['startup']['help_s']:.2f} s"))
+            rows.append(
+                ("(4) train.py ... trainer.max_steps=1, to exit", f"{results['startup']['one_step_s']:.1f} s")
+            )
+        if "memory" in args.only:
+            results["peak_rss_mib"] = peak_memory(args.steps, args.threads[0])
+            rows.append(
+                (f"(5) peak RSS of (1), threads={args.threads[0]}", f"{results['peak_rss_mib']:,.0f} MiB")
+            )
+    results["machine"]["load_average_at_end"] = os.getloadavg()
+
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'case':<{width}}  median of {args.repeats}")
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    print(f"load average: start {results['machine']['load_average_at_start']}, end {os.getloadavg()}")
+    if not args.no_save:
+        out = ROOT / "benchmarks" / "results" / f"{args.name}.json"
+        write_json(out, results)
+        print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
