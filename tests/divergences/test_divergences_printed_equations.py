@@ -34,26 +34,26 @@ ALPHAS = [0.1, 0.3, 0.5, 0.9]
 DOCS_SCRIPT = Path(__file__).resolve().parents[2] / "docs" / "check_printed_equations.py"
 
 
-def printed_intermediate(mu: float, var: float, a: float) -> tuple[float, float]:
-    """Eqs. (25)-(26) as printed: σ_a² = σ²/((1-a) + aσ²), μ_a = σ_a²(1-a)μ/σ²."""
-    var_a = var / ((1 - a) + a * var)
-    return var_a * (1 - a) * mu / var, var_a
+def _load_docs_script():  # docs/ is not a package: load the script that prints the docs' tables
+    spec = importlib.util.spec_from_file_location("check_printed_equations", DOCS_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: The printed Eqs. 23-26, typed once from the paper in docs/check_printed_equations.py.
+PRINTED = _load_docs_script()
+printed_intermediate = PRINTED.eq25_26
 
 
 def printed_eq23(mu: float, var: float, alpha: float, a: float) -> float:
-    mu_a, var_a = printed_intermediate(mu, var, a)
-    return 0.5 * (
-        ((1 - alpha) * var + alpha) / var_a
-        + math.log(var_a / var ** (1 - alpha))
-        + (1 - alpha) * (mu_a - mu) ** 2 / var_a
-        + alpha * mu_a**2 / var_a
-        - 1
-    )
+    """Eq. (23) as printed with the intermediate of Eqs. (25)-(26) at skew ``a``."""
+    return PRINTED.eq23(mu, var, alpha, *printed_intermediate(mu, var, a))
 
 
 def printed_eq24(mu: float, var: float, alpha: float, a: float, mu2_weight: float = 1.0) -> float:
-    mu_a, var_a = printed_intermediate(mu, var, a)
-    return 0.5 * (mu2_weight * mu**2 / var - mu_a**2 / var_a + math.log(var ** (1 - alpha) / var_a))
+    """Eq. (24) as printed (``mu2_weight = 1``) with the intermediate of Eqs. (25)-(26) at skew ``a``."""
+    return PRINTED.eq24(mu, var, alpha, *printed_intermediate(mu, var, a), weight_mu2=mu2_weight)
 
 
 def _library(mu: float, var: float, alpha: float, dual: bool, prime: bool = True) -> float:
@@ -152,18 +152,12 @@ def test_primed_dual_has_no_log_normaliser_shortcut(mu, var):
 def test_docs_script_table_agrees_with_these_checks():
     """docs/check_printed_equations.py (whose output is pasted into docs/divergences.md) computes
     the same quantities; its numbers must agree with this module's."""
-    spec = importlib.util.spec_from_file_location("check_printed_equations", DOCS_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = PRINTED
     rows = module.rows()
     assert {(r["mu"], r["var"]) for r in rows} >= {(1.0, 0.5)}
     for r in rows:
         mu, var, alpha = r["mu"], r["var"], r["alpha"]
         quad = Quad1D(mu, var, 0.0, 1.0)
-        assert r["eq23"] == pytest.approx(printed_eq23(mu, var, alpha, a=alpha), abs=1e-12)
-        assert r["eq23_swapped"] == pytest.approx(printed_eq23(mu, var, alpha, a=1 - alpha), abs=1e-12)
-        assert r["eq24"] == pytest.approx(printed_eq24(mu, var, alpha, a=alpha), abs=1e-12)
-        assert r["eq24_swapped"] == pytest.approx(printed_eq24(mu, var, alpha, a=1 - alpha), abs=1e-12)
         for key, dual, prime in [
             ("js_nielsen", False, False),
             ("js_prime", False, True),
