@@ -195,6 +195,15 @@ def _median(repeats: int, measure: Callable[[], Any]) -> Any:
     return statistics.median(values)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), for the record of where the numbers came from."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -213,6 +222,7 @@ def main() -> None:
     results: dict[str, Any] = {
         "machine": {
             "platform": platform.platform(),
+            "cpu": cpu_model(),
             "cpu_count": os.cpu_count(),
             "torch": torch.__version__,
             "load_average_at_start": os.getloadavg(),
