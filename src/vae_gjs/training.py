@@ -156,9 +156,18 @@ def _quiet_library_logs() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar without the logger's version number (W&B's run id, noise here)."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
 def progress_bar() -> TQDMProgressBar:
     """A progress bar refreshed every step on a terminal, every 100 steps into a log file."""
-    return TQDMProgressBar(refresh_rate=1 if sys.stderr.isatty() else 100)
+    return ProgressBar(refresh_rate=1 if sys.stderr.isatty() else 100)
 
 
 def _finish_wandb() -> None:
