@@ -351,11 +351,14 @@ def log_to_wandb(
 # --------------------------------------------------------------------------- sweeps and entry
 
 
-def evaluate_sweep(folder: str | Path, cfg: DictConfig, strict: bool = True) -> list[dict[str, Any]]:
+def evaluate_sweep(folder: str | Path, cfg: DictConfig, for_report: bool = False) -> list[dict[str, Any]]:
     """Evaluate every immediate subfolder of ``folder`` that holds a config.yaml, skipping the
     done ones (unless ``force``); a failing run does not stop the others, and the failures are
-    reported together at the end as one :class:`RunError` (``strict``) or logged (reports list
-    the runs they lack)."""
+    reported together at the end as one :class:`RunError`.
+
+    ``for_report``: a run that has an eval.json is taken as it is, whatever options it was
+    evaluated with (e.g. by its own training job, ``evaluate=true``), and failures are only
+    logged: the report lists the runs it lacks."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RunError(f"sweep folder {folder} does not exist")
@@ -364,8 +367,11 @@ def evaluate_sweep(folder: str | Path, cfg: DictConfig, strict: bool = True) -> 
         if (folder / "config.yaml").is_file():
             raise RunError(f"{folder} is a run folder, not a sweep: use run_dir={folder}")
         raise RunError(f"{folder} holds no run folders (subfolders with a config.yaml written by train.py)")
-    records, failures = [], []
+    records, failures, kept = [], [], 0
     for number, path in enumerate(runs, 1):
+        if for_report and not cfg.force and RunDir.at(path).eval_file.is_file():
+            kept += 1
+            continue
         log.info(f"[{number}/{len(runs)}] {path.name}")
         try:
             records.append(evaluate_run(path, cfg))
@@ -374,9 +380,11 @@ def evaluate_sweep(folder: str | Path, cfg: DictConfig, strict: bool = True) -> 
                 log.exception(f"{path.name} failed")
             failures.append(f"{path.name}: {error}")
             log.error(f"{path.name} failed: {error}")
-    if failures and strict:
+    if failures and not for_report:
         raise RunError(f"{len(failures)} of {len(runs)} runs failed: " + " | ".join(failures))
-    log.info(f"Evaluated {len(runs)} runs in {folder}")
+    log.info(
+        f"Evaluated {len(runs) - kept - len(failures)} runs in {folder}, {len(failures)} failed, {kept} kept"
+    )
     return records
 
 
@@ -385,7 +393,7 @@ def evaluate(cfg: DictConfig) -> Any:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.report is not None:
-        evaluate_sweep(cfg.sweep_dir, cfg, strict=False)
+        evaluate_sweep(cfg.sweep_dir, cfg, for_report=True)
         return write_report(cfg.report, cfg.sweep_dir)
     if cfg.sweep_dir is not None:
         return evaluate_sweep(cfg.sweep_dir, cfg)
