@@ -42,7 +42,7 @@ def test_readme_command_trains_gjs_on_fashion_mnist(tmp_path: Path) -> None:
 
 
 def test_alpha_range_sweep_gives_exact_alphas_everywhere(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
+    sweep = tmp_path / "mnist"
     result = run_script(
         "train.py",
         "-m",
@@ -52,7 +52,8 @@ def test_alpha_range_sweep_gives_exact_alphas_everywhere(tmp_path: Path) -> None
         "trainer.max_steps=1",
         "trainer.limit_test_batches=1",
         "trainer.enable_progress_bar=false",
-        f"hydra.sweep.dir={sweep}",
+        # a sweep folder named after the composition, like conf/experiment/table1.yaml's
+        f"hydra.sweep.dir={tmp_path}/${{hydra:runtime.choices.dataset}}",
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import FloatRange, Override
 from hydra.core.utils import JobReturn, JobStatus
@@ -95,6 +96,9 @@ class VaeGjsSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
+        # The sweep folder may use ${hydra:runtime.choices...} (conf/experiment/table1.yaml):
+        # resolve it against the multirun's own config.
+        HydraConfig.instance().set_config(self.config)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
