@@ -58,10 +58,6 @@ class RunDir:
         return self.checkpoints / "best.ckpt"
 
     @property
-    def metrics_file(self) -> Path:
-        return self.path / "metrics.csv"
-
-    @property
     def results_file(self) -> Path:
         return self.path / "results.json"
 

@@ -33,11 +33,6 @@ def log_standard_normal(z: Tensor) -> Tensor:
     return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
 
 
-def log_diagonal_normal(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
-    """log N(z; μ, diag exp(logvar)), summed over the last dimension."""
-    return -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
-
-
 @dataclass(frozen=True)
 class ImportanceEstimate:
     """Per-image estimates ``[B]``: ``log_px`` (K-sample importance estimate of log p(x)) and

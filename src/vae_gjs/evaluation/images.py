@@ -29,12 +29,6 @@ def grid(images: Tensor, columns: int = COLUMNS) -> Tensor:
     return make_grid(images.detach().float().cpu().clamp(0, 1), nrow=columns, padding=PADDING, pad_value=1.0)
 
 
-def grid_size(rows: int, columns: int, image_size: int) -> tuple[int, int]:
-    """``(height, width)`` in pixels of a grid of ``rows × columns`` images of ``image_size``²."""
-    step = image_size + PADDING
-    return rows * step + PADDING, columns * step + PADDING
-
-
 def save_png(picture: Tensor, path: Path) -> Path:
     """Write a ``[C, H, W]`` picture in [0, 1] as a PNG, atomically."""
     write_atomic(path, lambda handle: save_image(picture, handle, format="png"), binary=True)
