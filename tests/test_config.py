@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 
 from hydra_plugins.vae_gjs_sweeper.sweeper import tidy_float
@@ -99,3 +101,28 @@ def test_run_name_group_and_subdir_are_readable() -> None:
 def test_float_range_values_are_rounded(raw: str, tidy: str) -> None:
     assert tidy_float(raw) == tidy
     assert math.isclose(float(tidy_float(raw)), float(raw), rel_tol=1e-12)
+
+
+def test_table1_experiment_is_the_papers_22_runs_grouped_for_wandb() -> None:
+    """The sweeper expands ``+experiment=table1``'s grid into 22 jobs (α rounded, baselines not
+    multiplied by α); each job composes to the paper's λ, the budget's settings and one W&B group."""
+    base = ["+experiment=table1", "dataset=mnist", "budget=cpu"]
+    compose_train(base)
+    hydra_cfg = HydraConfig.get()
+    sweeper = instantiate(hydra_cfg.sweeper)  # Hydra's plugin scan re-imports the sweeper module
+    sweeper.hydra_context = SimpleNamespace(config_loader=None)
+    (jobs,) = sweeper.split_arguments([], max_batch_size=None)
+    alphas = [f"{0.1 * i:.1f}" for i in range(1, 10)]
+    expected = [[f"divergence={d}", f"alpha={a}"] for d in ("gjs", "dgjs") for a in alphas]
+    expected += [[f"divergence={d}"] for d in ("kl_qp", "kl_pq", "beta_vae", "mmd_reference")]
+    assert jobs == expected
+    assert hydra_cfg.sweep.dir == "multirun/table1/mnist/cpu"
+
+    lam = {"gjs": 1.0, "dgjs": 1.0, "kl_qp": 1.0, "kl_pq": 1.0, "beta_vae": 4.0, "mmd_reference": 500.0}
+    for job in jobs:
+        cfg = compose_train([*base, *job])
+        folder = sweep_subdir(HydraConfig.get().job.override_dirname, 0)
+        assert folder == ",".join(sorted(job)), folder  # dataset and budget are in the parent folder
+        assert cfg.lam == lam[cfg.choices.divergence] and cfg.evaluate
+        assert cfg.group == "table1-mnist-cpu" and list(cfg.tags) == ["table1", "mnist", "budget-cpu"]
+        assert cfg.trainer.max_epochs == 18 and cfg.threads == 1 and cfg.eval.batch_size * cfg.eval.n_batches == 10_000
