@@ -8,6 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from vae_gjs.data.files import default_data_dir
 from vae_gjs.errors import (
     ConfigError,
     check_choice,
@@ -45,7 +46,13 @@ def sweep_subdir(override_dirname: str, job_num: Any) -> str:
 
 def register_resolvers() -> None:
     """Register the ``vae_gjs.*`` resolvers used in ``conf/`` (idempotent)."""
-    for name, fn in (("run_name", run_name), ("group", group_name), ("subdir", sweep_subdir)):
+    resolvers = (
+        ("run_name", run_name),
+        ("group", group_name),
+        ("subdir", sweep_subdir),
+        ("data_dir", default_data_dir),
+    )
+    for name, fn in resolvers:
         if not OmegaConf.has_resolver(f"vae_gjs.{name}"):
             OmegaConf.register_new_resolver(f"vae_gjs.{name}", fn)
 
