@@ -10,8 +10,7 @@ import torch
 import torchvision
 
 from tests.conftest import ROOT, compose_train
-from vae_gjs.data import files
-from vae_gjs.data import MNIST, FashionMNIST, InMemoryBatches, Split, UInt8Images
+from vae_gjs.data import MNIST, FashionMNIST, InMemoryBatches, Split, UInt8Images, files
 from vae_gjs.data.idx import read_idx
 from vae_gjs.errors import DataError
 
@@ -113,7 +112,7 @@ def test_failed_download_says_where_to_put_the_files(tmp_path: Path, monkeypatch
 def test_default_data_folder_env_then_local_then_shared_beside_the_clone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert files.SHARED_DATA_DIR == ROOT.parent / "shared" / "data"  # beside this clone
+    assert ROOT.parent / "shared" / "data" == files.SHARED_DATA_DIR  # beside this clone
     shared = tmp_path / "shared" / "data"
     monkeypatch.setattr(files, "SHARED_DATA_DIR", shared)
     monkeypatch.chdir(tmp_path)
