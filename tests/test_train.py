@@ -113,3 +113,12 @@ def test_evaluate_true_writes_eval_json_after_training_and_on_a_rerun(tmp_path: 
     train_tiny(tmp_path, quick)  # completed run: not retrained, but evaluated with the new options
     assert (tmp_path / "figures" / "samples.png").is_file()
     assert json.loads((tmp_path / "results.json").read_text())["steps"] == 4
+
+
+@pytest.mark.parametrize("args", [("--help",), ("alpha=1.5",), ("--cfg", "job")])
+def test_help_and_bad_values_answer_without_importing_torch(args: tuple[str, ...]) -> None:
+    """``--help``, ``--cfg`` and config errors must not wait for torch and Lightning (~7 s)."""
+    result = run_script("-X", "importtime", "train.py", *args, timeout=120)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "vae_gjs.cli" in imported or "hydra" in imported
+    assert not imported & {"torch", "lightning"}, sorted(imported & {"torch", "lightning"})

@@ -8,7 +8,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from vae_gjs.data.files import default_data_dir
 from vae_gjs.errors import (
     ConfigError,
     check_choice,
@@ -42,6 +41,14 @@ def group_name(mode: Any, sweep_dir: str) -> str:
 def sweep_subdir(override_dirname: str, job_num: Any) -> str:
     """A job's folder inside a sweep: its overrides (``alpha=0.3``), or ``job<N>`` if it has none."""
     return override_dirname.replace("/", "_") if override_dirname else f"job{job_num}"
+
+
+def default_data_dir() -> str:
+    """``data_dir``'s default (:func:`vae_gjs.data.files.default_data_dir`), imported only when a
+    config resolves it: the data package imports Lightning, which ``--help`` must not wait for."""
+    from vae_gjs.data.files import default_data_dir as find
+
+    return find()
 
 
 def register_resolvers() -> None:
