@@ -11,7 +11,7 @@ from hydra.utils import instantiate
 
 from hydra_plugins.vae_gjs_sweeper.sweeper import tidy_float
 from tests.conftest import compose_train
-from vae_gjs.config import group_name, run_name, sweep_subdir, validate
+from vae_gjs.config import group_name, run_name, sweep_subdir, unused_alpha, validate
 from vae_gjs.divergences import DGJS, GJS, MMD, KLpq, KLqp, MMDReference
 from vae_gjs.errors import ConfigError
 
@@ -127,3 +127,11 @@ def test_table1_experiment_is_the_papers_22_runs_grouped_for_wandb() -> None:
         assert cfg.group == "table1-mnist-cpu" and list(cfg.tags) == ["table1", "mnist", "budget-cpu"]
         assert cfg.trainer.max_epochs == 18 and cfg.threads == 1
         assert cfg.eval.batch_size * cfg.eval.n_batches == 10_000  # log p(x) on the whole test set
+
+
+def test_alpha_on_the_command_line_without_a_skewed_divergence_is_a_warning() -> None:
+    message = unused_alpha(compose_train(["alpha=0.3"]))  # the default divergence is kl_qp
+    assert message is not None and "alpha=0.3 has no effect with divergence=kl_qp" in message
+    assert unused_alpha(compose_train(["divergence=mmd", "alpha=0.3"])) is not None
+    assert unused_alpha(compose_train(["divergence=gjs", "alpha=0.3"])) is None
+    assert unused_alpha(compose_train(["divergence=kl_pq"])) is None  # alpha not set by the user

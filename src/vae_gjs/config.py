@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from vae_gjs.errors import (
 from vae_gjs.evaluation.options import validate_eval_options
 
 LIKELIHOODS = ("gaussian", "bernoulli")
+log = logging.getLogger(__name__)
 
 
 def run_name(dataset: str, divergence: str, divergence_cfg: Any, lam: Any, seed: Any) -> str:
@@ -71,8 +73,26 @@ def _get(cfg: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key}: {error}") from error
 
 
+def unused_alpha(cfg: DictConfig) -> str | None:
+    """A warning when ``alpha`` was set on the command line but the divergence has no α (e.g.
+    ``python train.py -m alpha=range(0.1,1,0.1)`` with the default ``kl_qp``: 9 identical runs)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized() or "alpha" in _get(cfg, "divergence"):
+        return None
+    hydra_cfg = HydraConfig.get()
+    if not any(o.split("=", 1)[0].lstrip("+~") == "alpha" for o in hydra_cfg.overrides.task):
+        return None
+    choice = hydra_cfg.runtime.choices.get("divergence")
+    return (
+        f"alpha={_get(cfg, 'alpha')} has no effect with divergence={choice}, which has no skew; "
+        "alpha is used by divergence=gjs and divergence=dgjs"
+    )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check every value a user is likely to get wrong; raise a one-line :class:`ConfigError`.
+    Values that are valid but have no effect (:func:`unused_alpha`) are logged as warnings.
 
     Runs before Lightning is imported, so a bad value fails in about a second.
     """
@@ -102,3 +122,6 @@ def validate(cfg: DictConfig) -> None:
     ckpt = _get(cfg, "ckpt_path")
     if ckpt not in (None, "last") and not Path(str(ckpt)).is_file():
         raise ConfigError(f"ckpt_path={ckpt!r} does not exist; allowed: null, 'last' or a checkpoint file")
+    warning = unused_alpha(cfg)
+    if warning:
+        log.warning(warning)
