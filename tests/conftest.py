@@ -15,10 +15,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from vae_gjs.config import register_resolvers
+from vae_gjs.data.files import ENV_DATA_DIR, SHARED_DATA_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-DATA_DIR = Path(os.environ.get("VAE_GJS_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+DATA_DIR = Path(os.environ.get(ENV_DATA_DIR) or SHARED_DATA_DIR).resolve()
 
 #: Overrides that make a run take seconds: a few steps, a slice of the test set, no W&B.
 TINY = (
