@@ -96,12 +96,12 @@ def _mnist() -> MNIST:
 
 def bare_loop(steps: int, warmup: int, threads: int, compile_net: bool = False) -> dict[str, float]:
     """Images/s of a plain loop over the same batches and model, and the share of data fetching."""
-    from vae_gjs.training import build_module
+    from vae_gjs.module import build_module
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     cfg = compose_train([f"data_dir={DATA_DIR}"])
-    module = build_module(cfg, (1, 32, 32))
+    module = build_module(cfg.module, (1, 32, 32))
     net, divergence, likelihood = module.net, module.divergence, module.likelihood
     if compile_net:
         net.compile()
@@ -128,10 +128,10 @@ def evaluation(threads: int, batches: int) -> dict[str, float]:
     """Reconstruction (z = μ) and K=128 log p(x) throughput on MNIST test images."""
     from vae_gjs.evaluation.evidence import model_evidence
     from vae_gjs.evaluation.reconstruction import reconstruction_metrics
-    from vae_gjs.training import build_module
+    from vae_gjs.module import build_module
 
     torch.set_num_threads(threads)
-    module = build_module(compose_train([f"data_dir={DATA_DIR}"]), (1, 32, 32)).eval()
+    module = build_module(compose_train([f"data_dir={DATA_DIR}"]).module, (1, 32, 32)).eval()
     dm = _mnist()
     tick = time.perf_counter()
     reconstruction_metrics(module, dm.loader("test", 500))

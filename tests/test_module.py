@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -44,8 +45,8 @@ def test_evaluation_decodes_the_mean_and_training_samples() -> None:
 
 
 class _Poisoned(Divergence):
-    def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        return torch.full_like(mu[:, 0], float("nan"))
+    def value_and_parts(self, mu: Tensor, logvar: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return torch.full_like(mu[:, 0], float("nan")), {}
 
 
 def test_non_finite_loss_names_the_step_and_the_term() -> None:
@@ -59,8 +60,10 @@ def test_loss_decreases_on_a_real_slice_of_mnist(data_dir: Path, tmp_path: Path)
     dm.setup()
     dm.splits["train"] = dm.splits["train"].subset(torch.arange(1024))
     dm.splits["test"] = dm.splits["test"].subset(torch.arange(512))
-    vae = _vae(GJS(alpha=0.5))
-    vae.lr = 1e-3
+    torch.manual_seed(0)
+    vae = VAE(
+        Burgess(in_channels=1, image_size=32), GJS(alpha=0.5), optimizer=partial(torch.optim.Adam, lr=1e-3)
+    )
     trainer = L.Trainer(
         max_epochs=4,
         logger=False,
@@ -74,3 +77,65 @@ def test_loss_decreases_on_a_real_slice_of_mnist(data_dir: Path, tmp_path: Path)
     assert torch.isfinite(torch.tensor(list(after.values()))).all()
     assert after["test/loss"] < 0.6 * before, (before, after)
     assert {"test/rec", "test/div", "test/kl_qp", "test/kl_q_m", "test/kl_p_m"} <= set(after)
+
+
+def test_per_image_terms_are_what_training_validation_and_evaluation_share() -> None:
+    vae = _vae(GJS(alpha=0.3), lam=2.0)
+    x, _ = _batch()
+    terms = vae.per_image_terms(x, sample=False)
+    mu, logvar = vae.net.encode(x)
+    kl_dims = 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar)
+    assert torch.equal(terms.mu, mu) and terms.rec.shape == terms.div.shape == (8,)
+    torch.testing.assert_close(terms.loss, terms.rec + 2.0 * terms.div)
+    torch.testing.assert_close(terms.kl_qp_dims(), kl_dims)
+    metrics = terms.metrics()
+    assert list(metrics) == ["rec", "div", "loss", "kl_qp", "kl_q_m", "kl_p_m"]
+    torch.testing.assert_close(metrics["div"], 0.7 * metrics["kl_q_m"] + 0.3 * metrics["kl_p_m"])
+    torch.testing.assert_close(metrics["kl_qp"], kl_dims.sum(1))
+    torch.manual_seed(5)
+    sampled = vae.per_image_terms(x, sample=True)
+    assert torch.equal(sampled.mu, mu) and not torch.equal(sampled.logits, terms.logits)
+
+
+class _LearnedSkew(Divergence):
+    """A divergence with a trainable parameter (as a learned α would be)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha = torch.nn.Parameter(torch.tensor(0.5))
+
+    def value_and_parts(self, mu: Tensor, logvar: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.alpha * KLqp()(mu, logvar), {}
+
+
+def test_optimizer_gets_one_named_parameter_group_per_role_with_its_options() -> None:
+    vae = VAE(
+        Burgess(in_channels=1, image_size=32),
+        _LearnedSkew(),
+        optimizer=partial(torch.optim.Adam, lr=1e-4),
+        param_groups={"divergence": {"lr": 0.25}},
+    )
+    optimizer = vae.configure_optimizers()
+    assert [g["name"] for g in optimizer.param_groups] == ["net", "divergence"]
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-4, 0.25]
+    assert optimizer.param_groups[1]["params"] == [vae.divergence.alpha]
+    net_params = sum(p.numel() for p in optimizer.param_groups[0]["params"])
+    assert net_params == sum(p.numel() for p in vae.net.parameters())
+    plain = _vae().configure_optimizers()  # a divergence without parameters has no group
+    assert [g["name"] for g in plain.param_groups] == ["net"] and isinstance(plain, torch.optim.Adam)
+
+
+def test_one_instantiate_builds_the_module_of_the_composed_config() -> None:
+    from tests.conftest import compose_train
+    from vae_gjs.module import build_module
+
+    cfg = compose_train(["divergence=dgjs", "alpha=0.2", "lam=3", "optim.lr=0.002", "likelihood=bernoulli"])
+    vae = build_module(cfg.module, (1, 32, 32))
+    assert type(vae.divergence).__name__ == "DGJS" and vae.divergence.alpha == 0.2
+    assert vae.lam == 3.0 and vae.likelihood.name == "bernoulli" and vae.net.latent_dim == 10
+    optimizer = vae.configure_optimizers()
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 0.002
+    hparams = dict(vae.hparams)  # plain values: a checkpoint holding them loads with weights_only
+    assert hparams["net"]["_target_"] == "vae_gjs.models.Burgess" and hparams["net"]["in_channels"] == 1
+    assert hparams["divergence"] == {"_target_": "vae_gjs.divergences.DGJS", "alpha": 0.2}
+    assert hparams["optimizer"] == {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.002}

@@ -2,60 +2,131 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
-from vae_gjs.divergences import Divergence, KLqp
-from vae_gjs.errors import NonFiniteLossError, check_non_negative, check_positive_real
+from vae_gjs.divergences import Divergence, kl_normal_dims
+from vae_gjs.errors import NonFiniteLossError, check_non_negative
 from vae_gjs.models import build_likelihood
 
-STAGES = ("train", "val", "test")
-#: Metrics every stage logs, each averaged over the images of the epoch.
-METRICS = ("rec", "div", "loss")
+#: Builds an optimiser from parameter groups (``functools.partial(torch.optim.Adam, lr=...)``).
+OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
+#: The default optimiser: Adam at the paper's learning rate 1e-4.
+DEFAULT_OPTIMIZER: dict[str, Any] = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-4}
+
+
+@dataclass(frozen=True)
+class PerImageTerms:
+    """Everything the VAE computes for a batch ``x [B, C, H, W]``, one value per image.
+
+    ``rec`` is the likelihood's reconstruction loss, ``div`` the divergence, ``loss`` =
+    rec + λ·div, ``parts`` the divergence's named parts (e.g. ``kl_q_m``, ``kl_p_m``); ``mu``,
+    ``logvar`` ``[B, d]`` and ``logits`` (the decoder's output) are kept for further metrics.
+    """
+
+    mu: Tensor
+    logvar: Tensor
+    logits: Tensor
+    rec: Tensor
+    div: Tensor
+    loss: Tensor
+    parts: dict[str, Tensor]
+
+    def kl_qp_dims(self) -> Tensor:
+        """KL(q(z|x) ‖ N(0, I)) per image and latent dimension ``[B, d]`` (Eq. 3 before the sum)."""
+        zeros = torch.zeros_like(self.mu)
+        return kl_normal_dims(self.mu, self.logvar, zeros, zeros)
+
+    def metrics(self) -> dict[str, Tensor]:
+        """The per-image values that validation, test and evaluation report: ``rec``, ``div``,
+        ``loss``, ``kl_qp`` (KL(q‖p) for every divergence) and the divergence's parts."""
+        return {
+            "rec": self.rec,
+            "div": self.div,
+            "loss": self.loss,
+            "kl_qp": self.kl_qp_dims().sum(-1),
+            **self.parts,
+        }
+
+
+def _plain(config: Any) -> Any:
+    """A config as plain containers (what a checkpoint can hold with ``weights_only=True``)."""
+    return OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else config
 
 
 class VAE(L.LightningModule):
     """A VAE with a pluggable latent regulariser.
 
     Args:
-        net: an autoencoder with ``encode(x) -> (mu, logvar)`` and ``decode(z) -> logits``.
-        divergence: a :class:`~vae_gjs.divergences.Divergence` of q(z|x) against N(0, I).
+        net: an autoencoder with ``encode(x) -> (mu, logvar)`` and ``decode(z) -> logits``, or
+            its config (``_target_`` and arguments), instantiated here.
+        divergence: a :class:`~vae_gjs.divergences.Divergence` of q(z|x) against N(0, I), or
+            its config.
         lam: λ, the weight of the divergence.
         likelihood: ``"gaussian"`` (per-image SSE, the metric of Table 1) or ``"bernoulli"``.
-        lr: Adam learning rate.
+        optimizer: builds the optimiser from parameter groups: a callable or a ``_partial_``
+            config (default: Adam, lr 1e-4).
+        param_groups: options per parameter role (``net``, ``divergence``), e.g.
+            ``{"divergence": {"lr": 1e-2}}``; a role without parameters has no group.
 
-    Training samples z with the reparameterisation trick; validation and test decode z = μ.
-    Per-image values are averaged over each epoch with torchmetrics and logged once an epoch:
-    ``<stage>/rec``, ``<stage>/div``, ``<stage>/loss``; in validation and test also
-    ``<stage>/kl_qp`` and the divergence's own parts, e.g. ``<stage>/kl_q_m``.
+    Configs given for ``net``, ``divergence`` and ``optimizer`` are saved as hyperparameters, so
+    a checkpoint can rebuild the model. Training samples z with the reparameterisation trick;
+    validation and test decode z = μ. Per-image values are averaged over each epoch with
+    torchmetrics and logged once an epoch: ``<stage>/rec``, ``<stage>/div``, ``<stage>/loss``;
+    in validation and test also ``<stage>/kl_qp`` and the divergence's parts, e.g. ``<stage>/kl_q_m``.
     """
 
     def __init__(
         self,
-        net: nn.Module,
-        divergence: Divergence,
+        net: nn.Module | Mapping[str, Any],
+        divergence: Divergence | Mapping[str, Any],
         lam: float = 1.0,
         likelihood: str = "gaussian",
-        lr: float = 1e-4,
+        optimizer: OptimizerFactory | Mapping[str, Any] | None = None,
+        param_groups: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         super().__init__()
-        self.net = net
-        self.divergence = divergence
+        optimizer = DEFAULT_OPTIMIZER if optimizer is None else optimizer
+        configs = {"net": net, "divergence": divergence, "optimizer": optimizer}
+        self.save_hyperparameters(
+            {
+                **{name: _plain(value) for name, value in configs.items() if isinstance(value, Mapping)},
+                "lam": lam,
+                "likelihood": likelihood,
+                "param_groups": _plain(param_groups) or {},
+            }
+        )
+        self.net = instantiate(net) if isinstance(net, Mapping) else net
+        self.divergence = instantiate(divergence) if isinstance(divergence, Mapping) else divergence
+        self.optimizer = instantiate(optimizer) if isinstance(optimizer, Mapping) else optimizer
+        self.param_groups = {role: dict(options) for role, options in (param_groups or {}).items()}
         self.lam = check_non_negative("lam", lam)
         self.likelihood = build_likelihood(likelihood)
-        self.lr = check_positive_real("optim.lr", lr)
-        self.kl_qp = KLqp()
-        self.save_hyperparameters(ignore=["net", "divergence"])
         self.metrics = nn.ModuleDict()
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Reconstruction logits decoded from z = μ, with μ and log σ²."""
         mu, logvar = self.net.encode(x)
         return self.net.decode(mu), mu, logvar
+
+    def per_image_terms(self, x: Tensor, sample: bool) -> PerImageTerms:
+        """Encode ``x``, decode z (``sample``: z ~ q(z|x) by reparameterisation; else z = μ) and
+        compute the reconstruction, the divergence with its parts and rec + λ·div per image.
+        The one computation behind training, validation, test and evaluation."""
+        mu, logvar = self.net.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu
+        logits = self.net.decode(z)
+        rec = self.likelihood.loss(logits, x)
+        div, parts = self.divergence.value_and_parts(mu, logvar)
+        return PerImageTerms(mu, logvar, logits, rec, div, rec + self.lam * div, parts)
 
     def _accumulate(self, stage: str, name: str, values: Tensor) -> None:
         """Add per-image ``values`` to the epoch's torchmetrics ``MeanMetric`` of ``stage/name``
@@ -75,22 +146,14 @@ class VAE(L.LightningModule):
                 metric.reset()
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        x = batch[0]
-        mu, logvar = self.net.encode(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if stage == "train" else mu
-        logits = self.net.decode(z)
-        rec = self.likelihood.loss(logits, x)
-        div = self.divergence(mu, logvar)
-        loss = rec.mean() + self.lam * div.mean()
-        if stage == "train" and not torch.isfinite(loss):
-            self._raise_non_finite(rec, div)
-        self._accumulate(stage, "rec", rec)
-        self._accumulate(stage, "div", div)
-        self._accumulate(stage, "loss", rec + self.lam * div)
-        if stage != "train":
-            self._accumulate(stage, "kl_qp", self.kl_qp(mu, logvar))
-            for name, part in self.divergence.terms(mu, logvar).items():
-                self._accumulate(stage, name, part)
+        training = stage == "train"
+        terms = self.per_image_terms(batch[0], sample=training)
+        loss = terms.rec.mean() + self.lam * terms.div.mean()
+        if training and not torch.isfinite(loss):
+            self._raise_non_finite(terms.rec, terms.div)
+        metrics = {"rec": terms.rec, "div": terms.div, "loss": terms.loss} if training else terms.metrics()
+        for name, values in metrics.items():
+            self._accumulate(stage, name, values)
         return loss
 
     def _raise_non_finite(self, rec: Tensor, div: Tensor) -> None:
@@ -125,5 +188,25 @@ class VAE(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_epoch("test")
 
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        """One optimiser parameter group per role that has trainable parameters: ``net`` (the
+        encoder/decoder) and ``divergence`` (e.g. a learned α), each named and carrying the
+        options of ``param_groups[role]`` (its own learning rate, ...)."""
+        groups = []
+        for role, part in (("net", self.net), ("divergence", self.divergence)):
+            params = [p for p in part.parameters() if p.requires_grad]
+            if params:
+                groups.append({"name": role, "params": params, **self.param_groups.get(role, {})})
+        return groups
+
     def configure_optimizers(self) -> Any:
-        return torch.optim.Adam(self.parameters(), lr=self.lr)
+        return self.optimizer(self.parameter_groups())
+
+
+def build_module(config: Mapping[str, Any], image_shape: tuple[int, int, int]) -> VAE:
+    """The VAE of a ``module`` config (conf/module/vae.yaml: ``_target_``, ``net``,
+    ``divergence``, ``lam``, ``likelihood``, ``optimizer``) for images of shape ``(C, H, W)``:
+    one ``instantiate``, with the net's ``in_channels`` and ``image_size`` taken from the images."""
+    node = _plain(config)
+    node = {**node, "net": {**node["net"], "in_channels": image_shape[0], "image_size": image_shape[1]}}
+    return instantiate(node, _recursive_=False)

@@ -27,7 +27,7 @@ from vae_gjs.checkpoints import check_fits, read_checkpoint
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, NonFiniteLossError
 from vae_gjs.io import atomic_open
-from vae_gjs.module import VAE
+from vae_gjs.module import build_module
 from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir
 
 log = logging.getLogger(__name__)
@@ -126,13 +126,6 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
     return [logger for logger in loggers if logger is not None]
 
 
-def build_module(cfg: DictConfig, image_shape: tuple[int, int, int]) -> VAE:
-    """The VAE of ``cfg`` for images of ``image_shape`` (also used to rebuild a run's model)."""
-    net = instantiate(cfg.model, in_channels=image_shape[0], image_size=image_shape[1])
-    divergence = instantiate(cfg.divergence)
-    return VAE(net, divergence, lam=cfg.lam, likelihood=cfg.likelihood, lr=cfg.optim.lr)
-
-
 def resume_from(cfg: DictConfig, run: RunDir) -> str | None:
     """The checkpoint to resume from: ``ckpt_path`` (``last`` meaning this run's last.ckpt), or
     the run folder's last.ckpt when an unfinished run left one there."""
@@ -209,7 +202,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
     # and status.json), instead of leaving a "running" status that nothing will update.
     kwargs = trainer_kwargs(cfg)
     datamodule: InMemoryDataModule = instantiate(cfg.dataset)
-    module = build_module(cfg, datamodule.image_shape)
+    module = build_module(cfg.module, datamodule.image_shape)
     if cfg.compile:
         module.net.compile()  # in place: the state_dict keeps its keys
     ckpt_path = resume_from(cfg, run)

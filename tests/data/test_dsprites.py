@@ -284,7 +284,7 @@ def test_dataset_dsprites_config_builds_the_64x64_model(tmp_path: Path) -> None:
     from hydra.utils import instantiate
 
     from vae_gjs.models.burgess import conv_layers
-    from vae_gjs.training import build_module
+    from vae_gjs.module import build_module
 
     cfg = compose_train(
         ["dataset=dsprites", "divergence=dgjs", "alpha=0.5", f"data_dir={tmp_path}"], run_dir=tmp_path
@@ -292,7 +292,7 @@ def test_dataset_dsprites_config_builds_the_64x64_model(tmp_path: Path) -> None:
     dm = instantiate(cfg.dataset)
     assert isinstance(dm, DSprites) and dm.source == "auto" and dm.test_set == "heldout"
     assert dm.image_shape == (1, 64, 64) and conv_layers(dm.image_shape[1]) == 4
-    module = build_module(cfg, dm.image_shape)
+    module = build_module(cfg.module, dm.image_shape)
     x = torch.zeros(2, *dm.image_shape)
     logits, mu, _ = module(x)
     assert logits.shape == x.shape and mu.shape == (2, cfg.model.latent_dim)

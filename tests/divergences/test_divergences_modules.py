@@ -18,6 +18,7 @@ from vae_gjs.divergences import (
     KLqp,
     MMDReference,
     build_divergence,
+    gjs_normal,
     imq_kernel,
     mmd2,
     rbf_kernel,
@@ -68,8 +69,11 @@ def test_gjs_and_dgjs_edges_are_the_kls(dtype):
         gap_0 = (module(1e-6)(mu, logvar).double() - at_0).abs() / (1 + at_0)
         gap_1 = (module(1 - 1e-6)(mu, logvar).double() - at_1).abs() / (1 + at_1)
         assert gap_0.max() < 1e-3 and gap_1.max() < 1e-3
-    # GJS(dual=True) is DGJS
-    torch.testing.assert_close(GJS(0.3, dual=True)(mu, logvar), DGJS(0.3)(mu, logvar))
+    # DGJS is the dual of GJS: the KLs from the intermediate instead of to it
+    torch.testing.assert_close(
+        DGJS(0.3)(mu, logvar),
+        gjs_normal(mu, logvar, torch.zeros_like(mu), torch.zeros_like(mu), 0.3, dual=True),
+    )
     # Nielsen's variant vanishes at the edges instead
     assert GJS(0.0, prime=False)(mu, logvar).abs().max() < 1e-5
     assert DGJS(1.0, prime=False)(mu, logvar).abs().max() < 1e-5
@@ -78,13 +82,13 @@ def test_gjs_and_dgjs_edges_are_the_kls(dtype):
 @pytest.mark.parametrize(
     ("dual", "prime", "alpha"), list(itertools.product([False, True], [False, True], [0.0, 0.3, 0.5, 1.0]))
 )
-def test_gjs_terms_recombine_into_forward(dual, prime, alpha):
+def test_gjs_parts_recombine_into_the_value(dual, prime, alpha):
     mu, logvar = _posterior(2)
-    module = GJS(alpha, dual=dual, prime=prime)
-    out = module(mu, logvar)
-    parts = module.terms(mu, logvar)
+    module = (DGJS if dual else GJS)(alpha, prime=prime)
+    out, parts = module.value_and_parts(mu, logvar)
     keys = ["kl_m_q", "kl_m_p"] if dual else ["kl_q_m", "kl_p_m"]
     assert list(parts) == keys
+    torch.testing.assert_close(module(mu, logvar), out, rtol=0, atol=0)
     assert out.shape == (32,) and all(v.shape == (32,) for v in parts.values())
     assert all(v.min() >= 0 for v in parts.values())
     torch.testing.assert_close(out, (1 - alpha) * parts[keys[0]] + alpha * parts[keys[1]])
@@ -94,16 +98,18 @@ def test_gjs_terms_are_kls_to_the_primed_intermediate():
     """KL(q‖N_α') with N_α' ∝ q^α p^(1-α): for α = 0 the intermediate is p, for α = 1 it is q."""
     mu, logvar = _posterior(3)
     zeros = torch.zeros(32, dtype=F64)
-    at_0, at_1 = GJS(0.0).terms(mu, logvar), GJS(1.0).terms(mu, logvar)
+    at_0, at_1 = GJS(0.0).value_and_parts(mu, logvar)[1], GJS(1.0).value_and_parts(mu, logvar)[1]
     torch.testing.assert_close(at_0["kl_q_m"], _eq3(mu, logvar))
     torch.testing.assert_close(at_0["kl_p_m"], zeros)
     torch.testing.assert_close(at_1["kl_q_m"], zeros)
     torch.testing.assert_close(at_1["kl_p_m"], _eq4(mu, logvar))
 
 
-def test_base_terms_default_is_empty_and_modules_are_divergences():
+def test_divergences_without_parts_return_none_and_modules_are_divergences():
     mu, logvar = _posterior(4, batch=3)
-    assert KLqp().terms(mu, logvar) == {}
+    value, parts = KLqp().value_and_parts(mu, logvar)
+    assert parts == {}
+    torch.testing.assert_close(value, _eq3(mu, logvar))
     for name in ALL_NAMES:
         assert issubclass(Divergence.registry[name], Divergence)
 
@@ -117,7 +123,7 @@ def test_base_terms_default_is_empty_and_modules_are_divergences():
         ("kl_qp", {}, KLqp),
         ("kl_pq", {}, KLpq),
         ("gjs", {"alpha": 0.2}, GJS),
-        ("gjs", {"alpha": 0.2, "dual": True}, GJS),
+        ("gjs", {"alpha": 0.2, "prime": False}, GJS),
         ("dgjs", {"alpha": 0.7}, DGJS),
         ("mmd", {"kernel": "rbf"}, MMD),
         ("mmd_reference", {"n_prior": 50}, MMDReference),
@@ -131,7 +137,7 @@ def test_build_divergence_by_name(name, kwargs, cls):
     assert out.shape == (4,) and torch.isfinite(out).all()
     if name in ("gjs", "dgjs"):
         assert module.alpha == kwargs["alpha"]
-        assert module.dual == (name == "dgjs" or kwargs.get("dual", False))
+        assert module.dual == (name == "dgjs") and module.prime == kwargs.get("prime", True)
 
 
 def test_build_divergence_unknown_name_lists_allowed_names():

@@ -48,7 +48,7 @@ def _assert_finite_with_grads(fn, *inputs: torch.Tensor) -> torch.Tensor:
 
 MODULES = (
     [KLqp(), KLpq(), MMD("imq"), MMD("rbf"), MMD("imq", biased=True), MMDReference()]
-    + [GJS(a, dual=d, prime=p) for a, d, p in itertools.product(ALPHAS, [False, True], [False, True])]
+    + [cls(a, prime=p) for a, cls, p in itertools.product(ALPHAS, [GJS, DGJS], [False, True])]
     + [DGJS(0.5)]
 )
 

@@ -155,7 +155,8 @@ def test_weights_of_another_architecture_are_named(tiny_run: Path, tmp_path: Pat
     from vae_gjs.evaluation.runner import load_module
 
     run = _copy(tiny_run, tmp_path / "run")
-    _edit_config(run, model={**yaml.safe_load((run / "config.yaml").read_text())["model"], "latent_dim": 5})
+    module = yaml.safe_load((run / "config.yaml").read_text())["module"]
+    _edit_config(run, module={**module, "net": {**module["net"], "latent_dim": 5}})
     with pytest.raises(
         RunError, match=r"does not fit the architecture.*shapes \(checkpoint vs config\) net\.decoder"
     ):

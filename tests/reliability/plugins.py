@@ -9,7 +9,7 @@ import time
 import torch
 from torch import Tensor
 
-from vae_gjs.divergences import KLqp
+from vae_gjs.divergences import KLqp, ValueAndParts
 from vae_gjs.models import Burgess
 
 #: Seconds :class:`SlowKLqp` sleeps per training step (read from the environment so that a slowed
@@ -25,13 +25,13 @@ class NaNAfterKLqp(KLqp):
         self.after = after
         self.calls = 0
 
-    def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        out = super().forward(mu, logvar)
+    def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
+        out, parts = super().value_and_parts(mu, logvar)
         if self.training:
             self.calls += 1
             if self.calls > self.after:
-                return out * float("nan")
-        return out
+                return out * float("nan"), parts
+        return out, parts
 
 
 class SlowKLqp(KLqp):
@@ -42,10 +42,10 @@ class SlowKLqp(KLqp):
         super().__init__()
         self.delay = float(os.environ.get(DELAY_ENV, "0"))
 
-    def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
+    def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
         if self.training and self.delay:
             time.sleep(self.delay)
-        return super().forward(mu, logvar)
+        return super().value_and_parts(mu, logvar)
 
 
 class NaNDecoderBurgess(Burgess):

@@ -84,9 +84,11 @@ def _foreign_checkpoint_run(finished_run: Path, folder: Path) -> Path:
     shutil.copytree(finished_run, folder)
     last = RunDir.at(folder).last_ckpt
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)
-    from vae_gjs.training import build_module
+    from vae_gjs.module import build_module
 
-    checkpoint["state_dict"] = build_module(compose_train(["model.latent_dim=4"]), (1, 32, 32)).state_dict()
+    checkpoint["state_dict"] = build_module(
+        compose_train(["model.latent_dim=4"]).module, (1, 32, 32)
+    ).state_dict()
     torch.save(checkpoint, last)
     return folder
 

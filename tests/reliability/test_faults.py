@@ -200,14 +200,14 @@ def test_logvar_bound_keeps_every_divergence_finite_at_the_extremes() -> None:
     """The encoder's soft bound (conf/model/burgess.yaml) keeps log σ² inside the range that the
     divergence stability tests cover, so an encoder pushed to either extreme still gives a
     finite loss and finite gradients with every divergence config; without the bound it does not."""
-    from vae_gjs.training import build_module
+    from vae_gjs.module import build_module
 
     bound = compose_train().model.logvar_bound
     assert min(LOGVARS) <= -bound and bound <= max(LOGVARS)
     batch = (torch.rand(4, 1, 32, 32), torch.zeros(4, dtype=torch.long))
     for choice in sorted(p.stem for p in (CONF / "divergence").glob("*.yaml")):
         torch.manual_seed(0)
-        module = build_module(compose_train([f"divergence={choice}", "alpha=0.5"]), (1, 32, 32))
+        module = build_module(compose_train([f"divergence={choice}", "alpha=0.5"]).module, (1, 32, 32))
         latent = module.net.latent_dim
         for extreme in (1e6, -1e6):
             with torch.no_grad():
@@ -219,7 +219,7 @@ def test_logvar_bound_keeps_every_divergence_finite_at_the_extremes() -> None:
                 choice
             )
             module.zero_grad()
-    unbounded = build_module(compose_train(["model.logvar_bound=null"]), (1, 32, 32))
+    unbounded = build_module(compose_train(["model.logvar_bound=null"]).module, (1, 32, 32))
     with torch.no_grad():
         unbounded.net.encoder.fc[-1].bias[unbounded.net.latent_dim :] = 1e6
     with pytest.raises(NonFiniteLossError, match="step 0"):

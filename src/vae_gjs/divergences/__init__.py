@@ -2,11 +2,12 @@
 
 Closed forms (usable on their own): :func:`kl_normal`, :func:`gjs_normal`, :func:`kl_mvn`,
 :func:`gjs_mvn`. Regularisers of q(z|x) against N(0, I), each a ``torch.nn.Module`` mapping
-``(mu, logvar) -> [B]``: :class:`KLqp`, :class:`KLpq`, :class:`GJS`, :class:`DGJS`, :class:`MMD`,
-:class:`MMDReference`, also built by name with :func:`build_divergence`.
+``(mu, logvar) -> [B]``, and ``value_and_parts`` to the value with its named parts:
+:class:`KLqp`, :class:`KLpq`, :class:`GJS`, :class:`DGJS`, :class:`MMD`, :class:`MMDReference`,
+also built by name with :func:`build_divergence`.
 """
 
-from vae_gjs.divergences.base import Divergence, build_divergence
+from vae_gjs.divergences.base import Divergence, ValueAndParts, build_divergence
 from vae_gjs.divergences.gaussian import (
     geometric_mean_mvn,
     geometric_mean_normal,
@@ -15,6 +16,7 @@ from vae_gjs.divergences.gaussian import (
     gjs_normal_terms,
     kl_mvn,
     kl_normal,
+    kl_normal_dims,
 )
 from vae_gjs.divergences.gjs import DGJS, GJS
 from vae_gjs.divergences.kl import KLpq, KLqp
@@ -28,6 +30,7 @@ __all__ = [
     "KLpq",
     "KLqp",
     "MMDReference",
+    "ValueAndParts",
     "build_divergence",
     "geometric_mean_mvn",
     "geometric_mean_normal",
@@ -37,6 +40,7 @@ __all__ = [
     "imq_kernel",
     "kl_mvn",
     "kl_normal",
+    "kl_normal_dims",
     "mmd2",
     "rbf_kernel",
 ]

@@ -9,13 +9,18 @@ from torch import Tensor, nn
 
 from vae_gjs.errors import check_choice
 
+#: A divergence's per-sample value ``[B]`` and its named per-sample parts (each ``[B]``).
+ValueAndParts = tuple[Tensor, dict[str, Tensor]]
+
 
 class Divergence(nn.Module, ABC):
-    """A latent regulariser. ``forward(mu, logvar)`` takes ``[B, d]`` tensors and returns the
-    per-sample divergence ``[B]``; the VAE averages it over the batch and weights it by λ.
+    """A latent regulariser. :meth:`value_and_parts` takes ``[B, d]`` tensors and returns the
+    per-sample divergence ``[B]`` with its named parts (for logging and evaluation), computed
+    once; ``forward`` returns the value alone. The VAE averages it over the batch and weights
+    it by λ.
 
-    Subclasses that set ``name`` are registered for :func:`build_divergence`; Hydra configs
-    instantiate any subclass directly through ``_target_``.
+    Subclasses implement :meth:`value_and_parts`; those that set ``name`` are registered for
+    :func:`build_divergence`, and Hydra configs instantiate any subclass through ``_target_``.
     """
 
     name: ClassVar[str] = ""
@@ -27,12 +32,12 @@ class Divergence(nn.Module, ABC):
             Divergence.registry[cls.name] = cls
 
     @abstractmethod
+    def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
+        """Per-sample divergence ``[B]`` and its named per-sample parts (``{}`` when it has none)."""
+
     def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
         """Per-sample divergence ``[B]``."""
-
-    def terms(self, mu: Tensor, logvar: Tensor) -> dict[str, Tensor]:
-        """Named per-sample parts of the divergence (for logging and evaluation); none by default."""
-        return {}
+        return self.value_and_parts(mu, logvar)[0]
 
 
 def build_divergence(name: str, **kwargs: Any) -> Divergence:

@@ -27,16 +27,20 @@ def _log_weights(weight: float | Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
     return torch.log1p(-w), torch.log(w)
 
 
-def kl_normal(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor) -> Tensor:
-    """KL(N1 ‖ N2) for diagonal Gaussians, Eq. (2) with diagonal covariances.
-
-    ``0.5 * Σ_i [σ1²/σ2² - 1 - log(σ1²/σ2²) + (μ1 - μ2)²/σ2²]``, written with ``expm1`` so that
-    nearly equal distributions do not lose precision to cancellation. With N2 = N(0, I) this is
-    Eq. (3); with N1 = N(0, I) it is Eq. (4).
-    """
+def kl_normal_dims(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor) -> Tensor:
+    """The per-dimension terms ``[..., d]`` of :func:`kl_normal` (a diagonal KL is their sum):
+    ``0.5 * [σ1²/σ2² - 1 - log(σ1²/σ2²) + (μ1 - μ2)²/σ2²]``, written with ``expm1`` so that
+    nearly equal distributions do not lose precision to cancellation."""
     log_ratio = logvar1 - logvar2
-    per_dim = torch.expm1(log_ratio) - log_ratio + (mu1 - mu2).pow(2) * torch.exp(-logvar2)
-    return 0.5 * per_dim.sum(-1)
+    return 0.5 * (torch.expm1(log_ratio) - log_ratio + (mu1 - mu2).pow(2) * torch.exp(-logvar2))
+
+
+def kl_normal(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor) -> Tensor:
+    """KL(N1 ‖ N2) for diagonal Gaussians, Eq. (2) with diagonal covariances: the sum over the
+    last dimension of :func:`kl_normal_dims`. With N2 = N(0, I) this is Eq. (3); with
+    N1 = N(0, I) it is Eq. (4).
+    """
+    return kl_normal_dims(mu1, logvar1, mu2, logvar2).sum(-1)
 
 
 def geometric_mean_normal(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from vae_gjs.divergences.base import Divergence
+from vae_gjs.divergences.base import Divergence, ValueAndParts
 from vae_gjs.divergences.gaussian import kl_normal
 
 
@@ -14,9 +14,9 @@ class KLqp(Divergence):
 
     name = "kl_qp"
 
-    def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
+    def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
         zeros = torch.zeros_like(mu)
-        return kl_normal(mu, logvar, zeros, zeros)
+        return kl_normal(mu, logvar, zeros, zeros), {}
 
 
 class KLpq(Divergence):
@@ -24,6 +24,6 @@ class KLpq(Divergence):
 
     name = "kl_pq"
 
-    def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
+    def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
         zeros = torch.zeros_like(mu)
-        return kl_normal(zeros, zeros, mu, logvar)
+        return kl_normal(zeros, zeros, mu, logvar), {}

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from vae_gjs.divergences.base import Divergence
+from vae_gjs.divergences.base import Divergence, ValueAndParts
 from vae_gjs.errors import check_choice, check_positive_int, check_positive_real
 
 Kernel = Callable[[Tensor, Tensor], Tensor]
@@ -65,14 +65,14 @@ class MMD(Divergence):
         self.scale = None if scale is None else check_positive_real("divergence.scale", scale)
         self.biased = biased
 
-    def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
+    def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         prior = torch.randn_like(z)
         scale = self.scale if self.scale is not None else 2.0 * mu.shape[-1]
         # The U-statistic needs two rows; a lone row (a last batch of one) gets the V-statistic.
         biased = self.biased or mu.shape[0] < 2
         value = mmd2(z, prior, self.kernels[self.kernel](scale), biased=biased)
-        return value.expand(mu.shape[0])
+        return value.expand(mu.shape[0]), {}
 
 
 class MMDReference(Divergence):
@@ -88,8 +88,8 @@ class MMDReference(Divergence):
         super().__init__()
         self.n_prior = check_positive_int("divergence.n_prior", n_prior)
 
-    def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
+    def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
         params = torch.cat([mu, logvar], dim=-1)
         prior = torch.randn(self.n_prior, params.shape[-1], dtype=mu.dtype, device=mu.device)
         value = mmd2(prior, params, rbf_kernel(float(params.shape[-1]) ** 2), biased=True)
-        return value.expand(mu.shape[0])
+        return value.expand(mu.shape[0]), {}

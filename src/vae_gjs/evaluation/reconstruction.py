@@ -1,8 +1,9 @@
 """Reconstruction error and divergence terms on a whole split, decoding z = μ (no sampling).
 
 The paper's protocol (Fig. 3, Table 1): "evaluation (sampling the mean with no variance) on the
-training or test sets". Every number is a mean over *images*: per-image values are accumulated
-with torchmetrics ``MeanMetric`` in float64, so a last, partial batch counts by its size.
+training or test sets". The per-image values are the model's own (:meth:`VAE.per_image_terms`,
+as in validation and test) plus the SSE; every number is a mean over *images*, accumulated with
+torchmetrics ``MeanMetric`` in float64, so a last, partial batch counts by its size.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 from torch import Tensor
 from torchmetrics import MeanMetric
 
+from vae_gjs.models import sse
 from vae_gjs.module import VAE
 
 
@@ -53,23 +55,12 @@ def reconstruction_metrics(
     n_images = 0
     for x, _ in progress(batches, total):
         x = x.to(device)
-        mu, logvar = module.net.encode(x)
-        logits = module.net.decode(mu)
-        rec = module.likelihood.loss(logits, x)
-        div = module.divergence(mu, logvar)
-        values = {
-            "sse": (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1),
-            "rec": rec,
-            "div": div,
-            "loss": rec + module.lam * div,
-            "kl_qp": module.kl_qp(mu, logvar),
-            **module.divergence.terms(mu, logvar),
-        }
-        for name, value in values.items():
+        terms = module.per_image_terms(x, sample=False)
+        for name, value in {"sse": sse(terms.logits, x), **terms.metrics()}.items():
             if name not in metrics:
                 metrics[name] = _mean_metric(device)
             metrics[name].update(value.double().expand(x.shape[0]))
-        per_dim = 0.5 * (logvar.exp() + mu.pow(2) - 1 - logvar).double().sum(0)  # KL(q‖p) per dimension
+        per_dim = terms.kl_qp_dims().double().sum(0)
         kl_sum = per_dim if kl_sum is None else kl_sum + per_dim
         n_images += x.shape[0]
     if kl_sum is None:

@@ -43,9 +43,8 @@ from vae_gjs.evaluation.images import (
 from vae_gjs.evaluation.options import CONFIG_VERSION, RESULT_KEYS, load_run_config
 from vae_gjs.evaluation.reconstruction import reconstruction_metrics
 from vae_gjs.io import file_digest, write_json
-from vae_gjs.module import VAE
+from vae_gjs.module import VAE, build_module
 from vae_gjs.rundir import COMPLETED, RunDir
-from vae_gjs.training import build_module
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +88,31 @@ def build_datamodule(run_cfg: DictConfig, data_dir: str) -> InMemoryDataModule:
     return datamodule
 
 
+def module_config(run_cfg: DictConfig) -> DictConfig:
+    """The run's ``module`` config; a run folder written before conf/module/ existed gets the node
+    that conf/module/vae.yaml composes from its top-level keys (the model was the same)."""
+    if "module" in run_cfg:
+        return run_cfg.module
+    return OmegaConf.create(
+        {
+            "_target_": "vae_gjs.module.VAE",
+            "net": run_cfg.model,
+            "divergence": run_cfg.divergence,
+            "lam": run_cfg.lam,
+            "likelihood": run_cfg.likelihood,
+            "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": run_cfg.optim.lr},
+            "param_groups": {},
+        }
+    )
+
+
 def load_module(
     run: RunDir, run_cfg: DictConfig, which: str, image_shape: tuple[int, int, int]
 ) -> tuple[VAE, dict]:
     """The run's VAE with the weights of its ``which`` checkpoint, and facts about the checkpoint."""
     path = run.checkpoint(which)
     try:
-        module = build_module(run_cfg, image_shape)
+        module = build_module(module_config(run_cfg), image_shape)
     except Exception as error:
         raise RunError(f"{run.path}: cannot rebuild the model from config.yaml: {error}") from error
     checkpoint = read_checkpoint(path)

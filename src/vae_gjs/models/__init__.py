@@ -1,7 +1,7 @@
 """Encoder/decoder architectures and decoder likelihoods (independent of the divergence)."""
 
 from vae_gjs.models.burgess import Burgess, BurgessDecoder, BurgessEncoder
-from vae_gjs.models.likelihoods import Bernoulli, Gaussian, Likelihood, build_likelihood
+from vae_gjs.models.likelihoods import Bernoulli, Gaussian, Likelihood, build_likelihood, sse
 
 __all__ = [
     "Bernoulli",
@@ -11,4 +11,5 @@ __all__ = [
     "Gaussian",
     "Likelihood",
     "build_likelihood",
+    "sse",
 ]

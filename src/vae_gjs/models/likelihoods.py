@@ -30,15 +30,21 @@ class Likelihood(ABC):
         """``log p(x|z)`` per image ``[B]`` (for the model evidence)."""
 
 
+def sse(logits: Tensor, x: Tensor) -> Tensor:
+    """Sum of squared errors of the decoder mean ``sigmoid(logits)`` per image ``[B]``: Table 1's
+    reconstruction error, whatever the likelihood a model was trained with."""
+    return (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
+
+
 class Gaussian(Likelihood):
-    """Sum of squared errors of ``sigmoid(logits)`` per image — the metric of Table 1 — which is
-    ``-log N(x; sigmoid(logits), σ²I)`` up to a constant for σ² = 1/2."""
+    """:func:`sse` per image — the metric of Table 1 — which is ``-log N(x; sigmoid(logits), σ²I)``
+    up to a constant for σ² = 1/2."""
 
     name = "gaussian"
     variance = 0.5
 
     def loss(self, logits: Tensor, x: Tensor) -> Tensor:
-        return (torch.sigmoid(logits) - x).pow(2).flatten(1).sum(1)
+        return sse(logits, x)
 
     def log_prob(self, logits: Tensor, x: Tensor) -> Tensor:
         pixels = x[0].numel()
