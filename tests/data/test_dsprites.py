@@ -10,6 +10,7 @@ import logging
 import math
 import re
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -29,6 +30,16 @@ RENDERER = D.SpriteRenderer()
 @pytest.fixture(autouse=True)
 def _one_thread() -> None:
     torch.set_num_threads(1)
+
+
+def _compare_script() -> ModuleType:
+    """benchmarks/compare_dsprites.py (the statistics that compare two versions of the images)."""
+    spec = importlib.util.spec_from_file_location(
+        "compare_dsprites", ROOT / "benchmarks" / "compare_dsprites.py"
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 def test_factor_grid_matches_deepmind_metadata() -> None:
@@ -84,7 +95,7 @@ def test_renderer_is_deterministic_binary_and_follows_the_factors() -> None:
     assert set(np.unique(images)) == {0, 1} and images.sum(axis=(1, 2)).min() > 20
     squares_and_ellipses = classes[:, 1] < 2
     assert np.array_equal(images[squares_and_ellipses], _reference(classes[squares_and_ellipses]))
-    stats = D.image_statistics(packed, classes)
+    stats = _compare_script().image_statistics(packed, classes)
     for shape in range(3):  # areas grow with scale², shapes differ
         small, large = stats["area"][shape][0], stats["area"][shape][5]
         assert large / small == pytest.approx(4.0, rel=0.08)
@@ -264,11 +275,7 @@ def test_compare_script_reports_agreement_areas_and_centroids(
     factors = {"scale": [0, 5], "orientation": [0, 20], "posX": [0, 31], "posY": [0, 31]}
     _synthetic_npz(path, factors, shift_hearts=True)
     out = tmp_path / "comparison.json"
-    spec = importlib.util.spec_from_file_location(
-        "compare_dsprites", ROOT / "benchmarks" / "compare_dsprites.py"
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _compare_script()
     assert script.main(["--real", str(path), "--json", str(out)]) == 0
     stdout = capsys.readouterr().out
     report = json.loads(out.read_text())
