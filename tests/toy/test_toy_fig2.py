@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from vae_gjs.divergences import gjs_normal, kl_normal
-from vae_gjs.toy import fig2
+from vae_gjs.toy import fig2, fig2_fit
 
 P_MEAN = torch.tensor([0.5, -1.0], dtype=torch.float64)
 P_STD = 0.8
@@ -18,9 +18,9 @@ Q_MEAN = torch.tensor([1.5, 0.0], dtype=torch.float64)
 Q_LOG_SCALE = torch.log(torch.tensor([1.2, 0.6], dtype=torch.float64))
 
 
-def _gaussian_p() -> fig2.Mixture:
+def _gaussian_p() -> fig2_fit.Mixture:
     """P = N(P_MEAN, P_STD² I) written as a one-component mixture."""
-    return fig2.Mixture(
+    return fig2_fit.Mixture(
         weights=torch.ones(1, dtype=torch.float64),
         means=P_MEAN[None],
         stds=torch.tensor([P_STD], dtype=torch.float64),
@@ -41,7 +41,7 @@ def _closed_forms(alpha: float) -> dict[str, float]:
 def test_quadrature_and_gjs_identity_match_closed_forms(alpha: float) -> None:
     """JS^{Gα'}(P‖Q) = (1-α)² KL(P‖Q) + α² KL(Q‖P) + log ∫p^α q^(1-α), on the 2-D grid, equals
     the closed form gjs_normal (Eq. 17) when P is Gaussian; the KL terms equal kl_normal."""
-    quad = fig2.quadrature_objectives(_gaussian_p(), Q_MEAN, Q_LOG_SCALE, alpha=alpha)
+    quad = fig2_fit.quadrature_objectives(_gaussian_p(), Q_MEAN, Q_LOG_SCALE, alpha=alpha)
     assert quad["mass_p"] == pytest.approx(1.0, abs=1e-10)
     assert quad["mass_q"] == pytest.approx(1.0, abs=1e-10)
     for name, value in _closed_forms(alpha).items():
@@ -56,23 +56,23 @@ def test_mc_estimators_agree_with_closed_forms(alpha: float) -> None:
     mixture = _gaussian_p()
     gen = torch.Generator().manual_seed(3)
     data = mixture.sample(100_000, gen)
-    mc = fig2.final_mc(mixture, data, mixture.log_prob(data), Q_MEAN, Q_LOG_SCALE, gen, alpha=alpha)
+    mc = fig2_fit.final_mc(mixture, data, mixture.log_prob(data), Q_MEAN, Q_LOG_SCALE, gen, alpha=alpha)
     reference = _closed_forms(alpha)
-    reference["js"] = fig2.quadrature_objectives(mixture, Q_MEAN, Q_LOG_SCALE)["js"]
+    reference["js"] = fig2_fit.quadrature_objectives(mixture, Q_MEAN, Q_LOG_SCALE)["js"]
     for name, value in reference.items():
         # log Ẑ is biased low by O(1/n); with 100k bounded weights that is far below 1e-4.
         assert abs(mc["value"][name] - value) < 5 * mc["se"][name] + 1e-4, name
 
 
 def test_mixture_sampler_matches_density() -> None:
-    mixture = fig2.default_mixture()
+    mixture = fig2_fit.default_mixture()
     assert float(mixture.weights.sum()) == pytest.approx(1.0)
     assert float(mixture.weights.max()) >= 3 * float(mixture.weights.sort().values[-2])  # dominant
     data = mixture.sample(100_000, torch.Generator().manual_seed(0))
     mean, std = mixture.moments()
     assert torch.allclose(data.mean(0), mean, atol=0.03)
     assert torch.allclose(data.std(0), std, atol=0.03)
-    quad = fig2.quadrature_objectives(mixture, mean, std.log())
+    quad = fig2_fit.quadrature_objectives(mixture, mean, std.log())
     assert quad["mass_p"] == pytest.approx(1.0, abs=1e-8)
 
 
