@@ -1,13 +1,13 @@
 """Train a VAE: ``python train.py divergence=gjs alpha=0.2 dataset=fmnist`` (``-m`` to sweep).
 
-Thin entry point: compose (Hydra), validate, then hand over to :func:`vae_gjs.training.train`.
+Thin entry point: compose (Hydra), validate, then hand over to :func:`vae_gjs.tasks.train.train`.
 Lightning is imported only after validation, so ``--help`` and bad values answer at once.
 """
 
 import hydra
 from omegaconf import DictConfig
 
-from vae_gjs.cli import run_task
+from vae_gjs import cli
 from vae_gjs.config import register_resolvers
 
 register_resolvers()
@@ -15,7 +15,7 @@ register_resolvers()
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    return run_task("vae_gjs.training.train", cfg)
+    return cli.train(cfg)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Measured in one process run, each case repeated after a warm-up, medians reported:
 
-1. ``real``: images/s of train.py's own path — ``vae_gjs.training.train`` with the composed
+1. ``real``: images/s of train.py's own path — ``vae_gjs.tasks.train.train`` with the composed
    config (LightningModule + DataModule + Trainer, CSV logging and checkpoints on);
 2. ``bare``: the same model, loss and batches in a plain PyTorch loop (no Lightning, no Hydra,
    no logging): the floor the platform is compared against;
@@ -68,7 +68,7 @@ class StepTimer(Callback):
 def real_path(steps: int, warmup: int, threads: int, workdir: Path, compile_net: bool = False) -> float:
     """Images/s of ``train()`` (train.py's task) between step ``warmup`` and ``warmup + steps``,
     in a fresh run folder under ``workdir``."""
-    from vae_gjs import training
+    from vae_gjs.tasks.train import train
 
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
     timer = StepTimer(warmup)
@@ -83,7 +83,7 @@ def real_path(steps: int, warmup: int, threads: int, workdir: Path, compile_net:
         ],
         run_dir=run_dir,
     )
-    training.train(cfg, callbacks=[timer])
+    train(cfg, callbacks=[timer])
     assert timer.start is not None and timer.steps == steps, (timer.steps, steps)
     return steps * BATCH / (timer.end - timer.start)
 

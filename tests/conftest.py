@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from vae_gjs.config import register_resolvers
-from vae_gjs.data.files import ENV_DATA_DIR, SHARED_DATA_DIR
+from vae_gjs.datadir import ENV_DATA_DIR, SHARED_DATA_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -61,7 +62,7 @@ def compose_train(
 
 def train_tiny(run_dir: Path, overrides: Sequence[str] = (), data_dir: Path = DATA_DIR) -> DictConfig:
     """Train a few steps into ``run_dir`` in this process; returns the config used."""
-    from vae_gjs.training import train
+    from vae_gjs.tasks.train import train
 
     cfg = compose_train([*TINY, f"data_dir={data_dir}", *overrides], run_dir=run_dir)
     train(cfg)
@@ -80,7 +81,21 @@ def run_script(
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    """One finished 4-step MNIST run (kl_qp), shared by tests that only read a run folder."""
+    """One finished 4-step MNIST run (kl_qp), shared by tests that only read a run folder (or
+    a :func:`copy_run` of it). Trained on one thread (two spinning threads crawl on a busy
+    2-core machine); the session's thread count is restored."""
+    import torch
+
     run_dir = tmp_path_factory.mktemp("tiny_run")
-    train_tiny(run_dir, data_dir=data_dir)
+    threads = torch.get_num_threads()
+    try:
+        train_tiny(run_dir, ["threads=1"], data_dir=data_dir)
+    finally:
+        torch.set_num_threads(threads)
     return run_dir
+
+
+def copy_run(run: Path, to: Path) -> Path:
+    """A copy of the run folder ``run`` at ``to``, without its evaluation (eval.json, figures/)."""
+    shutil.copytree(run, to, ignore=shutil.ignore_patterns("eval.json", "figures"))
+    return to

@@ -135,3 +135,13 @@ def test_alpha_on_the_command_line_without_a_skewed_divergence_is_a_warning() ->
     assert unused_alpha(compose_train(["divergence=mmd", "alpha=0.3"])) is not None
     assert unused_alpha(compose_train(["divergence=gjs", "alpha=0.3"])) is None
     assert unused_alpha(compose_train(["divergence=kl_pq"])) is None  # alpha not set by the user
+
+
+def test_the_names_config_accepts_are_the_ones_the_packages_implement() -> None:
+    """config.py names every choice before torch loads; each package keys its classes by them."""
+    from vae_gjs import config
+    from vae_gjs.models.likelihoods import LIKELIHOODS
+    from vae_gjs.reports import WRITERS
+
+    assert set(config.LIKELIHOODS) == set(LIKELIHOODS)
+    assert set(config.REPORTS) == set(WRITERS)

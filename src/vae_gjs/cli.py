@@ -1,15 +1,20 @@
-"""What the thin entry points share: resolvers, one-line errors, lazy imports."""
+"""What the thin entry points share: validate, then import and run the task; one-line errors.
+
+Each task is imported inside its function, after validation, so ``--help`` and bad values
+answer before torch and Lightning load (~7 s).
+"""
 
 from __future__ import annotations
 
-import importlib
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from hydra.errors import CompactHydraException
 from omegaconf import DictConfig
 
-from vae_gjs.config import validate
+from vae_gjs.config import validate, validate_evaluate
 from vae_gjs.errors import USER_ERRORS
 
 
@@ -23,19 +28,32 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
-def run_task(task: str, cfg: DictConfig, check: bool = True) -> Any:
-    """Validate ``cfg``, import ``task`` (``"package.module.function"``) and call it on ``cfg``.
-
-    The import comes after validation, so bad values fail before Lightning is loaded. A known
-    user-facing error becomes one line on stderr and a non-zero exit (a failed job in a
-    sweep); ``HYDRA_FULL_ERROR=1`` shows the traceback instead.
-    """
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """A known user-facing error becomes one line on stderr and a non-zero exit (a failed job
+    in a sweep); ``HYDRA_FULL_ERROR=1`` shows the traceback instead."""
     try:
-        if check:
-            validate(cfg)
-        module, _, function = task.rpartition(".")
-        return getattr(importlib.import_module(module), function)(cfg)
+        yield
     except USER_ERRORS as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         raise UserError(f"Error: {one_line(str(error))}") from error
+
+
+def train(cfg: DictConfig) -> float | None:
+    """train.py: validate ``cfg``, then train (:func:`vae_gjs.tasks.train.train`)."""
+    with user_errors():
+        validate(cfg)
+        from vae_gjs.tasks.train import train as run
+
+        return run(cfg)
+
+
+def evaluate(cfg: DictConfig) -> Any:
+    """evaluate.py: validate ``cfg`` (and a single run folder), then evaluate or report
+    (:func:`vae_gjs.tasks.evaluate.evaluate`)."""
+    with user_errors():
+        validate_evaluate(cfg)
+        from vae_gjs.tasks.evaluate import evaluate as run
+
+        return run(cfg)

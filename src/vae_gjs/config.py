@@ -1,4 +1,7 @@
-"""Configuration helpers that run before anything heavy is imported: resolvers and validation."""
+"""The configuration's one home before anything heavy is imported: the names a user can choose,
+the ``vae_gjs.*`` resolvers of ``conf/``, and the validation of train.py's and evaluate.py's
+configs (one-line :class:`~vae_gjs.errors.ConfigError` for every value a user is likely to get
+wrong). Imports neither torch nor Lightning, so ``--help`` and bad values answer at once."""
 
 from __future__ import annotations
 
@@ -7,20 +10,33 @@ import re
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from vae_gjs.datadir import default_data_dir
 from vae_gjs.errors import (
     ConfigError,
+    check_bool,
     check_choice,
     check_in_unit_interval,
+    check_int,
     check_non_negative,
     check_positive_int,
     check_positive_real,
 )
-from vae_gjs.evaluation.options import validate_eval_options
+from vae_gjs.rundir import RunDir, load_run_config
 
+#: Decoder likelihoods (the classes: :mod:`vae_gjs.models.likelihoods`).
 LIKELIHOODS = ("gaussian", "bernoulli")
+#: Reports of a sweep (the writers: :mod:`vae_gjs.reports.write`).
+REPORTS = ("table1", "fig3", "fig5")
+#: Checkpoints and splits an evaluation can use.
+CHECKPOINTS = ("best", "last")
+SPLITS = ("test", "train", "val")
+
 log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- resolvers
 
 
 def run_name(dataset: str, divergence: str, divergence_cfg: Any, lam: Any, seed: Any) -> str:
@@ -45,14 +61,6 @@ def sweep_subdir(override_dirname: str, job_num: Any) -> str:
     return override_dirname.replace("/", "_") if override_dirname else f"job{job_num}"
 
 
-def default_data_dir() -> str:
-    """``data_dir``'s default (:func:`vae_gjs.data.files.default_data_dir`), imported only when a
-    config resolves it: the data package imports Lightning, which ``--help`` must not wait for."""
-    from vae_gjs.data.files import default_data_dir as find
-
-    return find()
-
-
 def register_resolvers() -> None:
     """Register the ``vae_gjs.*`` resolvers used in ``conf/`` (idempotent)."""
     resolvers = (
@@ -64,6 +72,9 @@ def register_resolvers() -> None:
     for name, fn in resolvers:
         if not OmegaConf.has_resolver(f"vae_gjs.{name}"):
             OmegaConf.register_new_resolver(f"vae_gjs.{name}", fn)
+
+
+# --------------------------------------------------------------------------- train.py
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -91,33 +102,25 @@ def unused_alpha(cfg: DictConfig) -> str | None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Check every value a user is likely to get wrong; raise a one-line :class:`ConfigError`.
-    Values that are valid but have no effect (:func:`unused_alpha`) are logged as warnings.
-
-    Runs before Lightning is imported, so a bad value fails in about a second.
-    """
+    """Check train.py's config; raise a one-line :class:`ConfigError`. Values that are valid
+    but have no effect (:func:`unused_alpha`) are logged as warnings."""
     check_in_unit_interval("alpha", _get(cfg, "alpha"))
     check_non_negative("lam", _get(cfg, "lam"))
-    seed = _get(cfg, "seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"seed={seed!r} is not an integer; allowed: an integer")
+    check_int("seed", _get(cfg, "seed"))
     check_choice("likelihood", _get(cfg, "likelihood"), LIKELIHOODS)
     check_positive_real("optim.lr", _get(cfg, "optim.lr"))
     check_positive_int("model.latent_dim", _get(cfg, "model.latent_dim"))
     check_positive_int("dataset.batch_size", _get(cfg, "dataset.batch_size"))
     check_positive_int("dataset.eval_batch_size", _get(cfg, "dataset.eval_batch_size"))
-    val_size = _get(cfg, "dataset.val_size")
-    if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 0:
-        raise ConfigError(f"dataset.val_size={val_size!r} is not allowed; allowed: an integer >= 0")
+    check_int("dataset.val_size", _get(cfg, "dataset.val_size"), 0)
     threads = _get(cfg, "threads")
     if threads is not None:
         check_positive_int("threads", threads)
-    for group in ("dataset", "divergence", "model"):
+    for group in ("dataset", "divergence", "model", "module"):
         if "_target_" not in _get(cfg, group):
             raise ConfigError(f"{group} has no _target_; choose one of the configs in conf/{group}/")
     for flag in ("test", "evaluate", "compile"):
-        if not isinstance(_get(cfg, flag), bool):
-            raise ConfigError(f"{flag}={_get(cfg, flag)!r} is not allowed; allowed: true or false")
+        check_bool(flag, _get(cfg, flag))
     validate_eval_options(_get(cfg, "eval"))
     ckpt = _get(cfg, "ckpt_path")
     if ckpt not in (None, "last") and not Path(str(ckpt)).is_file():
@@ -125,3 +128,52 @@ def validate(cfg: DictConfig) -> None:
     warning = unused_alpha(cfg)
     if warning:
         log.warning(warning)
+
+
+# --------------------------------------------------------------------------- evaluate.py
+
+
+def validate_eval_options(opts: DictConfig) -> None:
+    """Check the evaluation options of conf/eval/default.yaml, whether they come from
+    evaluate.py (top-level keys) or from train.py (``eval.*``)."""
+    check_choice("checkpoint", opts.checkpoint, CHECKPOINTS)
+    splits = opts.splits
+    if not isinstance(splits, (list, ListConfig)):
+        raise ConfigError(
+            f"splits={splits!r} is not a list; allowed: a list of {', '.join(SPLITS)}, e.g. [train,test]"
+        )
+    for split in splits:
+        check_choice("splits", split, SPLITS)
+    for name in ("k", "n_batches", "batch_size", "bootstrap"):
+        check_positive_int(name, opts[name])
+    check_int("seed", opts.seed, 0)
+    check_int("traversal_image", opts.traversal_image, 0)
+    check_positive_real("traversal_range", opts.traversal_range)
+    device = opts.device
+    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise ConfigError(f"device={device!r} is unknown; allowed: auto, cpu, cuda, cuda:<index>")
+    if opts.rec_batches is not None:
+        check_positive_int("rec_batches", opts.rec_batches)
+    if opts.threads is not None:
+        check_positive_int("threads", opts.threads)
+    check_bool("figures", opts.figures)
+
+
+def validate_evaluate(cfg: DictConfig) -> None:
+    """Check evaluate.py's config (conf/evaluate.yaml) and, for one run, its folder: a config of
+    this version and the chosen checkpoint (cheap checks, before torch loads)."""
+    if cfg.get("report") is not None:
+        check_choice("report", cfg.report, REPORTS)
+        if cfg.get("sweep_dir") is None:
+            raise ConfigError(f"report={cfg.report} needs sweep_dir=<folder of run folders>")
+    if (cfg.get("run_dir") is None) == (cfg.get("sweep_dir") is None):
+        raise ConfigError(
+            "give exactly one of run_dir=<run folder> or sweep_dir=<folder of run folders>, "
+            "e.g. `python evaluate.py run_dir=outputs/mnist-kl_qp/2026-01-01_12-00-00`"
+        )
+    validate_eval_options(cfg)
+    check_bool("force", cfg.force)
+    if cfg.run_dir is not None:
+        run = RunDir.at(cfg.run_dir)
+        load_run_config(run)
+        run.checkpoint(cfg.checkpoint)

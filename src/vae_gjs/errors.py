@@ -45,11 +45,35 @@ def check_non_negative(name: str, value: Any) -> float:
     return number
 
 
+def check_int(name: str, value: Any, minimum: int | None = None) -> int:
+    """An integer (≥ ``minimum`` if given; ``True``/``False`` are not integers here), or a
+    :class:`ConfigError`."""
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    if minimum is None:
+        if not integer:
+            raise ConfigError(f"{name}={value!r} is not an integer; allowed: an integer")
+    elif not integer or value < minimum:
+        raise ConfigError(f"{name}={value!r} is not allowed; allowed: an integer >= {minimum}")
+    return value
+
+
 def check_positive_int(name: str, value: Any) -> int:
     """An integer ≥ 1 (latent size, batch size), or a :class:`ConfigError`."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name}={value!r} is not allowed; allowed: an integer >= 1")
+    return check_int(name, value, 1)
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """``true`` or ``false``, or a :class:`ConfigError`."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is not allowed; allowed: true or false")
     return value
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """A real number strictly between 0 and 1 (a held-out share), or a :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ConfigError(f"{name}={value!r} is not allowed; allowed: a number in (0, 1)")
+    return float(value)
 
 
 def check_choice(name: str, value: Any, allowed: Iterable[str]) -> str:

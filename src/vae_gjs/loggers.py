@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import socket
+import sys
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
@@ -167,3 +168,10 @@ def wandb_logger(
         mode=resolved,
         **kwargs,
     )
+
+
+def finish_wandb() -> None:
+    """Close the current W&B run, if any, so the next job of a sweep (or the next evaluation)
+    opens its own."""
+    if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
+        sys.modules["wandb"].finish()

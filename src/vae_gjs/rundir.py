@@ -117,3 +117,28 @@ class RunDir:
                 f"checkpoints present: {', '.join(present) or 'none'}"
             )
         return path
+
+
+#: The ``config_version`` of conf/train.yaml that this code reads.
+CONFIG_VERSION = 1
+
+
+def load_run_config(run: RunDir) -> DictConfig:
+    """The run's config.yaml, or a :class:`RunError` for a folder that is not a run or whose
+    config comes from another version of train.py."""
+    cfg = run.load_config()
+    version = cfg.get("config_version")
+    if version != CONFIG_VERSION:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > CONFIG_VERSION
+        found = "has no config_version" if version is None else f"has config_version={version!r}"
+        raise RunError(
+            f"{run.path}: config from {'a newer' if newer else 'an older'} version of vae-gjs "
+            f"(config.yaml {found}; this evaluate.py reads config_version={CONFIG_VERSION}); "
+            + ("update vae-gjs" if newer else "retrain the run with the current train.py")
+        )
+    return cfg
+
+
+def run_folders(sweep_dir: str | Path) -> list[Path]:
+    """Every run folder (a folder holding a ``config.yaml``) directly inside ``sweep_dir``, sorted."""
+    return sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and (p / "config.yaml").is_file())

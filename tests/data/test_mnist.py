@@ -10,7 +10,8 @@ import torch
 import torchvision
 
 from tests.conftest import ROOT, compose_train
-from vae_gjs.data import MNIST, FashionMNIST, InMemoryBatches, Split, UInt8Images, files
+from vae_gjs import datadir
+from vae_gjs.data import MNIST, FashionMNIST, InMemoryBatches, Split, UInt8Images
 from vae_gjs.data.idx import read_idx
 from vae_gjs.errors import DataError
 
@@ -112,19 +113,19 @@ def test_failed_download_says_where_to_put_the_files(tmp_path: Path, monkeypatch
 def test_default_data_folder_env_then_local_then_shared_beside_the_clone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert ROOT.parent / "shared" / "data" == files.SHARED_DATA_DIR  # beside this clone
+    assert ROOT.parent / "shared" / "data" == datadir.SHARED_DATA_DIR  # beside this clone
     shared = tmp_path / "shared" / "data"
-    monkeypatch.setattr(files, "SHARED_DATA_DIR", shared)
+    monkeypatch.setattr(datadir, "SHARED_DATA_DIR", shared)
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VAE_GJS_DATA_DIR", raising=False)
-    assert files.default_data_dir() == "data"  # nothing anywhere: ./data, where downloads go
+    assert datadir.default_data_dir() == "data"  # nothing anywhere: ./data, where downloads go
     shared.mkdir(parents=True)
-    assert files.default_data_dir() == str(shared)
+    assert datadir.default_data_dir() == str(shared)
     assert compose_train().data_dir == str(shared)  # what train.py's config resolves to
     (tmp_path / "data").mkdir()
-    assert files.default_data_dir() == "data"
+    assert datadir.default_data_dir() == "data"
     monkeypatch.setenv("VAE_GJS_DATA_DIR", "/elsewhere")
-    assert files.default_data_dir() == "/elsewhere" and files.data_root() == Path("/elsewhere")
+    assert datadir.default_data_dir() == "/elsewhere" and datadir.data_root() == Path("/elsewhere")
 
 
 @pytest.fixture

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from tests.conftest import DATA_DIR, compose_train, run_script
+from tests.conftest import DATA_DIR, compose_train, copy_run, run_script
+from vae_gjs.config import validate_evaluate
 from vae_gjs.errors import ConfigError, RunError
-from vae_gjs.evaluation.options import load_run_config, main, validate_options
-from vae_gjs.rundir import RunDir
+from vae_gjs.rundir import RunDir, load_run_config
 
 pytestmark = pytest.mark.slow
 
@@ -27,11 +28,6 @@ FIGURES = {
 }  # 10 rows of 32 + 2
 
 
-def _copy(run: Path, to: Path) -> Path:
-    shutil.copytree(run, to, ignore=shutil.ignore_patterns("eval.json", "figures"))
-    return to
-
-
 def _edit_config(run: Path, **changes: object) -> None:
     config = yaml.safe_load((run / "config.yaml").read_text())
     for key, value in changes.items():
@@ -42,6 +38,14 @@ def _edit_config(run: Path, **changes: object) -> None:
     (run / "config.yaml").write_text(yaml.safe_dump(config))
 
 
+def main(cfg: DictConfig) -> object:
+    """evaluate.py's path in this process: validate, then run the task."""
+    from vae_gjs.tasks.evaluate import evaluate
+
+    validate_evaluate(cfg)
+    return evaluate(cfg)
+
+
 def _evaluate_in_process(*overrides: str) -> object:
     return main(compose_train([*QUICK, f"data_dir={DATA_DIR}", *overrides], config="evaluate"))
 
@@ -49,7 +53,7 @@ def _evaluate_in_process(*overrides: str) -> object:
 @pytest.fixture(scope="module")
 def evaluated(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A copy of the tiny run, evaluated by ``python evaluate.py``."""
-    run = _copy(tiny_run, tmp_path_factory.mktemp("evaluated") / "run")
+    run = copy_run(tiny_run, tmp_path_factory.mktemp("evaluated") / "run")
     result = run_script("evaluate.py", f"run_dir={run}", *QUICK, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not (Path(__file__).resolve().parents[2] / "outputs" / "evaluate").exists()
@@ -102,9 +106,9 @@ def test_sweep_skips_done_runs_and_reports_every_failure(
     shutil.copytree(run, done)
     written = (done / "eval.json").stat().st_mtime_ns
     (sweep / "alpha=0.2").mkdir()  # a folder without config.yaml is not a run: ignored
-    no_checkpoint = _copy(run, sweep / "alpha=0.3")
+    no_checkpoint = copy_run(run, sweep / "alpha=0.3")
     (no_checkpoint / "checkpoints" / "last.ckpt").unlink()
-    old = _copy(run, sweep / "alpha=0.4")
+    old = copy_run(run, sweep / "alpha=0.4")
     _edit_config(old, config_version=None)
     result = run_script("evaluate.py", f"sweep_dir={sweep}", *QUICK, timeout=300)
     assert result.returncode != 0
@@ -132,7 +136,7 @@ def test_bad_run_folders_give_one_line(tiny_run: Path, tmp_path: Path, problem: 
     if problem == "not_a_run":
         run.mkdir()
     else:
-        _copy(tiny_run, run)
+        copy_run(tiny_run, run)
     if problem == "no_checkpoint":
         (run / "checkpoints" / "best.ckpt").unlink()
     if problem == "old_config":
@@ -145,16 +149,25 @@ def test_bad_run_folders_give_one_line(tiny_run: Path, tmp_path: Path, problem: 
 
 
 def test_a_newer_config_version_is_refused(tiny_run: Path, tmp_path: Path) -> None:
-    run = _copy(tiny_run, tmp_path / "run")
+    run = copy_run(tiny_run, tmp_path / "run")
     _edit_config(run, config_version=2)
     with pytest.raises(RunError, match="config from a newer version of vae-gjs"):
         load_run_config(RunDir.at(run))
 
 
-def test_weights_of_another_architecture_are_named(tiny_run: Path, tmp_path: Path) -> None:
-    from vae_gjs.evaluation.runner import load_module
+def test_a_run_folder_from_before_conf_module_rebuilds_the_same_model(tiny_run: Path) -> None:
+    from vae_gjs.evaluation.loading import module_config
 
-    run = _copy(tiny_run, tmp_path / "run")
+    cfg = load_run_config(RunDir.at(tiny_run))
+    legacy = cfg.copy()
+    del legacy["module"]
+    assert OmegaConf.to_container(module_config(legacy)) == OmegaConf.to_container(cfg.module)
+
+
+def test_weights_of_another_architecture_are_named(tiny_run: Path, tmp_path: Path) -> None:
+    from vae_gjs.evaluation.loading import load_module
+
+    run = copy_run(tiny_run, tmp_path / "run")
     module = yaml.safe_load((run / "config.yaml").read_text())["module"]
     _edit_config(run, module={**module, "net": {**module["net"], "latent_dim": 5}})
     with pytest.raises(
@@ -179,7 +192,7 @@ def test_weights_of_another_architecture_are_named(tiny_run: Path, tmp_path: Pat
 def test_bad_options_are_named(overrides: list[str], message: str) -> None:
     cfg = compose_train(overrides, config="evaluate")
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
-        validate_options(cfg)
+        validate_evaluate(cfg)
 
 
 def test_report_option_is_checked_before_torch_work() -> None:
@@ -192,10 +205,8 @@ def test_report_option_is_checked_before_torch_work() -> None:
 def test_reports_evaluate_missing_runs_then_build_table_and_figures(
     tiny_run: Path, tmp_path: Path, data_dir: Path
 ) -> None:
-    from vae_gjs.evaluation.options import main
-
     sweep = tmp_path / "sweep"
-    _copy(tiny_run, sweep / "divergence=kl_qp")
+    copy_run(tiny_run, sweep / "divergence=kl_qp")
     quick = [
         f"data_dir={data_dir}",
         "k=2",
@@ -225,7 +236,7 @@ def test_wandb_gets_the_numbers_and_images(
     evaluated: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run, _ = evaluated
-    copy = _copy(run, tmp_path / "run")
+    copy = copy_run(run, tmp_path / "run")
     wandb = {
         "_target_": "vae_gjs.loggers.wandb_logger",
         "project": "vae-gjs",

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +94,11 @@ def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) ->
     for fragment in fragments:
         assert fragment in lines[i], (fragment, lines[i])
     return lines[i]
+
+
+def stop_all(launched: Iterable[Launched]) -> None:
+    """Kill the commands of ``launched`` that still run (a fixture's teardown after a failure)."""
+    for item in launched:
+        if item.process.poll() is None:
+            item.process.kill()
+            item.process.wait()

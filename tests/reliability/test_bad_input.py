@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import CONF, DATA_DIR, TINY, compose_train
-from tests.reliability.helpers import Launched, cli, launch, one_line_error
+from tests.conftest import CONF, DATA_DIR, TINY, compose_train, copy_run
+from tests.reliability.helpers import Launched, cli, launch, one_line_error, stop_all
 from vae_gjs.rundir import RunDir
 
 pytestmark = pytest.mark.slow
@@ -81,7 +81,7 @@ def _raw_with_truncated_labels(root: Path) -> Path:
 
 def _foreign_checkpoint_run(finished_run: Path, folder: Path) -> Path:
     """A copy of a finished run whose last.ckpt holds the weights of a latent_dim=4 model."""
-    shutil.copytree(finished_run, folder)
+    copy_run(finished_run, folder)
     last = RunDir.at(folder).last_ckpt
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)
     from vae_gjs.module import build_module
@@ -94,15 +94,9 @@ def _foreign_checkpoint_run(finished_run: Path, folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def finished_run(request: pytest.FixtureRequest) -> Path:
-    """The session's finished tiny run (conftest's ``tiny_run``), trained on one thread if this
-    module is the first to ask for it (two spinning threads crawl on a busy 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return request.getfixturevalue("tiny_run")
-    finally:
-        torch.set_num_threads(threads)
+def finished_run(tiny_run: Path) -> Path:
+    """The session's finished tiny run (conftest's ``tiny_run``)."""
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -143,10 +137,7 @@ def heavy(
         foreign,
     )
     yield started
-    for process, _ in started.values():
-        if process.process.poll() is None:
-            process.process.kill()
-            process.process.wait()
+    stop_all(process for process, _ in started.values())
 
 
 def _failed_status(run_dir: Path, fragment: str) -> None:
@@ -179,7 +170,7 @@ def test_truncated_raw_file_fails_its_checksum(heavy: dict[str, tuple[Launched, 
 
 def test_evaluate_a_run_folder_without_checkpoint(finished_run: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    shutil.copytree(finished_run, run_dir)
+    copy_run(finished_run, run_dir)
     shutil.rmtree(run_dir / "checkpoints")
     result = cli("evaluate.py", f"run_dir={run_dir}", logs=tmp_path / "logs", timeout=180)
     one_line_error(result, f"{run_dir} has no last checkpoint (last.ckpt)", "checkpoints present: none")
@@ -201,12 +192,12 @@ def test_evaluate_a_checkpoint_of_another_architecture(heavy: dict[str, tuple[La
 
 def _train_error(overrides: list[str], run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """The one-line error train.py gives for ``overrides`` (its code path, in this process)."""
-    from vae_gjs.cli import UserError, run_task
+    from vae_gjs import cli
 
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
     cfg = compose_train([*TINY, f"data_dir={DATA_DIR}", "threads=1", *overrides], run_dir=run_dir)
-    with pytest.raises(UserError) as info:
-        run_task("vae_gjs.training.train", cfg)
+    with pytest.raises(cli.UserError) as info:
+        cli.train(cfg)
     assert "\n" not in str(info.value)
     return str(info.value)
 

@@ -23,7 +23,7 @@ import torch
 
 from tests.conftest import CONF, ROOT, TINY, compose_train, train_tiny
 from tests.divergences.test_divergences_stability import LOGVARS
-from tests.reliability.helpers import Launched, launch, one_line_error
+from tests.reliability.helpers import Launched, launch, one_line_error, stop_all
 from tests.reliability.plugins import DELAY_ENV
 from tests.wandb_offline import run_summary
 from vae_gjs.errors import NonFiniteLossError
@@ -157,7 +157,7 @@ def test_kill_while_writing_keeps_the_previous_file(name: str, tmp_path: Path) -
 def test_interrupted_checkpoint_and_metrics_writes_keep_the_previous_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vae_gjs.training import AtomicCheckpointIO
+    from vae_gjs.callbacks import AtomicCheckpointIO
 
     checkpoints, path = AtomicCheckpointIO(), tmp_path / "last.ckpt"
     checkpoints.save_checkpoint({"epoch": 0, "w": torch.zeros(10)}, path)
@@ -288,10 +288,7 @@ def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, t
         wandb_run,
     )
     yield started
-    for process, _ in started.values():
-        if process.process.poll() is None:
-            process.process.kill()
-            process.process.wait()
+    stop_all(process for process, _ in started.values())
 
 
 @pytest.mark.slow

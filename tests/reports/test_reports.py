@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,10 @@ def _run(
         else f"divergence={divergence}"
     )
     run.mkdir(parents=True)
+    skew = {"alpha": alpha} if divergence in ("gjs", "dgjs") else {}
     config = {
-        "alpha": alpha,
+        "alpha": 0.5,  # the top-level default: only the divergence's own α counts
+        "divergence": {"_target_": f"vae_gjs.divergences.{divergence}", **skew},
         "lam": 1.0,
         "choices": {"dataset": "mnist", "divergence": divergence, "budget": "cpu"},
     }
@@ -101,3 +104,10 @@ def test_figures_are_written_as_pngs(sweep: Path) -> None:
     for path in (figure3(records, sweep / "fig3.png"), figure5(records, sweep / "fig5.png")):
         with Image.open(path) as image:
             assert image.format == "PNG" and image.width > 600 and image.height > 400
+
+
+def test_records_take_alpha_from_the_divergence_not_the_top_level_default(sweep: Path) -> None:
+    records = collect(sweep)
+    baselines = [r for r in records if r.divergence not in ("gjs", "dgjs")]
+    assert baselines and all(math.isnan(r.alpha) for r in baselines)
+    assert sorted(r.alpha for r in records if r.divergence == "gjs") == list(ALPHAS)

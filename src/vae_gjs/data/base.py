@@ -17,8 +17,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from vae_gjs.data.files import data_root
-from vae_gjs.errors import check_positive_int
+from vae_gjs.datadir import data_root
+from vae_gjs.errors import ConfigError, check_int, check_positive_int
 
 
 class ImageSource(Protocol):
@@ -194,9 +194,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.root = data_root(root)
         self.batch_size = check_positive_int("dataset.batch_size", batch_size)
         self.eval_batch_size = check_positive_int("dataset.eval_batch_size", eval_batch_size)
-        if isinstance(val_size, bool) or not isinstance(val_size, int) or val_size < 0:
-            raise ValueError(f"dataset.val_size={val_size!r} is not allowed; allowed: an integer >= 0")
-        self.val_size = val_size
+        self.val_size = check_int("dataset.val_size", val_size, 0)
         self.split_seed = split_seed
         self.shuffle_seed = shuffle_seed
         self.splits: dict[str, Split] = {}
@@ -225,7 +223,7 @@ class InMemoryDataModule(L.LightningDataModule):
         train = splits["train"]
         if self.val_size:
             if self.val_size >= len(train):
-                raise ValueError(
+                raise ConfigError(
                     f"dataset.val_size={self.val_size} leaves no training images (train has {len(train)})"
                 )
             order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.split_seed))

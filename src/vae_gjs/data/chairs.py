@@ -28,7 +28,7 @@ import torch
 from vae_gjs.data.base import InMemoryDataModule, Split, UInt8Images
 from vae_gjs.data.files import download as download_file
 from vae_gjs.data.shared import check_test_options, describe, load_cache, save_cache, train_test
-from vae_gjs.errors import ConfigError, DataError
+from vae_gjs.errors import DataError, check_int
 
 log = logging.getLogger(__name__)
 
@@ -150,10 +150,8 @@ class Chairs(InMemoryDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < IMAGE_SIZE):
-            raise ConfigError(
-                f"dataset.crop={crop!r} is not allowed; allowed: null or an integer >= {IMAGE_SIZE}"
-            )
+        if crop is not None:  # null: no crop
+            check_int("dataset.crop", crop, IMAGE_SIZE)
         check_test_options(test_set, test_fraction)
         self.download = download
         self.crop = crop

@@ -1,37 +1,15 @@
-"""Finding, downloading and verifying raw data files (no Lightning here: cheap to import)."""
+"""Downloading and verifying raw data files."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from vae_gjs.datadir import ENV_DATA_DIR
 from vae_gjs.errors import DataError
 from vae_gjs.io import atomic_open, file_digest
-
-ENV_DATA_DIR = "VAE_GJS_DATA_DIR"
-
-
-#: A data folder shared by the clones beside it: ``<clone>/../shared/data`` (CI's layout).
-SHARED_DATA_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data"
-
-
-def default_data_dir() -> str:
-    """The data folder when none is given (``data_dir`` in ``conf/``): ``$VAE_GJS_DATA_DIR`` if set,
-    else ``./data`` if it exists, else ``shared/data`` beside the clone if that exists, else
-    ``./data`` (where MNIST and Fashion-MNIST get downloaded)."""
-    if os.environ.get(ENV_DATA_DIR):
-        return os.environ[ENV_DATA_DIR]
-    if not Path("data").is_dir() and SHARED_DATA_DIR.is_dir():
-        return str(SHARED_DATA_DIR)
-    return "data"
-
-
-def data_root(root: str | os.PathLike[str] | None = None) -> Path:
-    """The data folder: ``root`` if given, else :func:`default_data_dir`."""
-    return Path(root or default_data_dir()).expanduser()
 
 
 def verify(folder: Path, expected: Mapping[str, str]) -> None:

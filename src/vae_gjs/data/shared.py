@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from vae_gjs.data.base import Split
-from vae_gjs.errors import ConfigError, DataError, check_choice
+from vae_gjs.errors import DataError, check_choice, check_fraction
 from vae_gjs.io import atomic_open, file_digest, write_json
 
 log = logging.getLogger(__name__)
@@ -98,14 +98,7 @@ def load_cache(path: Path, meta: Mapping[str, Any]) -> dict[str, np.ndarray] | N
 
 def check_test_options(test_set: str, test_fraction: float) -> None:
     check_choice("dataset.test_set", test_set, TEST_SETS)
-    if (
-        isinstance(test_fraction, bool)
-        or not isinstance(test_fraction, (int, float))
-        or not 0 < test_fraction < 1
-    ):
-        raise ConfigError(
-            f"dataset.test_fraction={test_fraction!r} is not allowed; allowed: a number in (0, 1)"
-        )
+    check_fraction("dataset.test_fraction", test_fraction)
 
 
 def heldout_split(

@@ -3,7 +3,6 @@
 from vae_gjs.reports.collect import RunRecord, collect
 from vae_gjs.reports.figures import figure3, figure5
 from vae_gjs.reports.table1 import PaperTable, table1
+from vae_gjs.reports.write import WRITERS, write_report
 
-REPORTS = ("table1", "fig3", "fig5")
-
-__all__ = ["REPORTS", "PaperTable", "RunRecord", "collect", "figure3", "figure5", "table1"]
+__all__ = ["WRITERS", "PaperTable", "RunRecord", "collect", "figure3", "figure5", "table1", "write_report"]

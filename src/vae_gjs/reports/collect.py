@@ -10,15 +10,16 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from vae_gjs.rundir import RunDir
+from vae_gjs.rundir import COMPLETED, RunDir, run_folders
 
 NAN = math.nan
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One run of a sweep. Errors are per-image SSE with z = μ (Table 1's metric); ``log_px``
-    is the importance-sampled test log-evidence with its 95% bootstrap CI."""
+    """One run of a sweep. ``alpha`` is the divergence's skew α (NaN for a divergence without
+    one); errors are per-image SSE with z = μ (Table 1's metric); ``log_px`` is the
+    importance-sampled test log-evidence with its 95% bootstrap CI."""
 
     path: Path
     dataset: str
@@ -39,7 +40,7 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
-        return self.status == "completed" and self.evaluated
+        return self.status == COMPLETED and self.evaluated
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def read_run(path: Path) -> RunRecord:
         path=path,
         dataset=str(choices.get("dataset", "?")),
         divergence=str(choices.get("divergence", "?")),
-        alpha=float(cfg.get("alpha", NAN)),
+        alpha=float(cfg.get("divergence", {}).get("alpha", NAN)),
         lam=float(cfg.get("lam", NAN)),
         budget=str(choices.get("budget", "?")),
         status=run.status or "unknown",
@@ -72,11 +73,6 @@ def read_run(path: Path) -> RunRecord:
         log_px=metrics.get("test/log_px", NAN),
         log_px_ci=(metrics.get("test/log_px_ci_low", NAN), metrics.get("test/log_px_ci_high", NAN)),
     )
-
-
-def run_folders(sweep_dir: str | Path) -> list[Path]:
-    """Every run folder (one holding a ``config.yaml``) directly inside ``sweep_dir``."""
-    return sorted(p for p in Path(sweep_dir).iterdir() if (p / "config.yaml").is_file())
 
 
 def collect(sweep_dir: str | Path) -> list[RunRecord]:

@@ -1,0 +1,40 @@
+"""Per-epoch bookkeeping and the progress bar."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, TQDMProgressBar
+
+
+class EpochBookkeeping(Callback):
+    """Logs wall seconds per epoch (``time/epoch_s``) and tells the CSV logger where a resumed
+    run starts, so repeated epochs replace their rows instead of duplicating them."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for logger in trainer.loggers:
+            if hasattr(logger, "start_epoch"):
+                logger.start_epoch(trainer.current_epoch)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pl_module.log("time/epoch_s", time.perf_counter() - self._started, on_epoch=True)
+
+
+class ProgressBar(TQDMProgressBar):
+    """Lightning's progress bar without the logger's version number (W&B's run id, noise here)."""
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics
+
+
+def progress_bar() -> TQDMProgressBar:
+    """A progress bar refreshed every step on a terminal, every 100 steps into a log file."""
+    return ProgressBar(refresh_rate=1 if sys.stderr.isatty() else 100)

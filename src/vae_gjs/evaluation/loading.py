@@ -1,0 +1,86 @@
+"""Rebuilding a run from its folder: the device, the DataModule and the VAE with a checkpoint's
+weights (a one-line :class:`~vae_gjs.errors.RunError` when they do not fit)."""
+
+from __future__ import annotations
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vae_gjs.checkpoints import check_fits, model_weights, read_checkpoint
+from vae_gjs.data import InMemoryDataModule
+from vae_gjs.errors import ConfigError, RunError
+from vae_gjs.io import file_digest
+from vae_gjs.module import VAE, build_module
+from vae_gjs.rundir import RunDir
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA if available, else the CPU; ``cuda`` without a GPU is a :class:`ConfigError`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device={name} but no CUDA device is available; allowed here: auto, cpu")
+        if (device.index or 0) >= count:
+            raise ConfigError(
+                f"device={name} but there are {count} CUDA devices; allowed: cuda:0 to cuda:{count - 1}"
+            )
+    return device
+
+
+def build_datamodule(run_cfg: DictConfig, data_dir: str) -> InMemoryDataModule:
+    """The run's DataModule, reading from ``data_dir`` (the folder may differ from training's)."""
+    dataset_cfg = run_cfg.dataset.copy()
+    with open_dict(dataset_cfg):
+        dataset_cfg.root = data_dir
+    try:
+        datamodule = instantiate(dataset_cfg)
+    except Exception as error:
+        raise RunError(
+            f"cannot build the dataset of config.yaml (dataset: {dataset_cfg.get('_target_')}): {error}"
+        ) from error
+    datamodule.setup()
+    return datamodule
+
+
+def module_config(run_cfg: DictConfig) -> DictConfig:
+    """The run's ``module`` config; a run folder written before conf/module/ existed gets the node
+    that conf/module/vae.yaml composes from its top-level keys (the model was the same)."""
+    if "module" in run_cfg:
+        return run_cfg.module
+    return OmegaConf.create(
+        {
+            "_target_": "vae_gjs.module.VAE",
+            "net": run_cfg.model,
+            "divergence": run_cfg.divergence,
+            "lam": run_cfg.lam,
+            "likelihood": run_cfg.likelihood,
+            "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": run_cfg.optim.lr},
+            "param_groups": {},
+        }
+    )
+
+
+def load_module(
+    run: RunDir, run_cfg: DictConfig, which: str, image_shape: tuple[int, int, int]
+) -> tuple[VAE, dict]:
+    """The run's VAE with the weights of its ``which`` checkpoint, and facts about the checkpoint."""
+    path = run.checkpoint(which)
+    try:
+        module = build_module(module_config(run_cfg), image_shape)
+    except Exception as error:
+        raise RunError(f"{run.path}: cannot rebuild the model from config.yaml: {error}") from error
+    checkpoint = read_checkpoint(path)
+    check_fits(checkpoint, module, path, f"the architecture of {run.config_file}")
+    module.load_state_dict(model_weights(checkpoint["state_dict"]), strict=False)
+    info = {
+        "which": which,
+        "file": str(path.relative_to(run.path)),
+        "sha256": file_digest(path),
+        "epoch": checkpoint.get("epoch"),
+        "global_step": checkpoint.get("global_step"),
+    }
+    return module.eval(), info

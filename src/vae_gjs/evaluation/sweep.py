@@ -1,0 +1,52 @@
+"""Evaluate every run of a sweep folder, one failure not stopping the others."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from vae_gjs.errors import ConfigError, RunError
+from vae_gjs.evaluation.runner import evaluate_run
+from vae_gjs.rundir import RunDir, run_folders
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_sweep(folder: str | Path, cfg: DictConfig, for_report: bool = False) -> list[dict[str, Any]]:
+    """Evaluate every run folder of the sweep ``folder``, skipping the done ones (unless
+    ``force``); a failing run does not stop the others, and the failures are reported together
+    at the end as one :class:`RunError`.
+
+    ``for_report``: a run that has an eval.json is taken as it is, whatever options it was
+    evaluated with (e.g. by its own training job, ``evaluate=true``), and failures are only
+    logged: the report lists the runs it lacks."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RunError(f"sweep folder {folder} does not exist")
+    runs = run_folders(folder)
+    if not runs:
+        if (folder / "config.yaml").is_file():
+            raise RunError(f"{folder} is a run folder, not a sweep: use run_dir={folder}")
+        raise RunError(f"{folder} holds no run folders (subfolders with a config.yaml written by train.py)")
+    records, failures, kept = [], [], 0
+    for number, path in enumerate(runs, 1):
+        if for_report and not cfg.force and RunDir.at(path).eval_file.is_file():
+            kept += 1
+            continue
+        log.info(f"[{number}/{len(runs)}] {path.name}")
+        try:
+            records.append(evaluate_run(path, cfg))
+        except Exception as error:
+            if not isinstance(error, (RunError, ConfigError)):
+                log.exception(f"{path.name} failed")
+            failures.append(f"{path.name}: {error}")
+            log.error(f"{path.name} failed: {error}")
+    if failures and not for_report:
+        raise RunError(f"{len(failures)} of {len(runs)} runs failed: " + " | ".join(failures))
+    log.info(
+        f"Evaluated {len(runs) - kept - len(failures)} runs in {folder}, {len(failures)} failed, {kept} kept"
+    )
+    return records

@@ -1,0 +1,35 @@
+"""Write a report of a sweep into ``<sweep_dir>/reports/``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from vae_gjs.reports.collect import RunRecord, collect
+from vae_gjs.reports.figures import figure3, figure5
+from vae_gjs.reports.table1 import table1
+
+log = logging.getLogger(__name__)
+
+
+def _table1(records: list[RunRecord], out: Path) -> list[Path]:
+    paths = list(table1(records, out).values())
+    print(paths[0].read_text())  # the Markdown table, for the terminal
+    return paths
+
+
+#: The writer of each report name in :data:`vae_gjs.config.REPORTS`.
+WRITERS: dict[str, Callable[[list[RunRecord], Path], list[Path]]] = {
+    "table1": _table1,
+    "fig3": lambda records, out: [figure3(records, out / "fig3.png")],
+    "fig5": lambda records, out: [figure5(records, out / "fig5.png")],
+}
+
+
+def write_report(report: str, sweep_dir: str | Path) -> list[Path]:
+    """Build ``report`` (table1: Markdown, CSV and LaTeX, also printed; fig3, fig5: PNG) from the
+    run folders of ``sweep_dir`` into ``<sweep_dir>/reports/``; returns the files written."""
+    paths = WRITERS[report](collect(sweep_dir), Path(sweep_dir) / "reports")
+    log.info("Wrote " + ", ".join(str(p) for p in paths))
+    return paths

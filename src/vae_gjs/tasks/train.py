@@ -1,0 +1,184 @@
+"""The training flow: config -> data, model, divergence -> Lightning Trainer -> run folder."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+from vae_gjs.callbacks import AtomicCheckpointIO, EpochBookkeeping, RandomState, progress_bar
+from vae_gjs.checkpoints import check_fits, read_checkpoint
+from vae_gjs.data import InMemoryDataModule
+from vae_gjs.errors import ConfigError, NonFiniteLossError
+from vae_gjs.evaluation.runner import evaluate_run
+from vae_gjs.loggers import finish_wandb
+from vae_gjs.module import build_module
+from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir
+
+log = logging.getLogger(__name__)
+
+
+def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg.trainer`` as ``lightning.Trainer`` arguments; unknown keys are a :class:`ConfigError`."""
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    assert isinstance(kwargs, dict)
+    allowed = set(inspect.signature(L.Trainer.__init__).parameters) - {
+        "self",
+        "logger",
+        "callbacks",
+        "plugins",
+    }
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"trainer.{unknown[0]} is not a lightning.Trainer argument; allowed: {', '.join(sorted(allowed))}"
+        )
+    return kwargs
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """Instantiate every logger of the chosen ``logger/`` config (``None`` ones are dropped)."""
+    loggers = [instantiate(node) for node in cfg.logger.values()]
+    return [logger for logger in loggers if logger is not None]
+
+
+def resume_from(cfg: DictConfig, run: RunDir) -> str | None:
+    """The checkpoint to resume from: ``ckpt_path`` (``last`` meaning this run's last.ckpt), or
+    the run folder's last.ckpt when an unfinished run left one there."""
+    if cfg.ckpt_path == "last":
+        return str(run.checkpoint("last"))
+    if cfg.ckpt_path is not None:
+        return str(cfg.ckpt_path)
+    if run.last_ckpt.is_file():
+        log.info(f"Resuming the unfinished run in {run.path} from {run.last_ckpt.name}")
+        return str(run.last_ckpt)
+    return None
+
+
+def _quiet_library_logs() -> None:
+    """Let Hydra's handlers (console + the run's log file) print Lightning's messages once, and
+    drop a deprecation warning Lightning raises from its own internals."""
+    if logging.getLogger().handlers:
+        lightning_logger = logging.getLogger("lightning")
+        for handler in list(lightning_logger.handlers):
+            lightning_logger.removeHandler(handler)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def evaluate_after_training(cfg: DictConfig, run: RunDir) -> None:
+    """Evaluate the run like ``evaluate.py run_dir=<run>`` with the options ``cfg.eval``
+    (skipped when its eval.json is up to date)."""
+    options = {**OmegaConf.to_container(cfg.eval, resolve=True), "data_dir": cfg.data_dir, "force": False}
+    evaluate_run(run.path, OmegaConf.create(options))
+
+
+def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
+    """Fit (or resume) the run described by ``cfg`` in ``cfg.run_dir``, test it, record results,
+    and with ``evaluate=true`` evaluate it. ``callbacks`` are added to the Trainer's own.
+
+    Returns the final test reconstruction error (``None`` with ``test=false``). A run folder
+    whose status is ``completed`` is not trained again, so re-running a sweep only runs what is
+    missing. Only the process of rank 0 writes into the run folder.
+    """
+    run = RunDir.at(cfg.run_dir)
+    if run.status == COMPLETED:
+        log.info(f"Skipping {run.path}: already completed (delete status.json to run it again)")
+        if cfg.evaluate and rank_zero_only.rank == 0:
+            evaluate_after_training(cfg, run)
+        return run.results.get("test/rec")
+    _quiet_library_logs()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    # Build and check everything before writing to the run folder: a bad value or a checkpoint
+    # that does not fit fails with the folder as it was (an unfinished run keeps its config.yaml
+    # and status.json), instead of leaving a "running" status that nothing will update.
+    kwargs = trainer_kwargs(cfg)
+    datamodule: InMemoryDataModule = instantiate(cfg.dataset)
+    module = build_module(cfg.module, datamodule.image_shape)
+    if cfg.compile:
+        module.net.compile()  # in place: the state_dict keeps its keys
+    ckpt_path = resume_from(cfg, run)
+    if ckpt_path is not None:
+        check_fits(read_checkpoint(ckpt_path), module, ckpt_path, "the model of this config")
+    loggers = build_loggers(cfg)
+    monitor = "val/loss" if datamodule.has_val else "train/loss"
+    checkpoints = ModelCheckpoint(
+        dirpath=run.checkpoints,
+        filename="best",
+        monitor=monitor,
+        mode="min",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    if not datamodule.has_val:
+        kwargs.update(limit_val_batches=0, num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        **kwargs,
+        default_root_dir=str(run.path),
+        logger=loggers or False,
+        callbacks=[
+            checkpoints,
+            EpochBookkeeping(),
+            RandomState(),
+            *([progress_bar()] if kwargs.get("enable_progress_bar") else []),
+            *callbacks,
+        ],
+        plugins=[AtomicCheckpointIO()],
+    )
+
+    writer = rank_zero_only.rank == 0
+    if writer:
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(cfg)
+        run.set_status(RUNNING, pid=os.getpid())
+    started = time.perf_counter()
+    try:
+        hparams = OmegaConf.to_container(cfg, resolve=True)
+        for logger in loggers:
+            logger.log_hyperparams(hparams)  # type: ignore[arg-type]
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        fit_seconds = time.perf_counter() - started
+        test = trainer.test(module, datamodule=datamodule, verbose=False)[0] if cfg.test else {}
+    except NonFiniteLossError as error:
+        saved = run.checkpoints / f"nonfinite-step{trainer.global_step}.ckpt"
+        trainer.save_checkpoint(saved)
+        if writer:
+            run.set_status(FAILED, error=f"{error} (weights at that step: {saved.name})")
+        raise
+    except BaseException as error:
+        if writer:
+            run.set_status(FAILED, error=f"{type(error).__name__}: {error}")
+        raise
+    finally:
+        finish_wandb()
+
+    results = {
+        **{key: float(value) for key, value in test.items()},
+        "epochs": trainer.current_epoch,
+        "steps": trainer.global_step,
+        "fit_seconds_this_session": round(fit_seconds, 2),
+        "best_checkpoint": Path(checkpoints.best_model_path).name if checkpoints.best_model_path else None,
+    }
+    if writer:
+        run.write_results(results)
+        run.set_status(COMPLETED)
+        log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
+        if cfg.evaluate:
+            evaluate_after_training(cfg, run)
+    return results.get("test/rec")
