@@ -117,6 +117,19 @@ class VAE(L.LightningModule):
         mu, logvar = self.net.encode(x)
         return self.net.decode(mu), mu, logvar
 
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """μ and log σ² ``[B, d]`` of q(z|x) for images ``x [B, C, H, W]`` in [0, 1]."""
+        return self.net.encode(x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """The decoder's mean images ``sigmoid(logits)`` ``[B, C, H, W]`` in [0, 1] for ``z [B, d]``."""
+        return torch.sigmoid(self.net.decode(z))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` images decoded from z ~ N(0, I) (the noise drawn on the CPU from ``generator``)."""
+        z = torch.randn((n, self.net.latent_dim), generator=generator)
+        return self.decode(z.to(self.device))
+
     def per_image_terms(self, x: Tensor, sample: bool) -> PerImageTerms:
         """Encode ``x``, decode z (``sample``: z ~ q(z|x) by reparameterisation; else z = μ) and
         compute the reconstruction, the divergence with its parts and rec + λ·div per image.

@@ -3,16 +3,19 @@ weights (a one-line :class:`~vae_gjs.errors.RunError` when they do not fit)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vae_gjs.checkpoints import check_fits, model_weights, read_checkpoint
+from vae_gjs.config import CHECKPOINTS
 from vae_gjs.data import InMemoryDataModule
-from vae_gjs.errors import ConfigError, RunError
+from vae_gjs.errors import ConfigError, RunError, check_choice
 from vae_gjs.io import file_digest
 from vae_gjs.module import VAE, build_module
-from vae_gjs.rundir import RunDir
+from vae_gjs.rundir import RunDir, load_run_config
 
 
 def resolve_device(name: str) -> torch.device:
@@ -84,3 +87,16 @@ def load_module(
         "global_step": checkpoint.get("global_step"),
     }
     return module.eval(), info
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "last") -> VAE:
+    """The trained VAE of the run folder ``run_dir`` with the weights of its ``last`` or ``best``
+    checkpoint, on the CPU in evaluation mode (``model.encode``, ``model.decode``,
+    ``model.sample``); a one-line :class:`~vae_gjs.errors.RunError` names what is wrong with
+    the folder."""
+    check_choice("checkpoint", checkpoint, CHECKPOINTS)
+    run = RunDir.at(run_dir)
+    run_cfg = load_run_config(run)
+    image_shape = instantiate(run_cfg.dataset).image_shape  # known without loading the data
+    module, _ = load_module(run, run_cfg, checkpoint, image_shape)
+    return module
