@@ -61,6 +61,12 @@ def sweep_subdir(override_dirname: str, job_num: Any) -> str:
     return override_dirname.replace("/", "_") if override_dirname else f"job{job_num}"
 
 
+def monitor(val_size: Any) -> str:
+    """The loss that checkpoints and early stopping watch: ``val/loss`` when the run holds out a
+    validation split (``dataset.val_size > 0``), else ``train/loss``."""
+    return "val/loss" if isinstance(val_size, int) and val_size > 0 else "train/loss"
+
+
 def register_resolvers() -> None:
     """Register the ``vae_gjs.*`` resolvers used in ``conf/`` (idempotent)."""
     resolvers = (
@@ -68,6 +74,7 @@ def register_resolvers() -> None:
         ("group", group_name),
         ("subdir", sweep_subdir),
         ("data_dir", default_data_dir),
+        ("monitor", monitor),
     )
     for name, fn in resolvers:
         if not OmegaConf.has_resolver(f"vae_gjs.{name}"):
@@ -119,6 +126,12 @@ def validate(cfg: DictConfig) -> None:
     for group in ("dataset", "divergence", "model", "module"):
         if "_target_" not in _get(cfg, group):
             raise ConfigError(f"{group} has no _target_; choose one of the configs in conf/{group}/")
+    for name, node in _get(cfg, "callbacks").items():
+        if node is not None and (not isinstance(node, DictConfig) or "_target_" not in node):
+            raise ConfigError(
+                f"callbacks.{name} has no _target_; allowed: a callback config with _target_ "
+                "(conf/callbacks/), or null to drop it"
+            )
     for flag in ("test", "evaluate", "compile"):
         check_bool(flag, _get(cfg, flag))
     validate_eval_options(_get(cfg, "eval"))

@@ -35,6 +35,8 @@ class ProgressBar(TQDMProgressBar):
         return metrics
 
 
-def progress_bar() -> TQDMProgressBar:
-    """A progress bar refreshed every step on a terminal, every 100 steps into a log file."""
-    return ProgressBar(refresh_rate=1 if sys.stderr.isatty() else 100)
+def progress_bar(enabled: bool = True) -> TQDMProgressBar | None:
+    """A progress bar refreshed every step on a terminal, every 100 steps into a log file;
+    ``None`` when not ``enabled`` (``trainer.enable_progress_bar=false``: Lightning refuses a
+    progress-bar callback then)."""
+    return ProgressBar(refresh_rate=1 if sys.stderr.isatty() else 100) if enabled else None

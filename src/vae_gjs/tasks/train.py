@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from vae_gjs.callbacks import AtomicCheckpointIO, EpochBookkeeping, RandomState, progress_bar
+from vae_gjs.callbacks import AtomicCheckpointIO
 from vae_gjs.checkpoints import check_fits, read_checkpoint
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, NonFiniteLossError
@@ -31,16 +31,22 @@ from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir
 log = logging.getLogger(__name__)
 
 
+#: Trainer arguments that come from their own config group, and how to set them instead.
+SET_ELSEWHERE = {
+    "callbacks": "the callbacks/ group (e.g. +callbacks/early_stopping=default, callbacks.progress_bar=null)",
+    "logger": "the logger/ group (logger=wandb, csv, tensorboard or none)",
+    "plugins": "train.py itself (atomic checkpoint writes)",
+}
+
+
 def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg.trainer`` as ``lightning.Trainer`` arguments; unknown keys are a :class:`ConfigError`."""
+    """``cfg.trainer`` as ``lightning.Trainer`` arguments; a key that is no Trainer argument, or
+    one that another group sets, is a :class:`ConfigError`."""
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(kwargs, dict)
-    allowed = set(inspect.signature(L.Trainer.__init__).parameters) - {
-        "self",
-        "logger",
-        "callbacks",
-        "plugins",
-    }
+    for key in sorted(set(kwargs) & set(SET_ELSEWHERE)):
+        raise ConfigError(f"trainer.{key} is not set here; allowed: set it through {SET_ELSEWHERE[key]}")
+    allowed = set(inspect.signature(L.Trainer.__init__).parameters) - {"self", *SET_ELSEWHERE}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ConfigError(
@@ -49,10 +55,11 @@ def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     return kwargs
 
 
-def build_loggers(cfg: DictConfig) -> list[Logger]:
-    """Instantiate every logger of the chosen ``logger/`` config (``None`` ones are dropped)."""
-    loggers = [instantiate(node) for node in cfg.logger.values()]
-    return [logger for logger in loggers if logger is not None]
+def instantiate_all(group: DictConfig) -> list[Any]:
+    """Instantiate every node of a group of named configs (``logger``, ``callbacks``), in order;
+    nodes that are ``null`` or build ``None`` are dropped."""
+    built = [instantiate(node) for node in group.values() if node is not None]
+    return [item for item in built if item is not None]
 
 
 def resume_from(cfg: DictConfig, run: RunDir) -> str | None:
@@ -87,7 +94,7 @@ def evaluate_after_training(cfg: DictConfig, run: RunDir) -> None:
 
 def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
     """Fit (or resume) the run described by ``cfg`` in ``cfg.run_dir``, test it, record results,
-    and with ``evaluate=true`` evaluate it. ``callbacks`` are added to the Trainer's own.
+    and with ``evaluate=true`` evaluate it. ``callbacks`` are added to those of ``cfg.callbacks``.
 
     Returns the final test reconstruction error (``None`` with ``test=false``). A run folder
     whose status is ``completed`` is not trained again, so re-running a sweep only runs what is
@@ -115,30 +122,16 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
     ckpt_path = resume_from(cfg, run)
     if ckpt_path is not None:
         check_fits(read_checkpoint(ckpt_path), module, ckpt_path, "the model of this config")
-    loggers = build_loggers(cfg)
-    monitor = "val/loss" if datamodule.has_val else "train/loss"
-    checkpoints = ModelCheckpoint(
-        dirpath=run.checkpoints,
-        filename="best",
-        monitor=monitor,
-        mode="min",
-        save_top_k=1,
-        save_last=True,
-        enable_version_counter=False,
-    )
+    loggers: list[Logger] = instantiate_all(cfg.logger)
+    configured: list[Callback] = instantiate_all(cfg.callbacks)
+    checkpoints = next((c for c in configured if isinstance(c, ModelCheckpoint)), None)
     if not datamodule.has_val:
         kwargs.update(limit_val_batches=0, num_sanity_val_steps=0)
     trainer = L.Trainer(
         **kwargs,
         default_root_dir=str(run.path),
         logger=loggers or False,
-        callbacks=[
-            checkpoints,
-            EpochBookkeeping(),
-            RandomState(),
-            *([progress_bar()] if kwargs.get("enable_progress_bar") else []),
-            *callbacks,
-        ],
+        callbacks=[*configured, *callbacks],
         plugins=[AtomicCheckpointIO()],
     )
 
@@ -173,7 +166,9 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "fit_seconds_this_session": round(fit_seconds, 2),
-        "best_checkpoint": Path(checkpoints.best_model_path).name if checkpoints.best_model_path else None,
+        "best_checkpoint": Path(checkpoints.best_model_path).name
+        if checkpoints and checkpoints.best_model_path
+        else None,
     }
     if writer:
         run.write_results(results)

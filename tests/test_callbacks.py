@@ -1,0 +1,72 @@
+"""The callbacks/ config group: the default callbacks, callbacks added or dropped on the command
+line, and the Trainer arguments that belong to other groups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+from tests.conftest import TINY, compose_train, train_tiny
+from vae_gjs.callbacks import EpochBookkeeping, ProgressBar, RandomState, progress_bar
+from vae_gjs.config import validate
+from vae_gjs.errors import ConfigError
+from vae_gjs.tasks.train import instantiate_all, trainer_kwargs
+
+
+def test_default_group_builds_checkpoint_bookkeeping_random_state_and_progress_bar(tmp_path: Path) -> None:
+    cfg = compose_train(["trainer.enable_progress_bar=true"], run_dir=tmp_path)
+    built = instantiate_all(cfg.callbacks)
+    assert [type(c) for c in built] == [ModelCheckpoint, EpochBookkeeping, RandomState, ProgressBar]
+    checkpoint = built[0]
+    assert checkpoint.dirpath == str(tmp_path / "checkpoints") and checkpoint.monitor == "train/loss"
+    assert checkpoint.save_last and checkpoint.save_top_k == 1 and checkpoint.filename == "best"
+    with_val = compose_train(["dataset.val_size=100"], run_dir=tmp_path)  # a validation split is watched
+    assert instantiate_all(with_val.callbacks)[0].monitor == "val/loss"
+
+
+def test_callbacks_are_added_and_dropped_from_the_command_line(tmp_path: Path) -> None:
+    cfg = compose_train(
+        [
+            "+callbacks/early_stopping=default",
+            "callbacks.early_stopping.patience=7",
+            "callbacks.progress_bar=null",
+        ],
+        run_dir=tmp_path,
+    )
+    built = instantiate_all(cfg.callbacks)
+    assert [type(c) for c in built] == [ModelCheckpoint, EpochBookkeeping, RandomState, EarlyStopping]
+    assert built[-1].patience == 7 and built[-1].monitor == "train/loss"
+    assert progress_bar(enabled=False) is None  # trainer.enable_progress_bar=false: no bar at all
+
+
+def test_a_callback_without_target_and_trainer_callbacks_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"callbacks\.mine has no _target_"):
+        validate(compose_train(["+callbacks.mine.patience=3"], run_dir=tmp_path))
+    for key, group in (("callbacks", "callbacks/ group"), ("logger", "logger/ group")):
+        cfg = compose_train([f"+trainer.{key}=[]"], run_dir=tmp_path)
+        with pytest.raises(
+            ConfigError, match=rf"trainer\.{key} is not set here; allowed: set it through the {group}"
+        ):
+            trainer_kwargs(cfg)
+
+
+@pytest.mark.slow
+def test_early_stopping_from_the_command_line_stops_the_run(tmp_path: Path) -> None:
+    """min_delta so large that no epoch after the first counts as an improvement: with patience 1
+    the run stops after 2 epochs of 1 step, not at max_steps=4."""
+    train_tiny(
+        tmp_path,
+        [
+            "+callbacks/early_stopping=default",
+            "callbacks.early_stopping.patience=1",
+            "callbacks.early_stopping.min_delta=1e9",
+            "trainer.limit_train_batches=1",
+        ],
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert "trainer.max_steps=4" in TINY and results["steps"] == 2, results
+    assert json.loads((tmp_path / "status.json").read_text())["status"] == "completed"
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
