@@ -47,7 +47,7 @@ def test_dataset_and_model_configs_point_at_the_package() -> None:
     assert cfg.dataset._target_ == "vae_gjs.data.FashionMNIST"
     assert cfg.model.latent_dim == 10
     assert cfg.optim.lr == 1e-4 and cfg.dataset.batch_size == 64 and cfg.seed == 1234
-    assert cfg.trainer.max_epochs == 30
+    assert cfg.trainer.max_epochs == 100
 
 
 @pytest.mark.parametrize(
@@ -145,3 +145,9 @@ def test_the_names_config_accepts_are_the_ones_the_packages_implement() -> None:
 
     assert set(config.LIKELIHOODS) == set(LIKELIHOODS)
     assert set(config.REPORTS) == set(WRITERS)
+
+
+def test_paper30_budget_is_the_paper_protocol_at_30_epochs() -> None:
+    paper, paper30 = compose_train(["budget=paper"]), compose_train(["budget=paper30"])
+    assert (paper.trainer.max_epochs, paper30.trainer.max_epochs) == (100, 30)
+    assert paper30.dataset.val_size == 0 and paper30.choices.budget == "paper30"

@@ -28,7 +28,7 @@ from vae_gjs.rundir import RunDir, load_run_config
 #: Decoder likelihoods (the classes: :mod:`vae_gjs.models.likelihoods`).
 LIKELIHOODS = ("gaussian", "bernoulli")
 #: Reports of a sweep (the writers: :mod:`vae_gjs.reports.write`).
-REPORTS = ("table1", "fig3", "fig5")
+REPORTS = ("table1", "fig3", "fig4", "fig5")
 #: Checkpoints and splits an evaluation can use.
 CHECKPOINTS = ("best", "last")
 SPLITS = ("test", "train", "val")
@@ -170,6 +170,22 @@ def validate_eval_options(opts: DictConfig) -> None:
     if opts.threads is not None:
         check_positive_int("threads", opts.threads)
     check_bool("figures", opts.figures)
+    evidence_likelihoods(opts.get("evidence_likelihood"), LIKELIHOODS[0])
+
+
+def evidence_likelihoods(option: Any, own: str) -> list[str]:
+    """The decoder likelihoods of ``evidence_likelihood``: null is the run's ``own`` training
+    likelihood, a name is that one, a list is each (the first is the headline ``test/log_px``)."""
+    if option is None:
+        return [own]
+    names = [option] if isinstance(option, str) else list(option)
+    if not names:
+        raise ConfigError(
+            "evidence_likelihood=[] is empty; allowed: null, gaussian, bernoulli or a list of them"
+        )
+    for name in names:
+        check_choice("evidence_likelihood", name, LIKELIHOODS)
+    return list(dict.fromkeys(names))
 
 
 def validate_evaluate(cfg: DictConfig) -> None:

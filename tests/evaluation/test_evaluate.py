@@ -180,7 +180,7 @@ def test_weights_of_another_architecture_are_named(tiny_run: Path, tmp_path: Pat
     ("overrides", "message"),
     [
         (["report=table1"], "report=table1 needs sweep_dir"),
-        (["sweep_dir=a", "report=table2"], "report='table2' is unknown; allowed: fig3, fig5, table1"),
+        (["sweep_dir=a", "report=table2"], "report='table2' is unknown; allowed: fig3, fig4, fig5, table1"),
         ([], "give exactly one of run_dir"),
         (["run_dir=a", "sweep_dir=b"], "give exactly one of run_dir"),
         (["run_dir=a", "k=0"], "k=0 is not allowed"),
@@ -250,3 +250,55 @@ def test_wandb_gets_the_numbers_and_images(
     files = next((copy / "wandb").glob("offline-run-*/files"))
     images = sorted(p.name.split("_")[0] for p in (files / "media" / "images" / "eval").glob("*.png"))
     assert images == sorted(FIGURES)
+
+
+def test_evidence_under_both_likelihoods_from_one_pass(evaluated: tuple[Path, dict], tmp_path: Path) -> None:
+    """evidence_likelihood=[bernoulli,gaussian]: the first is the headline test/log_px, both are
+    kept per name, and the Gaussian one equals the default evaluation's (same samples, same seed)."""
+    run, default = evaluated
+    both = _evaluate_in_process(f"run_dir={run}", "force=true", "evidence_likelihood=[bernoulli,gaussian]")
+    metrics = both["metrics"]
+    assert both["evidence"]["likelihood"] == "bernoulli" and both["evidence"]["trained_with"] == "gaussian"
+    assert metrics["test/log_px"] == metrics["test/log_px_bernoulli"]
+    assert metrics["test/log_px_gaussian"] == default["metrics"]["test/log_px"]
+    assert math.isfinite(metrics["test/log_px_bernoulli"])
+    assert metrics["test/log_px_bernoulli"] != metrics["test/log_px_gaussian"]
+    assert set(both["evidence_by_likelihood"]) == {"bernoulli", "gaussian"}
+    with pytest.raises(ConfigError, match="evidence_likelihood='poisson' is unknown"):
+        validate_evaluate(compose_train([f"run_dir={run}", "evidence_likelihood=poisson"], config="evaluate"))
+    _evaluate_in_process(f"run_dir={run}", "force=true")  # leave the module fixture as it was
+
+
+def test_figure4_shows_each_model_with_its_top_dimensions(
+    tiny_run: Path, tmp_path: Path, data_dir: Path
+) -> None:
+    """report=fig4 on a sweep of a KL(q‖p) run and two JS^{Gα} runs: the JS^{Gα} panel is the run
+    of lowest *training* SSE, each panel traverses the 5 dimensions of highest test KL."""
+    from vae_gjs.reports import collect, figure4_runs
+
+    sweep = tmp_path / "sweep"
+    copy_run(tiny_run, sweep / "divergence=kl_qp")
+    for alpha in (0.3, 0.7):
+        run = copy_run(tiny_run, sweep / f"alpha={alpha},divergence=gjs")
+        config = yaml.safe_load((run / "config.yaml").read_text())
+        gjs = {"_target_": "vae_gjs.divergences.GJS", "alpha": alpha}
+        config["choices"]["divergence"], config["alpha"], config["divergence"] = "gjs", alpha, gjs
+        if isinstance(config.get("module", {}).get("divergence"), dict):
+            config["module"]["divergence"] = gjs
+        (run / "config.yaml").write_text(yaml.safe_dump(config))
+    quick = [f"data_dir={data_dir}", "k=2", "n_batches=1", "batch_size=16", "rec_batches=2", "bootstrap=20"]
+    main(compose_train([f"sweep_dir={sweep}", *quick, "figures=false"], config="evaluate"))
+    record = json.loads((sweep / "alpha=0.7,divergence=gjs" / "eval.json").read_text())
+    record["metrics"]["train/sse"] -= 1.0  # make α = 0.7 the lower training error
+    (sweep / "alpha=0.7,divergence=gjs" / "eval.json").write_text(json.dumps(record))
+    chosen = figure4_runs(collect(sweep))
+    assert [label for label, _ in chosen] == ["KL(q‖p)", "JS^Gα, α=0.7"]
+    main(compose_train([f"sweep_dir={sweep}", "report=fig4", *quick], config="evaluate"))
+    with Image.open(sweep / "reports" / "fig4.png") as picture:
+        width, height = picture.size
+    assert width > 2 * 300 and height > 300  # two panels side by side
+    empty = tmp_path / "empty"
+    copy_run(tiny_run, empty / "divergence=beta_vae")
+    _edit_config(empty / "divergence=beta_vae", choices={"dataset": "mnist", "divergence": "beta_vae"})
+    with pytest.raises(RunError, match="no finished and evaluated run"):
+        main(compose_train([f"sweep_dir={empty}", "report=fig4", *quick], config="evaluate"))

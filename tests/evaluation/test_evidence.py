@@ -14,6 +14,7 @@ from torch.distributions import MultivariateNormal, Normal
 from vae_gjs.evaluation.evidence import (
     bootstrap_ci,
     importance_log_px,
+    importance_log_px_by_likelihood,
     log_standard_normal,
     model_evidence,
 )
@@ -142,8 +143,14 @@ def test_model_evidence_averages_per_batch_and_is_reproducible() -> None:
 
     def run(seed: int, n_batches: int) -> object:
         return model_evidence(
-            model.rough_proposal, model.decode, model.log_likelihood, iter(batches), 16, n_batches, seed=seed
-        )
+            model.rough_proposal,
+            model.decode,
+            {"gaussian": model.log_likelihood},
+            iter(batches),
+            16,
+            n_batches,
+            seed=seed,
+        )["gaussian"]
 
     first, again = run(0, 3), run(0, 3)
     assert first == again
@@ -177,3 +184,24 @@ def test_bootstrap_rejects_bad_arguments() -> None:
         bootstrap_ci([], 10)
     with pytest.raises(ValueError):
         bootstrap_ci([1.0, 2.0], 0)
+
+
+def test_several_likelihoods_share_the_samples() -> None:
+    """Each likelihood's estimate from one joint pass equals its estimate alone with the same seed."""
+    model = LinearGaussian(seed=4)
+    x = model.sample(12)
+
+    def scaled(output: Tensor, target: Tensor) -> Tensor:  # another, different log-likelihood
+        return 0.5 * model.log_likelihood(output, target) - 3.0
+
+    likelihoods = {"a": model.log_likelihood, "b": scaled}
+    joint = importance_log_px_by_likelihood(
+        x, model.rough_proposal, model.decode, likelihoods, 32, torch.Generator().manual_seed(5)
+    )
+    for name, log_likelihood in likelihoods.items():
+        alone = importance_log_px(
+            x, model.rough_proposal, model.decode, log_likelihood, 32, torch.Generator().manual_seed(5)
+        )
+        assert torch.equal(joint[name].log_px, alone.log_px)
+        assert torch.equal(joint[name].elbo, alone.elbo)
+    assert not torch.allclose(joint["a"].log_px, joint["b"].log_px)

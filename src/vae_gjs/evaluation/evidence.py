@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +51,30 @@ def importance_log_px(
     generator: torch.Generator | None = None,
     max_decode: int = 1024,
 ) -> ImportanceEstimate:
-    """Importance-sampled log p(x) of a batch ``x [B, ...]`` with q(z|x) as the proposal.
+    """Importance-sampled log p(x) of a batch ``x [B, ...]`` with q(z|x) as the proposal
+    (:func:`importance_log_px_by_likelihood` with one likelihood)."""
+    estimates = importance_log_px_by_likelihood(
+        x, encode, decode, {"": log_likelihood}, k, generator, max_decode
+    )
+    return estimates[""]
+
+
+def importance_log_px_by_likelihood(
+    x: Tensor,
+    encode: Encode,
+    decode: Decode,
+    log_likelihoods: Mapping[str, LogLikelihood],
+    k: int,
+    generator: torch.Generator | None = None,
+    max_decode: int = 1024,
+) -> dict[str, ImportanceEstimate]:
+    """Importance-sampled log p(x) of a batch ``x [B, ...]`` with q(z|x) as the proposal, under
+    each decoder likelihood of ``log_likelihoods`` from the *same* K samples and decodes.
 
     Args:
         encode: ``x -> (mu, logvar)``, each ``[B, d]`` (the proposal q(z|x)).
         decode: ``z [N, d] -> decoder output [N, ...]``.
-        log_likelihood: ``(decoder output [N, ...], x [N, ...]) -> log p(x|z) [N]``.
+        log_likelihoods: name -> ``(decoder output [N, ...], x [N, ...]) -> log p(x|z) [N]``.
         k: samples per image.
         generator: a CPU generator for the noise (drawn on the CPU, so the samples do not
             depend on the device); ``None`` uses the global one.
@@ -73,15 +91,21 @@ def importance_log_px(
     log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)  # [K, B]
     log_prior = log_standard_normal(z)  # [K, B]
     per_chunk = max(1, max_decode // batch)
-    log_px_z = []
+    log_px_z: dict[str, list[Tensor]] = {name: [] for name in log_likelihoods}
     for start in range(0, k, per_chunk):  # a few chunks of many samples, never one sample at a time
         z_chunk = z[start : start + per_chunk]
         n = z_chunk.shape[0]
         output = decode(z_chunk.reshape(n * batch, dim))
         target = x.unsqueeze(0).expand(n, *x.shape).reshape(n * batch, *x.shape[1:])
-        log_px_z.append(log_likelihood(output, target).reshape(n, batch))
-    log_w = torch.cat(log_px_z).double() + log_prior.double() - log_q.double()  # [K, B], summed in float64
-    return ImportanceEstimate(log_px=torch.logsumexp(log_w, 0) - math.log(k), elbo=log_w.mean(0))
+        for name, log_likelihood in log_likelihoods.items():
+            log_px_z[name].append(log_likelihood(output, target).reshape(n, batch))
+    estimates = {}
+    for name, values in log_px_z.items():
+        log_w = torch.cat(values).double() + log_prior.double() - log_q.double()  # [K, B], in float64
+        estimates[name] = ImportanceEstimate(
+            log_px=torch.logsumexp(log_w, 0) - math.log(k), elbo=log_w.mean(0)
+        )
+    return estimates
 
 
 @dataclass(frozen=True)
@@ -139,7 +163,7 @@ class EvidenceResult:
 def model_evidence(
     encode: Encode,
     decode: Decode,
-    log_likelihood: LogLikelihood,
+    log_likelihoods: Mapping[str, LogLikelihood],
     batches: Iterable[tuple[Tensor, Tensor]],
     k: int,
     n_batches: int,
@@ -147,23 +171,32 @@ def model_evidence(
     device: torch.device | str = "cpu",
     progress: Callable[[Iterable[Any], int], Iterable[Any]] = lambda it, total: it,
     max_decode: int = 1024,
-) -> EvidenceResult:
-    """Importance-sampled log p(x) over the first ``n_batches`` batches (all if fewer), with
-    the noise drawn from a CPU generator seeded with ``seed``."""
+) -> dict[str, EvidenceResult]:
+    """Importance-sampled log p(x) over the first ``n_batches`` batches (all if fewer), under each
+    likelihood of ``log_likelihoods`` (same samples for all), with the noise drawn from a CPU
+    generator seeded with ``seed``."""
     generator = torch.Generator().manual_seed(seed)
-    log_px, elbo, sizes = [], [], []
+    log_px: dict[str, list[float]] = {name: [] for name in log_likelihoods}
+    elbo: dict[str, list[float]] = {name: [] for name in log_likelihoods}
+    sizes = []
     for x, _ in progress(itertools.islice(batches, n_batches), n_batches):
-        estimate = importance_log_px(x.to(device), encode, decode, log_likelihood, k, generator, max_decode)
-        log_px.append(float(estimate.log_px.double().mean()))
-        elbo.append(float(estimate.elbo.double().mean()))
+        estimates = importance_log_px_by_likelihood(
+            x.to(device), encode, decode, log_likelihoods, k, generator, max_decode
+        )
+        for name, estimate in estimates.items():
+            log_px[name].append(float(estimate.log_px.double().mean()))
+            elbo[name].append(float(estimate.elbo.double().mean()))
         sizes.append(x.shape[0])
     if not sizes:
         raise ValueError("model_evidence got no batches")
     weights = np.asarray(sizes, dtype=np.float64)
-    return EvidenceResult(
-        batch_log_px=log_px,
-        batch_elbo=elbo,
-        n_images=int(weights.sum()),
-        image_mean_log_px=float(np.average(log_px, weights=weights)),
-        image_mean_elbo=float(np.average(elbo, weights=weights)),
-    )
+    return {
+        name: EvidenceResult(
+            batch_log_px=log_px[name],
+            batch_elbo=elbo[name],
+            n_images=int(weights.sum()),
+            image_mean_log_px=float(np.average(log_px[name], weights=weights)),
+            image_mean_elbo=float(np.average(elbo[name], weights=weights)),
+        )
+        for name in log_likelihoods
+    }

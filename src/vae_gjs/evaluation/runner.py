@@ -29,6 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from vae_gjs.config import evidence_likelihoods
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError
 from vae_gjs.evaluation.evidence import BootstrapCI, EvidenceResult, bootstrap_ci, model_evidence
@@ -43,6 +44,7 @@ from vae_gjs.evaluation.loading import build_datamodule, load_module, resolve_de
 from vae_gjs.evaluation.reconstruction import reconstruction_metrics
 from vae_gjs.evaluation.wandb_log import log_to_wandb
 from vae_gjs.io import file_digest, write_json
+from vae_gjs.models import build_likelihood
 from vae_gjs.module import VAE
 from vae_gjs.rundir import COMPLETED, CONFIG_VERSION, RunDir, load_run_config
 
@@ -66,6 +68,7 @@ RESULT_KEYS = (
     "figures",
     "traversal_range",
     "traversal_image",
+    "evidence_likelihood",
 )
 
 Progress = Callable[[Iterable[Any], int | None], Iterable[Any]]
@@ -139,15 +142,21 @@ def reconstruction_section(
 
 
 def evidence_section(
-    module: VAE, datamodule: InMemoryDataModule, cfg: DictConfig, device: torch.device, timings: dict
-) -> tuple[EvidenceResult, BootstrapCI]:
-    """Importance-sampled test log p(x) and the bootstrap interval of its per-batch estimates."""
+    module: VAE,
+    datamodule: InMemoryDataModule,
+    cfg: DictConfig,
+    likelihoods: list[str],
+    device: torch.device,
+    timings: dict,
+) -> dict[str, tuple[EvidenceResult, BootstrapCI]]:
+    """Importance-sampled test log p(x) under each decoder likelihood of ``likelihoods`` (from
+    the same samples and decodes) and the bootstrap interval of its per-batch estimates."""
     tick = time.perf_counter()
     batches, total = _split_batches(datamodule, "test", cfg.batch_size, cfg.n_batches)
-    evidence = model_evidence(
+    evidences = model_evidence(
         module.net.encode,
         module.net.decode,
-        module.likelihood.log_prob,
+        {name: build_likelihood(name).log_prob for name in likelihoods},
         batches,
         k=cfg.k,
         n_batches=total,
@@ -155,12 +164,29 @@ def evidence_section(
         device=device,
         progress=_progress(f"log p(x), K={cfg.k}"),
     )
-    ci = bootstrap_ci(evidence.batch_log_px, cfg.bootstrap, LEVEL, seed=cfg.seed)
+    results = {}
+    for name, evidence in evidences.items():
+        ci = bootstrap_ci(evidence.batch_log_px, cfg.bootstrap, LEVEL, seed=cfg.seed)
+        results[name] = (evidence, ci)
+        log.info(
+            f"test log p(x) under the {name} likelihood = {ci.mean:.4g}, "
+            f"95% CI [{ci.low:.4g}, {ci.high:.4g}] ({evidence.n_images} images)"
+        )
     timings["evidence"] = time.perf_counter() - tick
-    log.info(
-        f"test log p(x) = {ci.mean:.4g}, 95% CI [{ci.low:.4g}, {ci.high:.4g}] ({evidence.n_images} images)"
-    )
-    return evidence, ci
+    return results
+
+
+def evidence_metrics(results: dict[str, tuple[EvidenceResult, BootstrapCI]]) -> dict[str, float]:
+    """``test/log_px`` (with its CI) and ``test/elbo`` of the first likelihood, and the same with a
+    ``_<likelihood>`` suffix for every likelihood."""
+    metrics = {}
+    for number, (name, (evidence, ci)) in enumerate(results.items()):
+        for suffix in ("", f"_{name}") if number == 0 else (f"_{name}",):
+            metrics[f"test/log_px{suffix}"] = ci.mean
+            metrics[f"test/log_px{suffix}_ci_low"] = ci.low
+            metrics[f"test/log_px{suffix}_ci_high"] = ci.high
+            metrics[f"test/elbo{suffix}"] = evidence.image_mean_elbo
+    return metrics
 
 
 def figures_section(
@@ -204,11 +230,15 @@ def figures_section(
     return figures, traversal, test_kl_per_dim
 
 
-def evidence_record(evidence: EvidenceResult, ci: BootstrapCI, cfg: DictConfig, likelihood: str) -> dict:
-    """The ``evidence`` entry of eval.json."""
+def evidence_record(
+    evidence: EvidenceResult, ci: BootstrapCI, cfg: DictConfig, likelihood: str, trained_with: str
+) -> dict:
+    """An ``evidence`` entry of eval.json: log p(x) under the decoder ``likelihood`` of a model
+    trained with the ``trained_with`` one."""
     return {
         "estimator": "importance sampling, proposal q(z|x), log-mean-exp of K weights",
         "likelihood": likelihood,
+        "trained_with": trained_with,
         "k": cfg.k,
         "batch_size": cfg.batch_size,
         "n_batches": len(evidence.batch_log_px),
@@ -255,15 +285,13 @@ def evaluate_run(path: str | Path, cfg: DictConfig) -> dict[str, Any]:
     log.info(f"Evaluating {run.path} ({checkpoint['file']}, epoch {checkpoint['epoch']}) on {device}")
 
     metrics, n_images, kl_per_dim = reconstruction_section(module, datamodule, cfg, device, timings)
-    evidence, ci = evidence_section(module, datamodule, cfg, device, timings)
-    metrics.update(
-        {
-            "test/log_px": ci.mean,
-            "test/log_px_ci_low": ci.low,
-            "test/log_px_ci_high": ci.high,
-            "test/elbo": evidence.image_mean_elbo,
-        }
-    )
+    likelihoods = evidence_likelihoods(cfg.get("evidence_likelihood"), run_cfg.likelihood)
+    evidences = evidence_section(module, datamodule, cfg, likelihoods, device, timings)
+    metrics.update(evidence_metrics(evidences))
+    by_likelihood = {
+        name: evidence_record(evidence, ci, cfg, name, run_cfg.likelihood)
+        for name, (evidence, ci) in evidences.items()
+    }
     figures: dict[str, str] = {}
     traversal: dict[str, Any] = {}
     if cfg.figures:
@@ -285,7 +313,8 @@ def evaluate_run(path: str | Path, cfg: DictConfig) -> dict[str, Any]:
         "metrics": metrics,
         "n_images": n_images,
         "kl_per_dim": kl_per_dim,
-        "evidence": evidence_record(evidence, ci, cfg, run_cfg.likelihood),
+        "evidence": by_likelihood[likelihoods[0]],
+        "evidence_by_likelihood": by_likelihood,
         "figures": figures,
         "traversal": traversal,
         "timings_s": {name: round(seconds, 2) for name, seconds in timings.items()},

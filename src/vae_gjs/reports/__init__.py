@@ -1,8 +1,19 @@
-"""Reports built from run folders alone (no W&B access): Table 1, Figures 3 and 5."""
+"""Reports built from run folders (no W&B access): Table 1, Figures 3, 4 and 5."""
 
 from vae_gjs.reports.collect import RunRecord, collect
-from vae_gjs.reports.figures import figure3, figure5
+from vae_gjs.reports.figures import figure3, figure4, figure4_runs, figure5
 from vae_gjs.reports.table1 import PaperTable, table1
 from vae_gjs.reports.write import WRITERS, write_report
 
-__all__ = ["WRITERS", "PaperTable", "RunRecord", "collect", "figure3", "figure5", "table1", "write_report"]
+__all__ = [
+    "WRITERS",
+    "PaperTable",
+    "RunRecord",
+    "collect",
+    "figure3",
+    "figure4",
+    "figure4_runs",
+    "figure5",
+    "table1",
+    "write_report",
+]

@@ -36,11 +36,23 @@ class RunRecord:
     test_div: float = NAN
     log_px: float = NAN
     log_px_ci: tuple[float, float] = (NAN, NAN)
+    #: The decoder likelihood of ``log_px`` (eval.json's headline evidence).
+    evidence_likelihood: str = "?"
+    #: log p(x) under each likelihood the run was evaluated with: name -> (mean, CI low, CI high).
+    log_px_by_likelihood: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
         return self.status == COMPLETED and self.evaluated
+
+    def evidence(self, likelihood: str | None = None) -> tuple[float, tuple[float, float]]:
+        """log p(x) and its 95% CI under ``likelihood`` (None: the headline one); NaN if the run
+        was not evaluated under it."""
+        if likelihood is None or likelihood == self.evidence_likelihood:
+            return self.log_px, self.log_px_ci
+        mean, low, high = self.log_px_by_likelihood.get(likelihood, (NAN, NAN, NAN))
+        return mean, (low, high)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -72,6 +84,11 @@ def read_run(path: Path) -> RunRecord:
         test_div=metrics.get("test/div", results.get("test/div", NAN)),
         log_px=metrics.get("test/log_px", NAN),
         log_px_ci=(metrics.get("test/log_px_ci_low", NAN), metrics.get("test/log_px_ci_high", NAN)),
+        evidence_likelihood=str(evaluation.get("evidence", {}).get("likelihood", "?")),
+        log_px_by_likelihood={
+            name: (entry["mean"], *entry["ci95"])
+            for name, entry in evaluation.get("evidence_by_likelihood", {}).items()
+        },
     )
 
 

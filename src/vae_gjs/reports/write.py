@@ -27,9 +27,15 @@ WRITERS: dict[str, Callable[[list[RunRecord], Path], list[Path]]] = {
 }
 
 
-def write_report(report: str, sweep_dir: str | Path) -> list[Path]:
+def write_report(report: str, sweep_dir: str | Path, evidence_likelihood: str | None = None) -> list[Path]:
     """Build ``report`` (table1: Markdown, CSV and LaTeX, also printed; fig3, fig5: PNG) from the
-    run folders of ``sweep_dir`` into ``<sweep_dir>/reports/``; returns the files written."""
-    paths = WRITERS[report](collect(sweep_dir), Path(sweep_dir) / "reports")
+    run folders of ``sweep_dir`` into ``<sweep_dir>/reports/``; returns the files written.
+    ``evidence_likelihood``: Figure 5 under that decoder likelihood (``fig5_<name>.png``) instead
+    of each run's headline evidence. Figure 4 needs the models: :mod:`vae_gjs.tasks.evaluate`."""
+    records, out = collect(sweep_dir), Path(sweep_dir) / "reports"
+    if report == "fig5" and evidence_likelihood is not None:
+        paths = [figure5(records, out / f"fig5_{evidence_likelihood}.png", likelihood=evidence_likelihood)]
+    else:
+        paths = WRITERS[report](records, out)
     log.info("Wrote " + ", ".join(str(p) for p in paths))
     return paths

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
+from vae_gjs.config import evidence_likelihoods
+from vae_gjs.errors import RunError
+from vae_gjs.evaluation.figure4 import model_panel
+from vae_gjs.evaluation.loading import resolve_device
 from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.evaluation.sweep import evaluate_sweep
-from vae_gjs.reports import write_report
+from vae_gjs.reports import collect, figure4, figure4_runs, write_report
+from vae_gjs.rundir import RunDir
+
+log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> Any:
@@ -20,7 +30,46 @@ def evaluate(cfg: DictConfig) -> Any:
         torch.set_num_threads(cfg.threads)
     if cfg.report is not None:
         evaluate_sweep(cfg.sweep_dir, cfg, for_report=True)
-        return write_report(cfg.report, cfg.sweep_dir)
+        if cfg.report == "fig4":
+            return [write_figure4(cfg)]
+        chosen = cfg.get("evidence_likelihood")
+        likelihood = None if chosen is None else evidence_likelihoods(chosen, "")[0]
+        return write_report(cfg.report, cfg.sweep_dir, likelihood)
     if cfg.sweep_dir is not None:
         return evaluate_sweep(cfg.sweep_dir, cfg)
     return evaluate_run(cfg.run_dir, cfg)
+
+
+def write_figure4(cfg: DictConfig) -> Path:
+    """``<sweep_dir>/reports/fig4.png``: the panels (:func:`model_panel`) of the models
+    :func:`vae_gjs.reports.figure4_runs` picks from the sweep."""
+    records = collect(cfg.sweep_dir)
+    chosen = figure4_runs(records)
+    if not chosen:
+        raise RunError(f"{cfg.sweep_dir}: no finished and evaluated run of KL, MMD, gjs or dgjs for Figure 4")
+    device = resolve_device(cfg.device)
+    panels = []
+    for label, record in chosen:
+        kl_per_dim = json.loads(RunDir.at(record.path).eval_file.read_text())["kl_per_dim"]["test"]
+        panels.append(
+            model_panel(
+                label,
+                record.path,
+                cfg.data_dir,
+                kl_per_dim,
+                5,
+                cfg.traversal_image,
+                cfg.traversal_range,
+                device,
+            )
+        )
+    extent = cfg.traversal_range
+    path = figure4(
+        panels,
+        Path(cfg.sweep_dir) / "reports" / "fig4.png",
+        title=f"Figure 4 ({records[0].dataset}, budget {records[0].budget}): traversals of the 5 latent "
+        f"dimensions of highest test KL, z_d from {-extent:g} to {extent:g}",
+        extent=extent,
+    )
+    log.info(f"Wrote {path}")
+    return path
