@@ -144,7 +144,7 @@ def test_the_names_config_accepts_are_the_ones_the_packages_implement() -> None:
     from vae_gjs.reports import WRITERS
 
     assert set(config.LIKELIHOODS) == set(LIKELIHOODS)
-    assert set(config.REPORTS) == set(WRITERS)
+    assert set(config.REPORTS) == set(WRITERS) | set(config.MODEL_REPORTS)
 
 
 def test_paper30_budget_is_the_paper_protocol_at_30_epochs() -> None:

@@ -27,8 +27,10 @@ from vae_gjs.rundir import RunDir, load_run_config
 
 #: Decoder likelihoods (the classes: :mod:`vae_gjs.models.likelihoods`).
 LIKELIHOODS = ("gaussian", "bernoulli")
-#: Reports of a sweep (the writers: :mod:`vae_gjs.reports.write`).
-REPORTS = ("table1", "fig3", "fig4", "fig5")
+#: Reports that load the sweep's models (written by :mod:`vae_gjs.tasks.evaluate`).
+MODEL_REPORTS = ("fig4",)
+#: Reports of a sweep (the writers of the others: :mod:`vae_gjs.reports.write`).
+REPORTS = ("table1", "fig3", "fig5", *MODEL_REPORTS)
 #: Checkpoints and splits an evaluation can use.
 CHECKPOINTS = ("best", "last")
 SPLITS = ("test", "train", "val")
