@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,8 @@ import yaml
 from PIL import Image
 
 from vae_gjs.reports import PaperTable, collect, figure3, figure5, table1
-from vae_gjs.reports.table1 import ALPHAS
+from vae_gjs.reports.markdown import escape
+from vae_gjs.reports.table1 import ALPHAS, ROWS
 
 
 def _run(
@@ -86,7 +88,7 @@ def test_table1_selects_alpha_on_training_error_and_compares_with_the_paper(swee
     assert rows["kl_qp"]["paper"] == "8.46" and rows["dgjs_best"]["paper_alpha"] == "0.3"
     assert rows["beta_vae"]["ours_test_sse"] == "—"  # failed run: not used, reported missing
     text = paths["table1.md"].read_text()
-    assert "| KL(q(z|x) ‖ p(z)) | 9.80 |  | 8.46 |  | 1.158 |" in text
+    assert r"| KL(q(z\|x) ‖ p(z)) | 9.80 |  | 8.46 |  | 1.158 |" in text
     assert "beta_vae: status failed" in text and "mmd_reference: no run folder" in text
     assert "budget cpu (8 epochs)" in text
     assert r"\begin{tabular}" in paths["table1.tex"].read_text()
@@ -111,3 +113,33 @@ def test_records_take_alpha_from_the_divergence_not_the_top_level_default(sweep:
     baselines = [r for r in records if r.divergence not in ("gjs", "dgjs")]
     assert baselines and all(math.isnan(r.alpha) for r in baselines)
     assert sorted(r.alpha for r in records if r.divergence == "gjs") == list(ALPHAS)
+
+
+def cells(line: str) -> list[str]:
+    """The cells of a Markdown table line as a GitHub/CommonMark renderer splits them: at pipes
+    not preceded by a backslash; then backslash escapes are undone."""
+    inner = line.strip().removeprefix("|")
+    inner = inner[:-1] if re.search(r"(?<!\\)\|$", inner) else inner
+    return [re.sub(r"\\(.)", r"\1", part.strip()) for part in re.split(r"(?<!\\)\|", inner)]
+
+
+def test_table1_markdown_rows_have_the_header_cell_count_and_labels_survive(sweep: Path) -> None:
+    """A bare ``|`` (as in KL(q(z|x) ‖ p(z))) would split a cell and shift the paper's number
+    under "α (paper)": parse the written Markdown as a renderer splits it, at unescaped pipes."""
+    text = table1(collect(sweep), sweep / "reports")["table1.md"].read_text()
+    lines = [line for line in text.splitlines() if line.startswith("|")]
+    header, rule, *body = (cells(line) for line in lines)
+    assert header == ["Divergence", "ours", "α (ours)", "paper", "α (paper)", "ours / paper"]
+    assert len(rule) == len(header) and len(body) == len(ROWS)
+    assert all(len(row) == len(header) for row in body), [r for r in body if len(r) != len(header)]
+    assert [row[0] for row in body] == [label for _, label, _ in ROWS]
+    by_label = {row[0]: row for row in body}
+    assert by_label["KL(q(z|x) ‖ p(z))"][3] == "8.46" and by_label["KL(q(z|x) ‖ p(z))"][4] == ""
+    assert by_label["JS*^{Gα}"][2] == "0.4" and by_label["JS*^{Gα}"][4] == "0.3"
+
+
+@pytest.mark.parametrize("text", ["a|b", "x*y*z", "_under_", "[link](x)", "<b>", "back\\slash", "a ~~b~~"])
+def test_markdown_escape_round_trips_through_a_cell(text: str) -> None:
+    line = "| " + escape(text) + " | 2 |"
+    assert cells(line) == [text, "2"]
+    assert escape(text) != text

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vae_gjs.io import write_atomic
 from vae_gjs.reports.collect import RunRecord
+from vae_gjs.reports.markdown import table as md_table
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 #: The runs of one dataset's Table 1 sweep: (divergence, α or None).
@@ -142,14 +143,22 @@ def markdown(rows: list[Row], dataset: str, records: list[RunRecord], paper: Pap
         f"{len(EXPECTED_RUNS)} runs finished and evaluated. Best α chosen on the training error.",
         f"Paper: {paper.source}",
         "",
-        "| Divergence | ours | α (ours) | paper | α (paper) | ours / paper |",
-        "|---|---:|---:|---:|---:|---:|",
+        *md_table(
+            ("Divergence", "ours", "α (ours)", "paper", "α (paper)", "ours / paper"),
+            [
+                (
+                    row.label,
+                    _fmt(row.ours),
+                    _alpha(row.chosen_alpha),
+                    _fmt(row.paper),
+                    _alpha(row.paper_alpha),
+                    _fmt(row.ratio, 3),
+                )
+                for row in rows
+            ],
+            align="lrrrrr",
+        ),
     ]
-    for row in rows:
-        lines.append(
-            f"| {row.label} | {_fmt(row.ours)} | {_alpha(row.chosen_alpha)} | {_fmt(row.paper)} | "
-            f"{_alpha(row.paper_alpha)} | {_fmt(row.ratio, 3)} |"
-        )
     missing = missing_runs(records)
     lines += ["", "Missing runs: " + ("; ".join(missing) if missing else "none")]
     return "\n".join(lines) + "\n"
