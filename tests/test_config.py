@@ -85,7 +85,7 @@ def test_run_name_group_and_subdir_are_readable() -> None:
     cfg = compose_train(["divergence=gjs", "alpha=0.2", "dataset=fmnist"])
     assert run_name("fmnist", "gjs", cfg.divergence, 1.0, 1234) == "fmnist-gjs-a0.2"
     assert (
-        run_name("mnist", "beta_vae", compose_train(["divergence=beta_vae"]).divergence, 4.0, 1)
+        run_name("mnist", "beta_vae", compose_train(["divergence=beta_vae"]).divergence, 4.0, 1234)
         == "mnist-beta_vae-l4"
     )
     assert group_name("RunMode.RUN", "multirun/x") == "single"

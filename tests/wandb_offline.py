@@ -40,15 +40,34 @@ def records(path: Path) -> list[Any]:
 
 
 def run_summary(path: Path) -> dict[str, Any]:
-    """``{"name", "group", "config"}`` of the offline run stored in ``path``."""
-    summary: dict[str, Any] = {"config": {}}
+    """``{"id", "name", "group", "job_type", "config", "history", "summary"}`` of the offline run
+    stored in ``path``: ``history`` is one dict per ``log`` call (with its ``_step``), ``summary``
+    the last summary values."""
+    summary: dict[str, Any] = {"config": {}, "history": [], "summary": {}}
     for record in records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            summary.update(name=record.run.display_name, group=record.run.run_group)
+            summary.update(
+                id=record.run.run_id,
+                name=record.run.display_name,
+                group=record.run.run_group,
+                job_type=record.run.job_type,
+            )
             items = record.run.config.update
         elif kind == "config":
             items = record.config.update
+        elif kind == "history":
+            summary["history"].append(
+                {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+            )
+            continue
+        elif kind == "summary":
+            for item in record.summary.update:
+                summary["summary"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+            continue
         else:
             continue
         for item in items:

@@ -6,6 +6,7 @@ wrong). Imports neither torch nor Lightning, so ``--help`` and bad values answer
 from __future__ import annotations
 
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -41,14 +42,45 @@ log = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- resolvers
 
 
-def run_name(dataset: str, divergence: str, divergence_cfg: Any, lam: Any, seed: Any) -> str:
-    """A readable run name, e.g. ``mnist-gjs-a0.2`` or ``fmnist-beta_vae-l4``."""
+#: Defaults of conf/train.yaml (``seed``, ``optim.lr``) and conf/model/burgess.yaml
+#: (``model.latent_dim``): a run name mentions these values only where they differ.
+DEFAULT_SEED, DEFAULT_LATENT_DIM, DEFAULT_LR = 1234, 10, 1e-4
+
+
+def run_name(
+    dataset: str,
+    divergence: str,
+    divergence_cfg: Any,
+    lam: Any,
+    seed: Any,
+    latent_dim: Any = DEFAULT_LATENT_DIM,
+    lr: Any = DEFAULT_LR,
+) -> str:
+    """A readable run name naming what differs from the defaults, e.g. ``mnist-gjs-a0.2``,
+    ``fmnist-beta_vae-l4`` or ``mnist-kl_qp-s7-z32-lr0.0003``."""
     name = f"{dataset}-{divergence}"
     if isinstance(divergence_cfg, DictConfig) and "alpha" in divergence_cfg:
         name += f"-a{divergence_cfg.alpha:g}" if isinstance(divergence_cfg.alpha, (int, float)) else ""
-    if isinstance(lam, (int, float)) and lam != 1:
-        name += f"-l{lam:g}"
+    for prefix, value, default in (
+        ("l", lam, 1),
+        ("s", seed, DEFAULT_SEED),
+        ("z", latent_dim, DEFAULT_LATENT_DIM),
+    ):
+        if isinstance(value, (int, float)) and value != default:
+            name += f"-{prefix}{value:g}"
+    if isinstance(lr, (int, float)) and not math.isclose(lr, DEFAULT_LR):
+        name += f"-lr{lr:g}"
     return name
+
+
+def recorded_config(cfg: DictConfig) -> DictConfig:
+    """``cfg`` resolved, as a run records it (config.yaml, the loggers' hyperparameters), with
+    ``alpha: null`` when the divergence has no skew: a dashboard's α axis must not put KL(q‖p),
+    KL(p‖q), β-VAE or MMD runs at the unused default 0.5."""
+    recorded = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    if "alpha" not in recorded.divergence:
+        recorded.alpha = None
+    return recorded
 
 
 def group_name(mode: Any, sweep_dir: str) -> str:

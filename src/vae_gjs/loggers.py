@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import math
 import os
+import secrets
 import socket
+import string
 import sys
 from argparse import Namespace
 from pathlib import Path
@@ -18,7 +19,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
 from vae_gjs.errors import check_choice
-from vae_gjs.io import atomic_open
+from vae_gjs.io import atomic_open, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,31 @@ def resolve_wandb_mode(mode: str = "auto") -> str:
     return "offline"
 
 
+#: The file in a run folder that keeps the folder's W&B run id (written when the run first starts).
+WANDB_ID_FILE = "wandb_id"
+
+
+def new_wandb_id() -> str:
+    """A random W&B run id: 8 characters of ``[a-z0-9]``, as ``wandb`` makes them."""
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+
+def wandb_run_id(run_dir: str | os.PathLike[str]) -> str:
+    """The W&B run id of ``run_dir``: the one stored in ``<run_dir>/wandb_id`` when the folder
+    resumes, otherwise a fresh random id, stored there (by rank 0) for later resumes.
+
+    A fresh id per new folder (rather than one derived from the path) means that deleting and
+    re-running a sweep, or the same path on another machine, opens a new W&B run instead of
+    appending to an old one."""
+    path = Path(run_dir) / WANDB_ID_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = new_wandb_id()
+    if rank_zero_only.rank == 0:
+        write_atomic(path, lambda handle: handle.write(run_id + "\n"))
+    return run_id
+
+
 def wandb_logger(
     project: str,
     save_dir: str,
@@ -146,32 +172,37 @@ def wandb_logger(
     group: str | None = None,
     tags: list[str] | None = None,
     mode: str = "auto",
+    fresh_id: bool = False,
     **kwargs: Any,
 ) -> Logger | None:
     """A :class:`~lightning.pytorch.loggers.WandbLogger` whose mode never blocks (see
-    :func:`resolve_wandb_mode`). The run id is derived from the run folder, so a resumed run
-    continues the same W&B run. ``mode=disabled`` returns no logger."""
+    :func:`resolve_wandb_mode`). The run id is the run folder's (:func:`wandb_run_id`), so a
+    resumed run continues the same W&B run; ``fresh_id`` gives a new, unstored id instead (an
+    evaluation or report run beside the training run). ``mode=disabled`` returns no logger.
+    Other keyword arguments go to ``wandb.init`` (``job_type``, ``config``, ...)."""
     resolved = resolve_wandb_mode(mode)
     if resolved == "disabled":
         return None
     from lightning.pytorch.loggers import WandbLogger
 
-    run_id = hashlib.sha1(str(Path(save_dir).resolve()).encode()).hexdigest()[:16]
-    return WandbLogger(
+    logger = WandbLogger(
         project=project,
         save_dir=save_dir,
         name=name,
         group=group,
         tags=list(tags or []),
-        id=run_id,
+        id=new_wandb_id() if fresh_id else wandb_run_id(save_dir),
         resume="allow",
         mode=resolved,
         **kwargs,
     )
+    # Lightning always passes anonymous=None, which W&B >= 0.19 answers on every run with
+    # "The anonymous setting has no effect and will be removed": pass nothing instead.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def finish_wandb() -> None:
-    """Close the current W&B run, if any, so the next job of a sweep (or the next evaluation)
-    opens its own."""
+    """Close the current W&B run, if any, so the next one opens its own."""
     if "wandb" in sys.modules and sys.modules["wandb"].run is not None:
         sys.modules["wandb"].finish()

@@ -10,6 +10,7 @@
       checkpoints/       last.ckpt (every epoch) and best.ckpt
       eval.json          written by evaluate.py
       figures/           written by evaluate.py
+      wandb_id           the folder's W&B run id (logger=wandb), reused when the folder resumes
       .hydra/            Hydra's own record of the composition (overrides.yaml, ...)
 
 Every file is written atomically, so a folder read at any moment is consistent.

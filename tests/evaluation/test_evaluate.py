@@ -14,6 +14,7 @@ from PIL import Image
 
 from tests.conftest import DATA_DIR, compose_train, copy_run, run_script
 from vae_gjs.config import validate_evaluate
+from tests.wandb_offline import run_summary
 from vae_gjs.errors import ConfigError, RunError
 from vae_gjs.rundir import RunDir, load_run_config
 
@@ -221,7 +222,7 @@ def test_reports_evaluate_missing_runs_then_build_table_and_figures(
     assert (sweep / "divergence=kl_qp" / "eval.json").is_file()
     table = (sweep / "reports" / "table1.md").read_text()
     kl_qp = json.loads((sweep / "divergence=kl_qp" / "eval.json").read_text())["metrics"]["test/sse"]
-    assert f"| KL(q(z|x) ‖ p(z)) | {kl_qp:.2f} |  | 8.46 |" in table
+    assert rf"| KL(q(z\|x) ‖ p(z)) | {kl_qp:.2f} |  | 8.46 |" in table
     assert "gjs α=0.1: no run folder" in table
     assert {p.name for p in (sweep / "reports").iterdir()} == {
         "table1.md",
@@ -243,13 +244,24 @@ def test_wandb_gets_the_numbers_and_images(
         "save_dir": str(copy),
         "mode": "offline",
     }
-    _edit_config(copy, logger={"wandb": wandb})
+    _edit_config(copy, logger={"wandb": {**wandb, "name": "mnist-kl_qp", "group": "sweep-a"}})
+    (copy / "wandb_id").write_text("train123\n")  # the training run's id (written by train.py)
     monkeypatch.setenv("WANDB_SILENT", "true")
     record = _evaluate_in_process(f"run_dir={copy}", "splits=[test]")
     assert record["metrics"]["test/log_px"] == pytest.approx(evaluated[1]["metrics"]["test/log_px"])
-    files = next((copy / "wandb").glob("offline-run-*/files"))
-    images = sorted(p.name.split("_")[0] for p in (files / "media" / "images" / "eval").glob("*.png"))
+    (folder,) = (copy / "wandb").glob("offline-run-*")  # one run: the evaluation's own
+    images = sorted(
+        p.name.split("_")[0] for p in (folder / "files" / "media" / "images" / "eval").glob("*.png")
+    )
     assert images == sorted(FIGURES)
+    logged = run_summary(next(folder.glob("run-*.wandb")))
+    # a separate, clearly named run of the same group, not a second run under the training id
+    assert logged["name"] == "mnist-kl_qp-eval" and logged["job_type"] == "eval"
+    assert logged["group"] == "sweep-a" and logged["id"] not in ("train123", "")
+    assert logged["config"]["training_run_id"] == "train123"
+    steps = {row["trainer/global_step"] for row in logged["history"]}
+    assert steps == {json.loads((copy / "results.json").read_text())["steps"]} == {4}
+    assert logged["summary"]["eval/test/log_px"] == pytest.approx(record["metrics"]["test/log_px"])
 
 
 def test_evidence_under_both_likelihoods_from_one_pass(evaluated: tuple[Path, dict], tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vae_gjs.callbacks import AtomicCheckpointIO
 from vae_gjs.checkpoints import check_fits, read_checkpoint
+from vae_gjs.config import recorded_config
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, NonFiniteLossError
 from vae_gjs.evaluation.runner import evaluate_run
@@ -135,14 +136,15 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
         plugins=[AtomicCheckpointIO()],
     )
 
+    recorded = recorded_config(cfg)
     writer = rank_zero_only.rank == 0
     if writer:
         run.path.mkdir(parents=True, exist_ok=True)
-        run.write_config(cfg)
+        run.write_config(recorded)
         run.set_status(RUNNING, pid=os.getpid())
     started = time.perf_counter()
     try:
-        hparams = OmegaConf.to_container(cfg, resolve=True)
+        hparams = OmegaConf.to_container(recorded)
         for logger in loggers:
             logger.log_hyperparams(hparams)  # type: ignore[arg-type]
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)

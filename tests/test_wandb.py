@@ -1,0 +1,70 @@
+"""What a W&B dashboard gets from training: names, ids, and α only where it means something."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import compose_train, train_tiny
+from tests.wandb_offline import run_summary
+from vae_gjs.config import DEFAULT_LATENT_DIM, DEFAULT_LR, DEFAULT_SEED, run_name
+from vae_gjs.loggers import WANDB_ID_FILE
+
+pytestmark = pytest.mark.slow
+
+
+def _offline_runs(run_dir: Path) -> dict[str, dict]:
+    """The offline W&B runs of a run folder, by id, as read back from their files."""
+    runs = [run_summary(path) for path in run_dir.glob("wandb/offline-run-*/run-*.wandb")]
+    return {run["id"]: run for run in runs}
+
+
+def test_run_name_defaults_are_the_configs_defaults() -> None:
+    cfg = compose_train()
+    assert (cfg.seed, cfg.model.latent_dim, cfg.optim.lr) == (DEFAULT_SEED, DEFAULT_LATENT_DIM, DEFAULT_LR)
+    assert cfg.run_name == "mnist-kl_qp"
+    assert compose_train(["seed=7", "optim.lr=3e-4", "model.latent_dim=32", "lam=4"]).run_name == (
+        "mnist-kl_qp-l4-s7-z32-lr0.0003"
+    )
+    assert run_name("mnist", "gjs", compose_train(["divergence=gjs", "alpha=0.2"]).divergence, 1, 1234) == (
+        "mnist-gjs-a0.2"
+    )
+
+
+def test_baseline_logs_alpha_null_a_fresh_id_per_folder_and_the_same_id_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    first, second = tmp_path / "first", tmp_path / "second"
+    epochs = ["trainer.max_steps=-1", "trainer.limit_train_batches=2"]
+    overrides = ["logger=wandb", "threads=1", "seed=7", "model.latent_dim=4", "optim.lr=3e-4", *epochs]
+    train_tiny(first, [*overrides, "trainer.max_epochs=1"])
+    assert yaml.safe_load((first / "config.yaml").read_text())["alpha"] is None
+    (run_id,) = _offline_runs(first)
+    logged = _offline_runs(first)[run_id]
+    assert logged["config"]["alpha"] is None and "alpha" not in logged["config"]["divergence"]
+    assert logged["name"] == "mnist-kl_qp-s7-z4-lr0.0003"
+    assert (first / WANDB_ID_FILE).read_text().strip() == run_id
+
+    train_tiny(second, [*overrides, "trainer.max_epochs=1"])  # same config, another folder: another W&B run
+    (old_id,) = _offline_runs(second)
+    assert old_id != run_id
+    shutil.rmtree(second)  # deleted and run again at the same path: a new W&B run, not the old one
+    train_tiny(second, [*overrides, "trainer.max_epochs=1"])
+    assert set(_offline_runs(second)) - {old_id}, "a re-created folder reused the deleted run's id"
+    assert old_id not in _offline_runs(second)
+
+    (first / "status.json").unlink()  # cut off: starting it again resumes this folder
+    train_tiny(first, [*overrides, "trainer.max_epochs=2"])
+    assert set(_offline_runs(first)) == {run_id}  # both sessions logged under the stored id
+    assert (first / WANDB_ID_FILE).read_text().strip() == run_id
+
+
+def test_gjs_keeps_its_alpha(tmp_path: Path) -> None:
+    train_tiny(tmp_path, ["divergence=gjs", "alpha=0.3", "threads=1", "trainer.max_steps=1"])
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["alpha"] == 0.3 and config["divergence"]["alpha"] == 0.3
