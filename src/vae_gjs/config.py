@@ -154,9 +154,9 @@ def validate(cfg: DictConfig) -> None:
     check_positive_int("dataset.batch_size", _get(cfg, "dataset.batch_size"))
     check_positive_int("dataset.eval_batch_size", _get(cfg, "dataset.eval_batch_size"))
     check_int("dataset.val_size", _get(cfg, "dataset.val_size"), 0)
-    threads = _get(cfg, "threads")
-    if threads is not None:
-        check_positive_int("threads", threads)
+    for optional_count in ("threads", "images_every_n_epochs", "log_every_n_steps"):
+        if _get(cfg, optional_count) is not None:
+            check_positive_int(optional_count, _get(cfg, optional_count))
     for group in ("dataset", "divergence", "model", "module"):
         if "_target_" not in _get(cfg, group):
             raise ConfigError(f"{group} has no _target_; choose one of the configs in conf/{group}/")

@@ -1,0 +1,137 @@
+"""Pictures while training: reconstructions, prior samples and labelled latent traversals of fixed
+test images, every few epochs, to every logger that takes images and as PNGs in the run folder.
+
+The pictures are those of ``evaluate.py`` (:mod:`vae_gjs.evaluation.images`); the traversal rows
+are labelled with their latent dimension and its KL(q‖p) on the first test images,
+
+    KL_d = mean over images of ½ (μ_d² + σ_d² − 1 − log σ_d²),
+
+(the per-dimension term of Eq. 3) and ordered by it, most used dimension first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+from PIL import Image, ImageDraw, ImageFont
+from torch import Tensor
+
+from vae_gjs.data.base import ImageSource
+from vae_gjs.errors import check_positive_int
+from vae_gjs.evaluation.images import (
+    COLUMNS,
+    PADDING,
+    reconstruction_grid,
+    samples_grid,
+    save_png,
+    traversal_grid,
+)
+
+#: Test images shown as reconstructions (two rows of ten) and used for the per-dimension KL.
+SHOWN, KL_IMAGES = 20, 500
+LABEL_WIDTH = 90
+
+
+def kl_per_dimension(net: torch.nn.Module, x: Tensor) -> list[float]:
+    """KL(q(z_d|x) ‖ N(0, 1)) of each latent dimension d, averaged over the images ``x``."""
+    mu, logvar = net.encode(x)
+    return (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(0).tolist()
+
+
+def label_rows(picture: Tensor, labels: list[str]) -> Tensor:
+    """``picture`` (a ``[3, H, W]`` grid of ``len(labels)`` equal rows) with each row's label
+    written in a white margin on its left; returns ``[3, H, W + LABEL_WIDTH]`` in [0, 1]."""
+    _, height, width = picture.shape
+    canvas = Image.new("RGB", (width + LABEL_WIDTH, height), "white")
+    pixels = (picture.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    canvas.paste(Image.fromarray(pixels), (LABEL_WIDTH, 0))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=12)
+    row_height = (height - PADDING) / len(labels)
+    for row, label in enumerate(labels):
+        middle = PADDING + row_height * (row + 0.5)
+        draw.text((4, middle), label, fill="black", font=font, anchor="lm")
+    return torch.from_numpy(np.array(canvas)).permute(2, 0, 1).float() / 255
+
+
+class TrainingImages(Callback):
+    """After every ``every_n_epochs``-th training epoch (and not during sanity checks), on rank 0:
+
+    * ``reconstructions``: the first 20 test images, each row above its reconstruction (z = μ);
+    * ``samples``: a 10×10 grid decoded from z ~ N(0, I), the same z every time (seeded);
+    * ``traversals``: test image ``traversal_image`` with z_d swept over 10 values in
+      [−traversal_range, traversal_range], one row per dimension, labelled ``z<d>  KL <value>``.
+
+    Each picture is written atomically to ``<out_dir>/epoch_<NNN>_<name>.png`` (NNN: epochs done)
+    and logged to W&B (``images/<name>``, as images), TensorBoard (``images/<name>``, as images)
+    and any logger with a ``log_image`` method. The model is put in eval mode and back; the global
+    random state is not touched, so training draws the same noise with or without this callback.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        every_n_epochs: int = 5,
+        traversal_image: int = 0,
+        traversal_range: float = 3.0,
+        seed: int = 0,
+    ) -> None:
+        self.out_dir = Path(out_dir)
+        self.every_n_epochs = check_positive_int("images_every_n_epochs", every_n_epochs)
+        self.traversal_image = traversal_image
+        self.traversal_range = traversal_range
+        self.seed = seed
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        done = trainer.current_epoch + 1
+        if trainer.sanity_checking or done % self.every_n_epochs or not trainer.is_global_zero:
+            return
+        was_training = pl_module.training
+        pl_module.eval()
+        try:
+            pictures = self.pictures(
+                pl_module.net, trainer.datamodule.splits["test"].images, pl_module.device
+            )
+        finally:
+            pl_module.train(was_training)
+        for name, picture in pictures.items():
+            path = save_png(picture, self.out_dir / f"epoch_{done:03d}_{name}.png")
+            self.send(trainer, name, picture, path)
+
+    @torch.inference_mode()
+    def pictures(self, net: torch.nn.Module, images: ImageSource, device: torch.device) -> dict[str, Tensor]:
+        """The three pictures of ``net`` for the test ``images`` (an indexable image source)."""
+        count = len(images)
+        shown = images.batch(torch.arange(min(SHOWN, count))).to(device)
+        kl = kl_per_dimension(net, images.batch(torch.arange(min(KL_IMAGES, count))).to(device))
+        dims = sorted(range(len(kl)), key=lambda d: -kl[d])
+        traversed = images.batch(torch.tensor([min(self.traversal_image, count - 1)])).to(device)
+        traversal = traversal_grid(net, traversed, dims, COLUMNS, self.traversal_range)
+        return {
+            "reconstructions": reconstruction_grid(net, shown),
+            "samples": samples_grid(net, len(kl), 10, torch.Generator().manual_seed(self.seed)),
+            "traversals": label_rows(traversal, [f"z{d}  KL {kl[d]:.2f}" for d in dims]),
+        }
+
+    @staticmethod
+    def send(trainer: L.Trainer, name: str, picture: Tensor, path: Path) -> None:
+        """Send one picture to every logger that takes images."""
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        key, step = f"images/{name}", trainer.global_step
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image(key, picture, global_step=step)
+            elif hasattr(logger, "log_image"):  # WandbLogger and others that take image files
+                logger.log_image(key=key, images=[str(path)], step=step)
+
+
+def training_images(out_dir: str | Path, every_n_epochs: int | None, **kwargs: Any) -> TrainingImages | None:
+    """The callback of conf/callbacks/images/default.yaml: ``None`` (no pictures) when
+    ``images_every_n_epochs`` is null."""
+    return None if every_n_epochs is None else TrainingImages(out_dir, every_n_epochs, **kwargs)
