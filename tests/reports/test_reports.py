@@ -143,3 +143,27 @@ def test_markdown_escape_round_trips_through_a_cell(text: str) -> None:
     line = "| " + escape(text) + " | 2 |"
     assert cells(line) == [text, "2"]
     assert escape(text) != text
+
+
+def test_figure3_legend_lies_outside_the_panels_and_titles_name_dataset_and_budget(
+    sweep: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vae_gjs.reports import figures
+
+    kept = {}
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: kept.setdefault(Path(path).name, fig))
+    records = collect(sweep)
+    figures.figure3(records, sweep / "fig3.png")
+    figures.figure5(records, sweep / "fig5.png")
+    fig3, fig5 = kept["fig3.png"], kept["fig5.png"]
+    renderer = fig3.canvas.get_renderer()
+    (legend,) = fig3.legends
+    box = legend.get_window_extent(renderer)
+    assert all(not box.overlaps(ax.get_window_extent(renderer)) for ax in fig3.axes)
+    labels = [text.get_text() for text in legend.get_texts()]
+    assert "KL(q‖p) (test)" in labels and len(labels) == len(set(labels)) == 8
+    assert "MNIST, budget cpu (8 epochs)" in fig3._suptitle.get_text()
+    (ax5,) = fig5.axes
+    assert "MNIST, budget cpu (8 epochs)" in ax5.get_title()
+    box5 = ax5.get_legend().get_window_extent(fig5.canvas.get_renderer())
+    assert not box5.overlaps(ax5.get_window_extent(fig5.canvas.get_renderer()))

@@ -27,7 +27,19 @@ class EpochBookkeeping(Callback):
 
 
 class ProgressBar(TQDMProgressBar):
-    """Lightning's progress bar without the logger's version number (W&B's run id, noise here)."""
+    """Lightning's progress bar without the logger's version number (W&B's run id, noise here),
+    counting the steps that will run when ``max_steps`` ends the epoch early."""
+
+    @property
+    def total_train_batches(self) -> int | float:
+        """The batches this epoch will run: fewer than the epoch has when ``max_steps`` ends
+        training sooner (Lightning shortens the bar only when ``max_epochs=-1``)."""
+        total = super().total_train_batches
+        max_steps = self.trainer.max_steps
+        if max_steps is not None and max_steps > 0:
+            left = (max_steps - self.trainer.global_step) * self.trainer.accumulate_grad_batches
+            total = min(total, left)
+        return total
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         metrics = super().get_metrics(trainer, pl_module)

@@ -9,6 +9,7 @@ from typing import Any
 from vae_gjs.plotting import pyplot, save_figure
 from vae_gjs.reports.collect import RunRecord
 
+DATASET_NAMES = {"mnist": "MNIST", "fmnist": "Fashion-MNIST", "dsprites": "dSprites", "chairs": "3D Chairs"}
 FAMILIES = (("gjs", "JS$^{G_\\alpha}$"), ("dgjs", "JS$_*^{G_\\alpha}$"))
 #: Colour and horizontal offset (so error bars do not overlap) of each family in Figure 5.
 FAMILY_STYLE = {"gjs": ("tab:blue", -0.006), "dgjs": ("tab:orange", 0.006)}
@@ -17,6 +18,16 @@ REFERENCES = (
     ("kl_pq", "KL(p‖q)", "tab:green"),
     ("mmd_reference", "MMD", "tab:purple"),
 )
+
+
+def scope(records: list[RunRecord]) -> str:
+    """What a figure shows, for its title: dataset(s) and budget(s) with their epochs, e.g.
+    ``MNIST, budget cpu (18 epochs)``."""
+    runs = [r for r in records if r.finished] or records
+    datasets = ", ".join(sorted({DATASET_NAMES.get(r.dataset, r.dataset) for r in runs})) or "no runs"
+    budgets = sorted({(r.budget, r.epochs) for r in runs}, key=str)
+    described = ", ".join(f"{b} ({e} epochs)" if e is not None else b for b, e in budgets)
+    return f"{datasets}, budget {described or '?'}"
 
 
 def _series(records: list[RunRecord], divergence: str, attribute: str) -> tuple[list[float], list[float]]:
@@ -60,9 +71,15 @@ def figure3(records: list[RunRecord], path: str | Path, title: str = "") -> Path
                 ax.set_title(family_label)
             if row == 1:
                 ax.set_xlabel("α")
-    axes[0][1].legend(fontsize=8, loc="best")
-    fig.suptitle(title or "Figure 3: reconstruction and divergence against α (train dashed, test solid)")
+    handles = {}
+    for ax in axes.flat:  # one entry per line, in one legend to the right of the panels
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.suptitle(
+        title or f"Figure 3 — {scope(records)}: reconstruction and divergence against α (train dashed, test solid)"
+    )
     fig.tight_layout()
+    fig.legend(handles.values(), handles.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     return save_figure(fig, path)
 
 
@@ -101,9 +118,11 @@ def figure5(
     ax.set_xlabel("α")
     ax.set_ylabel("test log p(x) (nats per image)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     ax.set_title(
-        title or f"Figure 5: log model evidence with 95% bootstrap CIs ({'/'.join(shown)} decoder likelihood)"
+        title
+        or f"Figure 5 — {scope(records)}: log model evidence with 95% bootstrap CIs\n"
+        f"({'/'.join(shown)} decoder likelihood)"
     )
     fig.tight_layout()
     return save_figure(fig, path)

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from vae_gjs.callbacks import AtomicCheckpointIO
 from vae_gjs.checkpoints import check_fits, read_checkpoint
 from vae_gjs.config import recorded_config
+from vae_gjs.console import announce_run_folder, drop_library_tips
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, NonFiniteLossError
 from vae_gjs.evaluation.runner import evaluate_run
@@ -108,6 +109,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
             evaluate_after_training(cfg, run)
         return run.results.get("test/rec")
     _quiet_library_logs()
+    drop_library_tips()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -142,6 +144,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(recorded)
         run.set_status(RUNNING, pid=os.getpid())
+        announce_run_folder(run.path)
     started = time.perf_counter()
     try:
         hparams = OmegaConf.to_container(recorded)
