@@ -166,7 +166,7 @@ def validate(cfg: DictConfig) -> None:
                 f"callbacks.{name} has no _target_; allowed: a callback config with _target_ "
                 "(conf/callbacks/), or null to drop it"
             )
-    for flag in ("test", "evaluate", "compile"):
+    for flag in ("test", "evaluate", "compile", "debug_run"):
         check_bool(flag, _get(cfg, flag))
     validate_eval_options(_get(cfg, "eval"))
     ckpt = _get(cfg, "ckpt_path")

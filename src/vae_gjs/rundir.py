@@ -4,7 +4,7 @@
 
     <run_dir>/
       config.yaml        resolved configuration of the run
-      status.json        {"status": running|completed|failed, "error": ..., timestamps}
+      status.json        {"status": running|completed|debug|failed, "error": ..., timestamps}
       results.json       final test metrics, epochs, steps, seconds per epoch
       metrics.csv        one row per epoch (logger=csv or wandb or tensorboard)
       checkpoints/       last.ckpt (every epoch) and best.ckpt
@@ -30,6 +30,8 @@ from vae_gjs.errors import RunError
 from vae_gjs.io import write_atomic, write_json
 
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
+#: The final status of a run made with a debug preset (conf/debug/): finished, but not the real run.
+DEBUG = "debug"
 
 
 @dataclass(frozen=True)

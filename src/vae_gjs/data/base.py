@@ -189,6 +189,7 @@ class InMemoryDataModule(L.LightningDataModule):
         val_size: int = 0,
         split_seed: int = 0,
         shuffle_seed: int = 0,
+        shuffle: bool = True,
     ) -> None:
         super().__init__()
         self.root = data_root(root)
@@ -197,6 +198,7 @@ class InMemoryDataModule(L.LightningDataModule):
         self.val_size = check_int("dataset.val_size", val_size, 0)
         self.split_seed = split_seed
         self.shuffle_seed = shuffle_seed
+        self.shuffle = shuffle  # false: the same batches every epoch (debug=overfit)
         self.splits: dict[str, Split] = {}
 
     @abstractmethod
@@ -236,7 +238,7 @@ class InMemoryDataModule(L.LightningDataModule):
         return InMemoryBatches(
             self.splits[split],
             self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            shuffle=train and self.shuffle,
             seed=self.shuffle_seed,
             epoch=(lambda: trainer.current_epoch) if trainer is not None else (lambda: 0),
             rank=trainer.global_rank if trainer is not None else 0,

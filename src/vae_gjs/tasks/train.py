@@ -28,7 +28,7 @@ from vae_gjs.errors import ConfigError, NonFiniteLossError
 from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.loggers import finish_wandb
 from vae_gjs.module import build_module
-from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir
+from vae_gjs.rundir import COMPLETED, DEBUG, FAILED, RUNNING, RunDir
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ def resume_from(cfg: DictConfig, run: RunDir) -> str | None:
         return str(run.checkpoint("last"))
     if cfg.ckpt_path is not None:
         return str(cfg.ckpt_path)
+    if run.status == DEBUG and not cfg.debug_run:
+        log.info(f"{run.path} holds a debug run: training from scratch, not from its checkpoint")
+        return None
     if run.last_ckpt.is_file():
         log.info(f"Resuming the unfinished run in {run.path} from {run.last_ckpt.name}")
         return str(run.last_ckpt)
@@ -177,7 +180,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
     }
     if writer:
         run.write_results(results)
-        run.set_status(COMPLETED)
+        run.set_status(DEBUG if cfg.debug_run else COMPLETED)
         log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
         if cfg.evaluate:
             evaluate_after_training(cfg, run)
