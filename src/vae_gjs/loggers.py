@@ -155,11 +155,12 @@ def wandb_run_id(run_dir: str | os.PathLike[str]) -> str:
 
     A fresh id per new folder (rather than one derived from the path) means that deleting and
     re-running a sweep, or the same path on another machine, opens a new W&B run instead of
-    appending to an old one."""
+    appending to an old one. Under ``wandb agent`` (a W&B sweep) the new id is the agent's
+    ``$WANDB_RUN_ID``."""
     path = Path(run_dir) / WANDB_ID_FILE
     if path.is_file():
         return path.read_text().strip()
-    run_id = new_wandb_id()
+    run_id = os.environ.get("WANDB_RUN_ID") or new_wandb_id()  # a `wandb agent` sets the id of its trial
     if rank_zero_only.rank == 0:
         write_atomic(path, lambda handle: handle.write(run_id + "\n"))
     return run_id
