@@ -24,12 +24,13 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("",),
     ("cli",),
     ("tasks",),
-    ("evaluation", "reports", "callbacks", "toy"),
+    ("callbacks",),  # the training-time pictures reuse evaluation's image grids
+    ("evaluation", "reports", "toy"),
     ("module",),
     ("divergences", "models", "data", "loggers", "checkpoints", "plotting"),
     ("config",),
     ("rundir", "datadir"),
-    ("errors", "io"),
+    ("errors", "io", "console"),
 )
 LAYER = {component: depth for depth, names in enumerate(LAYERS) for component in names}
 

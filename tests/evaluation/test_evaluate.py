@@ -13,8 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from tests.conftest import DATA_DIR, compose_train, copy_run, run_script
-from vae_gjs.config import validate_evaluate
 from tests.wandb_offline import run_summary
+from vae_gjs.config import validate_evaluate
 from vae_gjs.errors import ConfigError, RunError
 from vae_gjs.rundir import RunDir, load_run_config
 
