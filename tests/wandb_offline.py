@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,23 @@ def records(path: Path) -> list[Any]:
     return out
 
 
+def finished_records(path: Path, timeout: float = 60.0) -> list[Any]:
+    """The records of ``path`` once its ``exit`` record is there: W&B's writer (the wandb-core
+    service) may still be flushing the file for a moment after ``wandb.finish()`` returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in found) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
 def run_summary(path: Path) -> dict[str, Any]:
     """``{"id", "name", "group", "job_type", "config", "history", "summary"}`` of the offline run
     stored in ``path``: ``history`` is one dict per ``log`` call (with its ``_step``), ``summary``
     the last summary values."""
     summary: dict[str, Any] = {"config": {}, "history": [], "summary": {}}
-    for record in records(path):
+    for record in finished_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             summary.update(

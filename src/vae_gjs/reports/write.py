@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vae_gjs.reports.collect import RunRecord, collect
 from vae_gjs.reports.figures import figure3, figure5
+from vae_gjs.reports.publish import publish
 from vae_gjs.reports.table1 import table1
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,9 @@ WRITERS: dict[str, Callable[[list[RunRecord], Path], list[Path]]] = {
 
 def write_report(report: str, sweep_dir: str | Path, evidence_likelihood: str | None = None) -> list[Path]:
     """Build ``report`` (table1: Markdown, CSV and LaTeX, also printed; fig3, fig5: PNG) from the
-    run folders of ``sweep_dir`` into ``<sweep_dir>/reports/``; returns the files written.
+    run folders of ``sweep_dir`` into ``<sweep_dir>/reports/``, and into the sweep's W&B group
+    when its runs logged to W&B (:func:`~vae_gjs.reports.publish.publish`); returns the files
+    written.
     ``evidence_likelihood``: Figure 5 under that decoder likelihood (``fig5_<name>.png``) instead
     of each run's headline evidence. Figure 4 needs the models: :mod:`vae_gjs.tasks.evaluate`."""
     records, out = collect(sweep_dir), Path(sweep_dir) / "reports"
@@ -38,4 +41,5 @@ def write_report(report: str, sweep_dir: str | Path, evidence_likelihood: str | 
     else:
         paths = WRITERS[report](records, out)
     log.info("Wrote " + ", ".join(str(p) for p in paths))
+    publish(report, sweep_dir, paths)
     return paths

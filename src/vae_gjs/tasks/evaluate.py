@@ -17,6 +17,7 @@ from vae_gjs.evaluation.loading import resolve_device
 from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.evaluation.sweep import evaluate_sweep
 from vae_gjs.reports import collect, figure4, figure4_runs, write_report
+from vae_gjs.reports.publish import publish
 from vae_gjs.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -72,4 +73,5 @@ def write_figure4(cfg: DictConfig) -> Path:
         extent=extent,
     )
     log.info(f"Wrote {path}")
+    publish("fig4", cfg.sweep_dir, [path])
     return path
