@@ -11,6 +11,8 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from tests.conftest import TINY, compose_train, train_tiny
 from vae_gjs.callbacks import EpochBookkeeping, ProgressBar, RandomState, progress_bar
+from vae_gjs.callbacks.images import TrainingImages
+from vae_gjs.callbacks.step_loss import StepLoss
 from vae_gjs.config import validate
 from vae_gjs.errors import ConfigError
 from vae_gjs.tasks.train import instantiate_all, trainer_kwargs
@@ -19,7 +21,14 @@ from vae_gjs.tasks.train import instantiate_all, trainer_kwargs
 def test_default_group_builds_checkpoint_bookkeeping_random_state_and_progress_bar(tmp_path: Path) -> None:
     cfg = compose_train(["trainer.enable_progress_bar=true"], run_dir=tmp_path)
     built = instantiate_all(cfg.callbacks)
-    assert [type(c) for c in built] == [ModelCheckpoint, EpochBookkeeping, RandomState, ProgressBar]
+    assert [type(c) for c in built] == [
+        ModelCheckpoint,
+        EpochBookkeeping,
+        RandomState,
+        ProgressBar,
+        TrainingImages,
+        StepLoss,
+    ]
     checkpoint = built[0]
     assert checkpoint.dirpath == str(tmp_path / "checkpoints") and checkpoint.monitor == "train/loss"
     assert checkpoint.save_last and checkpoint.save_top_k == 1 and checkpoint.filename == "best"
@@ -37,7 +46,14 @@ def test_callbacks_are_added_and_dropped_from_the_command_line(tmp_path: Path) -
         run_dir=tmp_path,
     )
     built = instantiate_all(cfg.callbacks)
-    assert [type(c) for c in built] == [ModelCheckpoint, EpochBookkeeping, RandomState, EarlyStopping]
+    assert [type(c) for c in built] == [
+        ModelCheckpoint,
+        EpochBookkeeping,
+        RandomState,
+        TrainingImages,
+        StepLoss,
+        EarlyStopping,
+    ]
     assert built[-1].patience == 7 and built[-1].monitor == "train/loss"
     assert progress_bar(enabled=False) is None  # trainer.enable_progress_bar=false: no bar at all
 
@@ -70,3 +86,12 @@ def test_early_stopping_from_the_command_line_stops_the_run(tmp_path: Path) -> N
     assert "trainer.max_steps=4" in TINY and results["steps"] == 2, results
     assert json.loads((tmp_path / "status.json").read_text())["status"] == "completed"
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_pictures_and_step_loss_are_default_callbacks_that_null_turns_off(tmp_path: Path) -> None:
+    built = instantiate_all(compose_train(run_dir=tmp_path).callbacks)
+    images = next(c for c in built if isinstance(c, TrainingImages))
+    assert images.every_n_epochs == 5 and images.out_dir == tmp_path / "figures"
+    assert next(c for c in built if isinstance(c, StepLoss)).every_n_steps == 50
+    off = compose_train(["images_every_n_epochs=null", "log_every_n_steps=null"], run_dir=tmp_path)
+    assert not [c for c in instantiate_all(off.callbacks) if isinstance(c, (TrainingImages, StepLoss))]
