@@ -76,7 +76,8 @@ def figure3(records: list[RunRecord], path: str | Path, title: str = "") -> Path
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
     fig.suptitle(
-        title or f"Figure 3 — {scope(records)}: reconstruction and divergence against α (train dashed, test solid)"
+        title
+        or f"Figure 3 — {scope(records)}: reconstruction and divergence against α\n(train dashed, test solid)"
     )
     fig.tight_layout()
     fig.legend(handles.values(), handles.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
