@@ -95,3 +95,16 @@ def test_pictures_and_step_loss_are_default_callbacks_that_null_turns_off(tmp_pa
     assert next(c for c in built if isinstance(c, StepLoss)).every_n_steps == 50
     off = compose_train(["images_every_n_epochs=null", "log_every_n_steps=null"], run_dir=tmp_path)
     assert not [c for c in instantiate_all(off.callbacks) if isinstance(c, (TrainingImages, StepLoss))]
+
+
+def test_epoch_time_of_a_run_resumed_mid_epoch_counts_from_the_resumption() -> None:
+    """Resumed inside an epoch (stopped by max_steps), Lightning calls no on_train_epoch_start:
+    the epoch's time/epoch_s then counts from on_train_start instead of failing."""
+    from types import SimpleNamespace
+
+    logged: dict[str, float] = {}
+    module = SimpleNamespace(log=lambda name, value, **_: logged.__setitem__(name, value))
+    bookkeeping = EpochBookkeeping()
+    bookkeeping.on_train_start(SimpleNamespace(loggers=[], current_epoch=3), module)  # type: ignore[arg-type]
+    bookkeeping.on_train_epoch_end(SimpleNamespace(), module)  # type: ignore[arg-type]
+    assert 0 <= logged["time/epoch_s"] < 5

@@ -12,9 +12,12 @@ from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 
 class EpochBookkeeping(Callback):
     """Logs wall seconds per epoch (``time/epoch_s``) and tells the CSV logger where a resumed
-    run starts, so repeated epochs replace their rows instead of duplicating them."""
+    run starts, so repeated epochs replace their rows instead of duplicating them. A run resumed
+    in the middle of an epoch (one stopped by ``max_steps``) gets no ``on_train_epoch_start`` for
+    it: its ``time/epoch_s`` counts from the resumption."""
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
         for logger in trainer.loggers:
             if hasattr(logger, "start_epoch"):
                 logger.start_epoch(trainer.current_epoch)
