@@ -35,6 +35,15 @@ class Divergence(nn.Module, ABC):
     def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
         """Per-sample divergence ``[B]`` and its named per-sample parts (``{}`` when it has none)."""
 
+    def learned(self) -> dict[str, Tensor]:
+        """The divergence's trained scalars by name (e.g. ``{"alpha": α}``), logged every epoch
+        as ``train/<name>`` and recorded in results.json and eval.json; ``{}`` when it has none."""
+        return {}
+
+    def project_(self) -> None:
+        """Put trained parameters back into their domain; called after every optimiser step
+        (nothing to do for a divergence without constraints)."""
+
     def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
         """Per-sample divergence ``[B]``."""
         return self.value_and_parts(mu, logvar)[0]

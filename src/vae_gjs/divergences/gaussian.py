@@ -14,6 +14,7 @@ between KL(N1‖N2) at α = 0 and KL(N2‖N1) at α = 1 (Proposition 1).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -21,9 +22,32 @@ from torch import Tensor
 Params = tuple[Tensor, Tensor]
 
 
-def _log_weights(weight: float | Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
-    """``log(1 - w)`` and ``log(w)`` as tensors (``-inf`` at the end points, which is exact)."""
-    w = torch.as_tensor(weight, dtype=like.dtype, device=like.device)
+class _WeightGradient(torch.autograd.Function):
+    """``value`` unchanged, with ``∂value/∂w = derivative`` added to the backward pass of ``w``.
+
+    The log-space geometric mean below differentiates ``log w`` and ``log(1 - w)``, which is
+    ``0 · ∞ = NaN`` at w = 0 and w = 1 although the mean is linear in the precisions there
+    (Eq. 12) and its derivative finite. So the log-space form takes ``w`` detached and this
+    function supplies the exact first derivative; the forward value is bit-for-bit that of a
+    fixed ``w``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, value: Tensor, weight: Tensor, derivative: Tensor) -> Tensor:
+        ctx.save_for_backward(derivative)
+        ctx.weight_shape = weight.shape
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None]:
+        (derivative,) = ctx.saved_tensors
+        return grad, (grad * derivative).sum_to_size(ctx.weight_shape), None
+
+
+def _log_weights(weight: Tensor) -> tuple[Tensor, Tensor]:
+    """``log(1 - w)`` and ``log(w)`` of a detached weight (``-inf`` at the end points, which is
+    exact for the value; the weight's gradient comes from :class:`_WeightGradient`)."""
+    w = weight.detach()
     return torch.log1p(-w), torch.log(w)
 
 
@@ -52,12 +76,23 @@ def geometric_mean_normal(
     the mean ``μ_w = σ_w² ((1-w) μ1/σ1² + w μ2/σ2²)`` is the softmax of the same logits applied
     to ``(μ1, μ2)``: no variance is ever exponentiated on its own, so it stays finite for
     log-variances far outside [-20, 20].
+
+    A weight that requires grad (a learned α) gets its exact derivative, finite at w = 0 and
+    w = 1: with ``r_i = σ_w²/σ_i²``, ``∂ log σ_w²/∂w = r_1 - r_2`` and
+    ``∂μ_w/∂w = r_2 (μ2 - μ_w) - r_1 (μ1 - μ_w)`` (differentiating Eqs. 12–13).
     """
-    log_1mw, log_w = _log_weights(weight, mu1)
+    w = torch.as_tensor(weight, dtype=mu1.dtype, device=mu1.device)
+    log_1mw, log_w = _log_weights(w)
     logits = torch.stack(torch.broadcast_tensors(log_1mw - logvar1, log_w - logvar2))
     logvar = -torch.logsumexp(logits, dim=0)
     share = torch.softmax(logits, dim=0)
     mu = share[0] * mu1 + share[1] * mu2
+    if w.requires_grad:
+        with torch.no_grad():
+            r1, r2 = torch.exp(logvar - logvar1), torch.exp(logvar - logvar2)
+            d_mu = r2 * (mu2 - mu) - r1 * (mu1 - mu)
+        mu = _WeightGradient.apply(mu, w, d_mu)
+        logvar = _WeightGradient.apply(logvar, w, r1 - r2)
     return mu, logvar
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vae_gjs.divergences.base import Divergence, ValueAndParts
 from vae_gjs.divergences.gaussian import gjs_normal_terms
@@ -17,6 +17,11 @@ class GJS(Divergence):
 
     α = 0 gives KL(q‖p), α = 1 gives KL(p‖q) (Proposition 1). ``prime=False`` switches to
     Nielsen's original intermediate (not used in the paper's results). Its dual is :class:`DGJS`.
+
+    ``learn_alpha=True`` makes α one scalar ``nn.Parameter`` started at ``alpha`` (the authors'
+    α-VAE follow-up, docs/learned_alpha.md): it is trained by the gradient of λ·D, clamped to
+    [0, 1] after every optimiser step (:meth:`project_`) and saved in the state dict, so a
+    checkpoint carries the learned value.
     """
 
     name = "gjs"
@@ -25,9 +30,10 @@ class GJS(Divergence):
     #: Names of the two unweighted KL parts (KL(q‖N_α'), KL(p‖N_α')).
     part_names: ClassVar[tuple[str, str]] = ("kl_q_m", "kl_p_m")
 
-    def __init__(self, alpha: float, prime: bool = True) -> None:
+    def __init__(self, alpha: float, prime: bool = True, learn_alpha: bool = False) -> None:
         super().__init__()
-        self.alpha = check_in_unit_interval("alpha", alpha)
+        start = check_in_unit_interval("alpha", alpha)
+        self.alpha: float | nn.Parameter = nn.Parameter(torch.tensor(start)) if learn_alpha else start
         self.prime = prime
 
     def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
@@ -37,8 +43,17 @@ class GJS(Divergence):
         value = (1 - self.alpha) * kl_q + self.alpha * kl_p
         return value, dict(zip(self.part_names, (kl_q, kl_p), strict=True))
 
+    def learned(self) -> dict[str, Tensor]:
+        return {"alpha": self.alpha.detach()} if isinstance(self.alpha, nn.Parameter) else {}
+
+    def project_(self) -> None:
+        """Clamp a learned α to [0, 1] (the authors' projection after each step)."""
+        if isinstance(self.alpha, nn.Parameter):
+            with torch.no_grad():
+                self.alpha.clamp_(0.0, 1.0)
+
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, prime={self.prime}"
+        return f"alpha={float(self.alpha):g}, prime={self.prime}, learn_alpha={bool(self.learned())}"
 
 
 class DGJS(GJS):
