@@ -66,11 +66,18 @@ def test_dataset_and_model_configs_point_at_the_package() -> None:
         ("ckpt_path=/no/such.ckpt", ["ckpt_path='/no/such.ckpt'", "'last'"]),
         ("evaluate=yes", ["evaluate='yes'", "true or false"]),
         ("eval.k=0", ["k=0", ">= 1"]),
+        ("learn_alpha=1", ["learn_alpha=1", "true or false"]),
+        ("optim.alpha_lr=-0.1", ["optim.alpha_lr=-0.1", ">= 0"]),
+        ("learn_alpha=true", ["learn_alpha=true with divergence=kl_qp", "divergence=gjs or divergence=dgjs"]),
+        (
+            "learn_alpha=true divergence=mmd",
+            ["learn_alpha=true with divergence=mmd", "no skew", "learn_alpha=false"],
+        ),
     ],
 )
 def test_validation_names_the_bad_value_and_what_is_allowed(override: str, fragments: list[str]) -> None:
     with pytest.raises(ConfigError) as info:
-        validate(compose_train([override]))
+        validate(compose_train(override.split()))
     message = str(info.value)
     assert "\n" not in message
     for fragment in fragments:
@@ -88,6 +95,8 @@ def test_run_name_group_and_subdir_are_readable() -> None:
         run_name("mnist", "beta_vae", compose_train(["divergence=beta_vae"]).divergence, 4.0, 1234)
         == "mnist-beta_vae-l4"
     )
+    learned = compose_train(["divergence=dgjs", "learn_alpha=true"]).divergence
+    assert run_name("mnist", "dgjs", learned, 1.0, 1234) == "mnist-dgjs-a0.5-learned"
     assert group_name("RunMode.RUN", "multirun/x") == "single"
     assert group_name("RunMode.MULTIRUN", "multirun/2026-01-01_00-00-00") == "multirun-2026-01-01_00-00-00"
     assert sweep_subdir("alpha=0.3,divergence=gjs", 4) == "alpha=0.3,divergence=gjs"
@@ -127,6 +136,24 @@ def test_table1_experiment_is_the_papers_22_runs_grouped_for_wandb() -> None:
         assert cfg.group == "table1-mnist-cpu" and list(cfg.tags) == ["table1", "mnist", "budget-cpu"]
         assert cfg.trainer.max_epochs == 18 and cfg.threads == 1
         assert cfg.eval.batch_size * cfg.eval.n_batches == 10_000  # log p(x) on the whole test set
+
+
+def test_learned_alpha_experiment_is_two_families_times_three_starts() -> None:
+    base = ["+experiment=learned_alpha", "dataset=fmnist", "budget=cpu"]
+    compose_train(base)
+    hydra_cfg = HydraConfig.get()
+    sweeper = instantiate(hydra_cfg.sweeper)
+    sweeper.hydra_context = SimpleNamespace(config_loader=None)
+    (jobs,) = sweeper.split_arguments([], max_batch_size=None)
+    assert jobs == [[f"divergence={d}", f"alpha={a}"] for d in ("gjs", "dgjs") for a in ("0.1", "0.5", "0.9")]
+    assert hydra_cfg.sweep.dir == "multirun/learned_alpha/fmnist/cpu"
+    for job in jobs:
+        cfg = compose_train([*base, *job])
+        validate(cfg)
+        assert cfg.learn_alpha and cfg.divergence.learn_alpha and cfg.evaluate
+        assert cfg.module.param_groups.divergence.lr == cfg.optim.lr == 1e-4
+        assert cfg.group == "learned_alpha-fmnist-cpu" and cfg.trainer.max_epochs == 18
+        assert sweep_subdir(HydraConfig.get().job.override_dirname, 0) == ",".join(sorted(job))
 
 
 def test_alpha_on_the_command_line_without_a_skewed_divergence_is_a_warning() -> None:

@@ -137,5 +137,10 @@ def test_one_instantiate_builds_the_module_of_the_composed_config() -> None:
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 0.002
     hparams = dict(vae.hparams)  # plain values: a checkpoint holding them loads with weights_only
     assert hparams["net"]["_target_"] == "vae_gjs.models.Burgess" and hparams["net"]["in_channels"] == 1
-    assert hparams["divergence"] == {"_target_": "vae_gjs.divergences.DGJS", "alpha": 0.2}
+    assert hparams["divergence"] == {
+        "_target_": "vae_gjs.divergences.DGJS",
+        "alpha": 0.2,
+        "learn_alpha": False,
+    }
+    assert hparams["param_groups"] == {"divergence": {"lr": 0.002}}  # optim.alpha_lr defaults to optim.lr
     assert hparams["optimizer"] == {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.002}

@@ -79,6 +79,8 @@ def test_alpha_range_sweep_gives_exact_alphas_everywhere(tmp_path: Path) -> None
         ("alpha=-0.1", "alpha=-0.1 is outside [0, 1]"),
         ("lam=-1", "lam=-1 is negative; allowed: a real number >= 0"),
         ("dataset=cifar", "Could not find 'dataset/cifar'"),
+        ("optim.alpha_lr=-1", "optim.alpha_lr=-1 is negative; allowed: a real number >= 0"),
+        ("learn_alpha=maybe", "learn_alpha='maybe' is not allowed; allowed: true or false"),
     ],
 )
 def test_bad_values_fail_fast_with_one_line(override: str, message: str, tmp_path: Path) -> None:
@@ -115,7 +117,7 @@ def test_evaluate_true_writes_eval_json_after_training_and_on_a_rerun(tmp_path: 
     assert json.loads((tmp_path / "results.json").read_text())["steps"] == 4
 
 
-@pytest.mark.parametrize("args", [("--help",), ("alpha=1.5",), ("--cfg", "job")])
+@pytest.mark.parametrize("args", [("--help",), ("alpha=1.5",), ("learn_alpha=true",), ("--cfg", "job")])
 def test_help_and_bad_values_answer_without_importing_torch(args: tuple[str, ...]) -> None:
     """``--help``, ``--cfg`` and config errors must not wait for torch and Lightning (~7 s)."""
     result = run_script("-X", "importtime", "train.py", *args, timeout=120)

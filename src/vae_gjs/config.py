@@ -61,6 +61,7 @@ def run_name(
     name = f"{dataset}-{divergence}"
     if isinstance(divergence_cfg, DictConfig) and "alpha" in divergence_cfg:
         name += f"-a{divergence_cfg.alpha:g}" if isinstance(divergence_cfg.alpha, (int, float)) else ""
+        name += "-learned" if divergence_cfg.get("learn_alpha") is True else ""
     for prefix, value, default in (
         ("l", lam, 1),
         ("s", seed, DEFAULT_SEED),
@@ -142,10 +143,29 @@ def unused_alpha(cfg: DictConfig) -> str | None:
     )
 
 
+def check_learn_alpha(cfg: DictConfig) -> None:
+    """``learn_alpha`` is a boolean, and ``true`` only with a divergence that has a skew to learn
+    (one whose config takes ``learn_alpha``: gjs, dgjs); ``optim.alpha_lr`` is a real ≥ 0."""
+    learn = _get(cfg, "learn_alpha")
+    if not isinstance(learn, bool):
+        raise ConfigError(f"learn_alpha={learn!r} is not allowed; allowed: true or false")
+    check_non_negative("optim.alpha_lr", _get(cfg, "optim.alpha_lr"))
+    if learn and "learn_alpha" not in _get(cfg, "divergence"):
+        from hydra.core.hydra_config import HydraConfig
+
+        choice = HydraConfig.get().runtime.choices.get("divergence") if HydraConfig.initialized() else None
+        target = choice or _get(cfg, "divergence._target_")
+        raise ConfigError(
+            f"learn_alpha=true with divergence={target}, which has no skew α to learn; "
+            "allowed: learn_alpha=true with divergence=gjs or divergence=dgjs, or learn_alpha=false"
+        )
+
+
 def validate(cfg: DictConfig) -> None:
     """Check train.py's config; raise a one-line :class:`ConfigError`. Values that are valid
     but have no effect (:func:`unused_alpha`) are logged as warnings."""
     check_in_unit_interval("alpha", _get(cfg, "alpha"))
+    check_learn_alpha(cfg)
     check_non_negative("lam", _get(cfg, "lam"))
     check_int("seed", _get(cfg, "seed"))
     check_choice("likelihood", _get(cfg, "likelihood"), LIKELIHOODS)

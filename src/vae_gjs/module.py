@@ -81,7 +81,8 @@ class VAE(L.LightningModule):
     a checkpoint can rebuild the model. Training samples z with the reparameterisation trick;
     validation and test decode z = μ. Per-image values are averaged over each epoch with
     torchmetrics and logged once an epoch: ``<stage>/rec``, ``<stage>/div``, ``<stage>/loss``;
-    in validation and test also ``<stage>/kl_qp`` and the divergence's parts, e.g. ``<stage>/kl_q_m``.
+    in validation and test also ``<stage>/kl_qp`` and the divergence's parts, e.g. ``<stage>/kl_q_m``;
+    the divergence's learned scalars at the end of each training epoch, e.g. ``train/alpha``.
     """
 
     def __init__(
@@ -194,6 +195,14 @@ class VAE(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._log_epoch("train")
+        for name, value in self.divergence.learned().items():  # e.g. train/alpha, a learned α
+            self.log(f"train/{name}", value)
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """Lightning's optimiser step, then the divergence's projection (a learned α clamped
+        to [0, 1]), so every forward pass sees a parameter inside its domain."""
+        super().optimizer_step(*args, **kwargs)
+        self.divergence.project_()
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")

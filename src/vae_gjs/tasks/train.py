@@ -177,6 +177,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
         "best_checkpoint": Path(checkpoints.best_model_path).name
         if checkpoints and checkpoints.best_model_path
         else None,
+        **{f"{name}_learned": float(value) for name, value in module.divergence.learned().items()},
     }
     if writer:
         run.write_results(results)
