@@ -1,7 +1,8 @@
 """Evaluate a finished run folder (or every run of a sweep): numbers into eval.json, PNGs into figures/.
 
 One run: load config.yaml (refusing other config versions), rebuild the VAE and load the
-checkpoint's weights (:mod:`.loading`), then one function per section:
+checkpoint's weights (:mod:`.loading`; a learned α is one of them, so the evaluated divergence
+uses the trained value, recorded as ``learned`` in eval.json), then one function per section:
 
 * :func:`reconstruction_section`: reconstruction error and divergence terms on each split with
   z = μ (:mod:`.reconstruction`);
@@ -282,7 +283,12 @@ def evaluate_run(path: str | Path, cfg: DictConfig) -> dict[str, Any]:
         # oneDNN's transposed convolutions run ~1.5x faster in channels-last layout on a CPU
         module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     timings["load"] = time.perf_counter() - started
-    log.info(f"Evaluating {run.path} ({checkpoint['file']}, epoch {checkpoint['epoch']}) on {device}")
+    # a learned α is a weight of the checkpoint, not the starting value in config.yaml
+    learned = {name: float(value) for name, value in module.divergence.learned().items()}
+    log.info(
+        f"Evaluating {run.path} ({checkpoint['file']}, epoch {checkpoint['epoch']}) on {device}"
+        + "".join(f", learned {name}={value:.6g}" for name, value in learned.items())
+    )
 
     metrics, n_images, kl_per_dim = reconstruction_section(module, datamodule, cfg, device, timings)
     likelihoods = evidence_likelihoods(cfg.get("evidence_likelihood"), run_cfg.likelihood)
@@ -310,6 +316,7 @@ def evaluate_run(path: str | Path, cfg: DictConfig) -> dict[str, Any]:
         "device": str(device),
         "threads": torch.get_num_threads(),
         "checkpoint": checkpoint,
+        "learned": learned,
         "metrics": metrics,
         "n_images": n_images,
         "kl_per_dim": kl_per_dim,
