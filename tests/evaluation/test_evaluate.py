@@ -181,7 +181,14 @@ def test_weights_of_another_architecture_are_named(tiny_run: Path, tmp_path: Pat
     ("overrides", "message"),
     [
         (["report=table1"], "report=table1 needs sweep_dir"),
-        (["sweep_dir=a", "report=table2"], "report='table2' is unknown; allowed: fig3, fig4, fig5, table1"),
+        (
+            ["sweep_dir=a", "report=table2"],
+            "report='table2' is unknown; allowed: fig3, fig4, fig5, learned_alpha, table1",
+        ),
+        (
+            ["sweep_dir=a", "report=table1", "table1_dir=b"],
+            "table1_dir=b is only used by report=learned_alpha; allowed with report=table1: table1_dir=null",
+        ),
         ([], "give exactly one of run_dir"),
         (["run_dir=a", "sweep_dir=b"], "give exactly one of run_dir"),
         (["run_dir=a", "k=0"], "k=0 is not allowed"),
@@ -219,6 +226,8 @@ def test_reports_evaluate_missing_runs_then_build_table_and_figures(
     ]
     for report in ("table1", "fig3", "fig5"):
         main(compose_train([f"sweep_dir={sweep}", f"report={report}", *quick], config="evaluate"))
+    learned = ["report=learned_alpha", f"table1_dir={sweep}", *quick]  # a kl_qp run: nothing learned
+    main(compose_train([f"sweep_dir={sweep}", *learned], config="evaluate"))
     assert (sweep / "divergence=kl_qp" / "eval.json").is_file()
     table = (sweep / "reports" / "table1.md").read_text()
     kl_qp = json.loads((sweep / "divergence=kl_qp" / "eval.json").read_text())["metrics"]["test/sse"]
@@ -230,7 +239,12 @@ def test_reports_evaluate_missing_runs_then_build_table_and_figures(
         "table1.tex",
         "fig3.png",
         "fig5.png",
+        "learned_alpha.md",
+        "learned_alpha.csv",
+        "learned_alpha.png",
     }
+    text = (sweep / "reports" / "learned_alpha.md").read_text()
+    assert "gjs from α=0.1: no run folder" in text and "has no finished gjs/dgjs runs" in text
 
 
 def test_wandb_gets_the_numbers_and_images(

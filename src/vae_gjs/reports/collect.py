@@ -18,8 +18,10 @@ NAN = math.nan
 @dataclass(frozen=True)
 class RunRecord:
     """One run of a sweep. ``alpha`` is the divergence's skew α (NaN for a divergence without
-    one); errors are per-image SSE with z = μ (Table 1's metric); ``log_px`` is the
-    importance-sampled test log-evidence with its 95% bootstrap CI."""
+    one; the start with ``learn_alpha=true``) and ``alpha_learned`` the trained α that was
+    evaluated (eval.json, else results.json; NaN when α was not learned); errors are per-image
+    SSE with z = μ (Table 1's metric); ``log_px`` is the importance-sampled test log-evidence
+    with its 95% bootstrap CI."""
 
     path: Path
     dataset: str
@@ -40,6 +42,7 @@ class RunRecord:
     evidence_likelihood: str = "?"
     #: log p(x) under each likelihood the run was evaluated with: name -> (mean, CI low, CI high).
     log_px_by_likelihood: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    alpha_learned: float = NAN
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -89,6 +92,7 @@ def read_run(path: Path) -> RunRecord:
             name: (entry["mean"], *entry["ci95"])
             for name, entry in evaluation.get("evidence_by_likelihood", {}).items()
         },
+        alpha_learned=evaluation.get("learned", {}).get("alpha", results.get("alpha_learned", NAN)),
     )
 
 

@@ -80,10 +80,15 @@ def _at_alpha(name: str, alpha: float) -> Callable[[list[RunRecord]], tuple[RunR
     return pick
 
 
+def best_on_train(records: list[RunRecord], name: str) -> RunRecord | None:
+    """The run of divergence ``name`` with the lowest training error (how Table 1 picks α)."""
+    candidates = [r for r in records if r.divergence == name and not math.isnan(r.train_sse)]
+    return min(candidates, key=lambda r: r.train_sse, default=None)
+
+
 def _best_on_train(name: str) -> Callable[[list[RunRecord]], tuple[RunRecord | None, float | None]]:
     def pick(records: list[RunRecord]) -> tuple[RunRecord | None, float | None]:
-        candidates = [r for r in records if r.divergence == name and not math.isnan(r.train_sse)]
-        best = min(candidates, key=lambda r: r.train_sse, default=None)
+        best = best_on_train(records, name)
         return best, best.alpha if best is not None else None
 
     return pick
