@@ -169,6 +169,7 @@ def figure(rows: list[FamilyRow], path: str | Path) -> Path:
             ax.axhline(row.fixed.alpha, ls="--", color="grey", label=f"best fixed α = {row.fixed.alpha:g}")
         ax.set_title(dict(FAMILIES)[row.family])
         ax.set_xlabel("epochs trained")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
