@@ -1,6 +1,6 @@
 """learn_alpha=true end to end: the update direction, the clamp, alpha_lr=0 as the fixed-α run,
-resume, results.json, metrics.csv, evaluation with the learned α, the error for skew-less
-divergences (docs/learned_alpha.md)."""
+resume, results.json, metrics.csv, evaluation (and load_run) with the learned α, the error for
+skew-less divergences (docs/learned_alpha.md)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
+import vae_gjs
 from tests.conftest import DATA_DIR, TINY, compose_train, run_script
 from vae_gjs.checkpoints import read_checkpoint
 from vae_gjs.divergences import DGJS, GJS
@@ -57,7 +58,7 @@ class Recorder(Callback):
 
 
 def _train(run_dir: Path, *overrides: str) -> Recorder:
-    from vae_gjs.training import train
+    from vae_gjs.tasks.train import train
 
     recorder = Recorder()
     train(
@@ -169,21 +170,25 @@ def test_resume_restores_alpha_exactly_and_alpha_is_logged_every_epoch(tmp_path:
 
 
 def test_evaluation_uses_the_learned_alpha_of_the_checkpoint(tmp_path: Path) -> None:
+    from vae_gjs.config import validate_evaluate
     from vae_gjs.data import MNIST
-    from vae_gjs.evaluation.options import main
+    from vae_gjs.tasks.evaluate import evaluate
 
     _train(tmp_path, "divergence=gjs", "learn_alpha=true", "alpha=0.5", "optim.alpha_lr=0.05", "test=false")
     state = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["state_dict"]
     learned = state.pop("divergence.alpha").item()
     assert abs(learned - 0.5) > 0.1
     options = ["k=2", "n_batches=1", "batch_size=32", "rec_batches=1", "splits=[test]", "figures=false"]
-    main(
-        compose_train(
-            [f"run_dir={tmp_path}", f"data_dir={DATA_DIR}", "threads=1", *options], config="evaluate"
-        )
+    cfg = compose_train(
+        [f"run_dir={tmp_path}", f"data_dir={DATA_DIR}", "threads=1", *options], config="evaluate"
     )
+    validate_evaluate(cfg)  # evaluate.py's path, in this process
+    evaluate(cfg)
     record = json.loads((tmp_path / "eval.json").read_text())
     assert record["learned"] == {"alpha": learned}
+    assert vae_gjs.load_run(tmp_path).divergence.alpha.item() == learned  # the user's way in
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    assert VAE.load_from_checkpoint(checkpoint).divergence.alpha.item() == learned
 
     datamodule = MNIST(root=str(DATA_DIR), download=False)
     datamodule.setup()

@@ -172,7 +172,10 @@ def figure(rows: list[FamilyRow], path: str | Path) -> Path:
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if row.runs or row.fixed:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no finished runs", ha="center", va="center", transform=ax.transAxes)
     axes[0][0].set_ylabel("α")
     fig.suptitle("Learned α against epoch")
     fig.tight_layout()
