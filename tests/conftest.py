@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,19 @@ TINY = (
 )
 
 register_resolvers()
+
+
+@pytest.fixture(scope="module")
+def single_threaded_torch() -> Iterator[None]:
+    """Torch on one thread for a module of tests on small tensors: on a shared two-core machine
+    torch's intra-op thread pool mostly spins (3x slower under load). The previous setting is
+    restored."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

@@ -22,16 +22,7 @@ from vae_gjs.loggers import read_metrics
 from vae_gjs.models import Burgess
 from vae_gjs.module import VAE
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_threaded_torch():
-    """Tiny tensors: torch's thread pool only spins on a shared two-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded_torch")]
 
 
 class Recorder(Callback):

@@ -1,15 +1,11 @@
-"""Run the divergence tests single-threaded: the tensors are small, and on a shared two-core machine
-torch's intra-op thread pool mostly spins (3x slower under load). The previous setting is restored."""
+"""Run the divergence tests single-threaded: the tensors are small (see
+:func:`tests.conftest.single_threaded_torch`)."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _single_threaded_torch():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def _single_threaded(single_threaded_torch: None) -> None:
+    """Every module of divergence tests on one torch thread."""

@@ -11,11 +11,12 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from vae_gjs.io import write_atomic
 from vae_gjs.plotting import pyplot, save_figure
 from vae_gjs.reports.collect import RunRecord, collect
 from vae_gjs.reports.figures import FAMILIES
+from vae_gjs.reports.markdown import table as md_table
 from vae_gjs.reports.table1 import best_on_train
+from vae_gjs.reports.text import fmt, missing_line, write_texts
 
 #: The starting values of α in conf/experiment/learned_alpha.yaml.
 STARTS = (0.1, 0.5, 0.9)
@@ -61,10 +62,6 @@ class FamilyRow:
         return statistics.stdev(self.learned) if len(self.learned) > 1 else math.nan
 
 
-def _fmt(value: float, digits: int = 2) -> str:
-    return "—" if math.isnan(value) else f"{value:.{digits}f}"
-
-
 def _table1_note(table1_dir: str | Path | None, table1: list[RunRecord], learned: list[RunRecord]) -> str:
     if table1_dir is None:
         return "Best fixed α: no Table 1 sweep given (add table1_dir=multirun/table1/<dataset>/<budget>)."
@@ -102,19 +99,32 @@ def markdown(rows: list[FamilyRow], records: list[RunRecord], note: str) -> str:
         "finished and evaluated. Learned α: mean ± sample sd over the starts.",
         note,
         "",
-        "| Divergence | learned α (mean ± sd) | per start: α₀ → α (test SSE) | best fixed α | its test SSE |",
-        "|---|---:|---|---:|---:|",
+        *md_table(
+            (
+                "Divergence",
+                "learned α (mean ± sd)",
+                "per start: α₀ → α (test SSE)",
+                "best fixed α",
+                "its test SSE",
+            ),
+            [
+                (
+                    row.label,
+                    f"{fmt(row.alpha_mean, 3)} ± {fmt(row.alpha_sd, 3)}",
+                    "; ".join(
+                        f"{r.alpha:g} → {fmt(r.alpha_learned, 3)} ({fmt(r.test_sse)})" for r in row.runs
+                    )
+                    or "—",
+                    f"{row.fixed.alpha:g}" if row.fixed else "—",
+                    fmt(row.fixed.test_sse) if row.fixed else "—",
+                )
+                for row in rows
+            ],
+            align="lrlrr",
+        ),
     ]
-    for row in rows:
-        starts = "; ".join(f"{r.alpha:g} → {_fmt(r.alpha_learned, 3)} ({_fmt(r.test_sse)})" for r in row.runs)
-        fixed_alpha = f"{row.fixed.alpha:g}" if row.fixed else "—"
-        fixed_sse = _fmt(row.fixed.test_sse) if row.fixed else "—"
-        lines.append(
-            f"| {row.label} | {_fmt(row.alpha_mean, 3)} ± {_fmt(row.alpha_sd, 3)} | {starts or '—'} | "
-            f"{fixed_alpha} | {fixed_sse} |"
-        )
     missing = _missing(records)
-    lines += ["", "Missing runs: " + ("; ".join(missing) if missing else "none")]
+    lines += ["", missing_line(missing)]
     return "\n".join(lines) + "\n"
 
 
@@ -142,14 +152,14 @@ def csv_text(rows: list[FamilyRow]) -> str:
                 [
                     row.family,
                     f"{run.alpha:g}",
-                    _fmt(run.alpha_learned, 6),
-                    _fmt(run.test_sse, 4),
-                    _fmt(run.train_sse, 4),
+                    fmt(run.alpha_learned, 6),
+                    fmt(run.test_sse, 4),
+                    fmt(run.train_sse, 4),
                     run.epochs,
-                    _fmt(row.alpha_mean, 6),
-                    _fmt(row.alpha_sd, 6),
+                    fmt(row.alpha_mean, 6),
+                    fmt(row.alpha_sd, 6),
                     f"{row.fixed.alpha:g}" if row.fixed else "",
-                    _fmt(row.fixed.test_sse, 4) if row.fixed else "",
+                    fmt(row.fixed.test_sse, 4) if row.fixed else "",
                     run.path.name,
                 ]
             )
@@ -200,14 +210,10 @@ def learned_alpha(
         )
         for family, _ in FAMILIES
     ]
-    out = Path(out_dir)
     texts = {
         "learned_alpha.md": markdown(rows, records, _table1_note(table1_dir, table1, records)),
         "learned_alpha.csv": csv_text(rows),
     }
-    paths = {}
-    for name, text in texts.items():
-        write_atomic(out / name, lambda handle, text=text: handle.write(text))
-        paths[name] = out / name
-    paths["learned_alpha.png"] = figure(rows, out / "learned_alpha.png")
+    paths = write_texts(out_dir, texts)
+    paths["learned_alpha.png"] = figure(rows, Path(out_dir) / "learned_alpha.png")
     return paths

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from vae_gjs.io import write_atomic
 from vae_gjs.reports.collect import RunRecord
 from vae_gjs.reports.markdown import table as md_table
+from vae_gjs.reports.text import fmt, missing_line, write_texts
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 #: The runs of one dataset's Table 1 sweep: (divergence, α or None).
@@ -131,10 +131,6 @@ def build_rows(records: list[RunRecord], dataset: str, paper: PaperTable) -> lis
     return rows
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None or math.isnan(value) else f"{value:.{digits}f}"
-
-
 def _alpha(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
@@ -153,11 +149,11 @@ def markdown(rows: list[Row], dataset: str, records: list[RunRecord], paper: Pap
             [
                 (
                     row.label,
-                    _fmt(row.ours),
+                    fmt(row.ours),
                     _alpha(row.chosen_alpha),
-                    _fmt(row.paper),
+                    fmt(row.paper),
                     _alpha(row.paper_alpha),
-                    _fmt(row.ratio, 3),
+                    fmt(row.ratio, 3),
                 )
                 for row in rows
             ],
@@ -165,7 +161,7 @@ def markdown(rows: list[Row], dataset: str, records: list[RunRecord], paper: Pap
         ),
     ]
     missing = missing_runs(records)
-    lines += ["", "Missing runs: " + ("; ".join(missing) if missing else "none")]
+    lines += ["", missing_line(missing)]
     return "\n".join(lines) + "\n"
 
 
@@ -192,12 +188,12 @@ def csv_text(rows: list[Row], dataset: str) -> str:
                 row.key,
                 row.label,
                 dataset,
-                _fmt(row.ours, 4),
-                _fmt(row.run.train_sse if row.run else None, 4),
+                fmt(row.ours, 4),
+                fmt(row.run.train_sse if row.run else None, 4),
                 _alpha(row.chosen_alpha),
                 row.paper,
                 _alpha(row.paper_alpha),
-                _fmt(row.ratio, 4),
+                fmt(row.ratio, 4),
                 row.run.path.name if row.run else "",
             ]
         )
@@ -216,11 +212,11 @@ def latex(rows: list[Row], dataset: str) -> str:
         )
 
     def value(number: float, alpha: float | None, digits: int = 2) -> str:
-        return _fmt(number, digits) + (rf" ($\alpha={_alpha(alpha)}$)" if alpha is not None else "")
+        return fmt(number, digits) + (rf" ($\alpha={_alpha(alpha)}$)" if alpha is not None else "")
 
     body = [
         f"{label(r.label)} & {value(r.ours, r.chosen_alpha)} & {value(r.paper, r.paper_alpha)} & "
-        + _fmt(r.ratio, 3)
+        + fmt(r.ratio, 3)
         + r" \\"
         for r in rows
     ]
@@ -246,14 +242,9 @@ def table1(records: list[RunRecord], out_dir: str | Path, dataset: str | None = 
         raise ValueError(f"the sweep mixes datasets {sorted({r.dataset for r in records})}; pass one")
     paper = PaperTable.load()
     rows = build_rows(records, dataset, paper)
-    out = Path(out_dir)
     texts = {
         "table1.md": markdown(rows, dataset, records, paper),
         "table1.csv": csv_text(rows, dataset),
         "table1.tex": latex(rows, dataset),
     }
-    paths = {}
-    for name, text in texts.items():
-        write_atomic(out / name, lambda handle, text=text: handle.write(text))
-        paths[name] = out / name
-    return paths
+    return write_texts(out_dir, texts)
