@@ -16,6 +16,7 @@ from lightning.pytorch.callbacks import Callback
 
 import vae_gjs
 from tests.conftest import DATA_DIR, TINY, compose_train, run_script
+from tests.wandb_offline import run_history
 from vae_gjs.checkpoints import read_checkpoint
 from vae_gjs.divergences import DGJS, GJS
 from vae_gjs.loggers import read_metrics
@@ -23,6 +24,11 @@ from vae_gjs.models import Burgess
 from vae_gjs.module import VAE
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded_torch")]
+
+
+def _alpha(module: VAE) -> float:
+    alpha = module.divergence.alpha
+    return alpha.item() if isinstance(alpha, torch.Tensor) else alpha
 
 
 class Recorder(Callback):
@@ -36,7 +42,7 @@ class Recorder(Callback):
         self.start: float | None = None
 
     def on_train_start(self, trainer: Any, module: VAE) -> None:
-        self.start = float(module.divergence.alpha)
+        self.start = _alpha(module)
 
     def on_after_backward(self, trainer: Any, module: VAE) -> None:
         alpha = module.divergence.alpha
@@ -45,7 +51,7 @@ class Recorder(Callback):
 
     def on_train_batch_end(self, trainer: Any, module: VAE, outputs: Any, batch: Any, batch_idx: int) -> None:
         self.losses.append(outputs["loss"].item())
-        self.alphas.append(float(module.divergence.alpha))
+        self.alphas.append(_alpha(module))
 
 
 def _train(run_dir: Path, *overrides: str) -> Recorder:
@@ -158,6 +164,20 @@ def test_resume_restores_alpha_exactly_and_alpha_is_logged_every_epoch(tmp_path:
     assert [r["train/alpha"] for r in rows] == [whole.alphas[2], whole.alphas[5]]
     results = json.loads((tmp_path / "cut" / "results.json").read_text())
     assert results["alpha_learned"] == whole.alphas[5]
+
+
+def test_alpha_goes_to_wandb_every_epoch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    overrides = ("divergence=gjs", "learn_alpha=true", "optim.alpha_lr=0.05", "trainer.max_steps=-1")
+    recorder = _train(
+        tmp_path, *overrides, "trainer.max_epochs=2", "trainer.limit_train_batches=2", "logger=wandb"
+    )
+    history = run_history(next((tmp_path / "wandb").glob("offline-run-*/run-*.wandb")))
+    logged = [row["train/alpha"] for row in history if "train/alpha" in row]
+    assert logged == [recorder.alphas[1], recorder.alphas[3]]  # α after each epoch's last step
+    assert [r["train/alpha"] for r in read_metrics(tmp_path / "metrics.csv") if "train/alpha" in r][
+        :2
+    ] == logged
 
 
 def test_evaluation_uses_the_learned_alpha_of_the_checkpoint(tmp_path: Path) -> None:

@@ -85,3 +85,12 @@ def run_summary(path: Path) -> dict[str, Any]:
         for item in items:
             summary["config"][item.key] = json.loads(item.value_json)
     return summary
+
+
+def run_history(path: Path) -> list[dict[str, Any]]:
+    """The rows the offline run logged (``log_metrics``), in order, each ``{key: value}``."""
+    return [
+        {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+        for record in records(path)
+        if record.WhichOneof("record_type") == "history"
+    ]

@@ -53,7 +53,8 @@ class GJS(Divergence):
                 self.alpha.clamp_(0.0, 1.0)
 
     def extra_repr(self) -> str:
-        return f"alpha={float(self.alpha):g}, prime={self.prime}, learn_alpha={bool(self.learned())}"
+        alpha = self.alpha.item() if isinstance(self.alpha, nn.Parameter) else self.alpha
+        return f"alpha={alpha:g}, prime={self.prime}, learn_alpha={bool(self.learned())}"
 
 
 class DGJS(GJS):
