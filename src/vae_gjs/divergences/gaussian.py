@@ -87,7 +87,7 @@ def geometric_mean_normal(
     logvar = -torch.logsumexp(logits, dim=0)
     share = torch.softmax(logits, dim=0)
     mu = share[0] * mu1 + share[1] * mu2
-    if w.requires_grad:
+    if w.requires_grad and torch.is_grad_enabled():
         with torch.no_grad():
             r1, r2 = torch.exp(logvar - logvar1), torch.exp(logvar - logvar2)
             d_mu = r2 * (mu2 - mu) - r1 * (mu1 - mu)
