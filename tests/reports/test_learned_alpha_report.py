@@ -94,7 +94,7 @@ def test_table_gives_learned_alpha_per_start_next_to_the_best_fixed_alpha(sweeps
     assert [float(r["test_sse"]) for r in rows] == [11.0, 10.5, 10.8, 9.9, 9.7]
     text = paths["learned_alpha.md"].read_text()
     assert (
-        "| JS^{Gα} | 0.320 ± 0.020 | 0.1 → 0.300 (11.00); 0.5 → 0.320 (10.50); "
+        "| JS\\^{Gα} | 0.320 ± 0.020 | 0.1 → 0.300 (11.00); 0.5 → 0.320 (10.50); "
         "0.9 → 0.340 (10.80) | 0.3 | 10.30 |" in text
     )
     assert "(same dataset, budget and epochs)" in text
@@ -111,4 +111,4 @@ def test_without_a_table1_sweep_the_table_says_so(sweeps: tuple[Path, Path], tab
     text = paths["learned_alpha.md"].read_text()
     expected = "no Table 1 sweep given" if given is None else f"table1_dir={given} does not exist"
     assert expected in text
-    assert "| JS^{Gα} | 0.320 ± 0.020 |" in text and text.count("| — | — |") == 2
+    assert "| JS\\^{Gα} | 0.320 ± 0.020 |" in text and text.count("| — | — |") == 2
