@@ -1,0 +1,287 @@
+"""The fused training engine: N VAEs that share data, architecture and seed, trained as one.
+
+Each step, for one shared batch ``x``:
+
+1. every member encodes ``x`` at once (:class:`~vae_gjs.fused.stack.StackedNets`);
+2. member by member, inside its own random stream (:class:`~vae_gjs.fused.rng.MemberStreams`),
+   the reparameterisation noise ``torch.randn_like(mu)`` and the divergence (which may draw
+   prior samples) are computed exactly as :class:`vae_gjs.module.VAE` computes them;
+3. every member decodes its own codes at once, and its loss is ``rec.mean() + λ·div.mean()``
+   (Eq. 22), the same expression as a separate run's;
+4. the sum of the live members' losses is back-propagated and one Adam steps all stacked weights.
+
+Adam is elementwise (no weight decay, no gradient clipping, no learning-rate schedule), so one
+Adam over the stacked weights is N independent Adams. A member whose loss is not finite is
+stopped alone: it is marked failed, its weights and Adam moments are frozen from that step on
+(restored after every step), and the others go on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vae_gjs.errors import NonFiniteLossError
+from vae_gjs.fused.rng import MemberStreams
+from vae_gjs.fused.stack import StackedNets
+from vae_gjs.module import VAE
+
+#: Per-image metrics averaged over a training epoch (as ``VAE`` logs them).
+TRAIN_METRICS = ("rec", "div", "loss")
+
+
+def limit_batches(length: int, limit: int | float | None) -> int:
+    """Batches of an epoch under Lightning's ``limit_*_batches``: an int caps, a float is a fraction."""
+    if limit is None:
+        return length
+    if isinstance(limit, int):
+        return min(length, limit)
+    return int(length * limit)
+
+
+def non_finite_error(step: int, epoch: int, rec: Tensor, div: Tensor) -> NonFiniteLossError:
+    """The error a separate run raises at a non-finite loss (``VAE._raise_non_finite``)."""
+    bad = [
+        name
+        for name, term in (("reconstruction", rec), ("divergence", div))
+        if not torch.isfinite(term).all()
+    ]
+    return NonFiniteLossError(
+        f"non-finite loss at step {step} (epoch {epoch}) "
+        f"in the {' and the '.join(bad) or 'total'} term; the last checkpoint is kept"
+    )
+
+
+@dataclass
+class Progress:
+    """Where the group is: the epoch being trained and the optimiser steps taken."""
+
+    epoch: int = 0
+    global_step: int = 0
+    #: Members stopped by a non-finite loss: index -> the error.
+    failed: dict[int, NonFiniteLossError] = field(default_factory=dict)
+
+
+class FusedEngine:
+    """Trains ``modules`` (``VAE``s whose nets have one architecture) as one stacked model.
+
+    Args:
+        modules: the members, each built exactly as its separate run builds it; the engine reads
+            their nets (initial weights), divergences, λ, likelihood and learning rate.
+        streams: each member's random stream (see :mod:`vae_gjs.fused.rng`).
+        device: where the stacked model runs.
+    """
+
+    def __init__(self, modules: list[VAE], streams: MemberStreams, device: torch.device) -> None:
+        lrs = {module.lr for module in modules}
+        likelihoods = {module.likelihood.name for module in modules}
+        if len(lrs) != 1 or len(likelihoods) != 1:
+            raise ValueError(
+                f"fused members need one learning rate and one likelihood, got {lrs} and {likelihoods}"
+            )
+        self.modules = modules
+        self.size = len(modules)
+        self.device = device
+        self.nets = StackedNets([module.net for module in modules]).to(device)
+        self.divergences = [module.divergence.to(device) for module in modules]
+        self.lams = [module.lam for module in modules]
+        self.likelihood = modules[0].likelihood
+        self.optimizer = torch.optim.Adam(self.nets.parameters(), lr=modules[0].lr)
+        self.streams = streams
+        self.progress = Progress()
+        self._frozen: dict[int, list[dict[str, Tensor]]] = {}
+
+    # ------------------------------------------------------------------ one step
+
+    def _reconstruction(self, logits: Tensor, x: Tensor) -> Tensor:
+        """``likelihood.loss`` of every member's logits ``[N, B, ...]`` against ``x`` -> ``[N, B]``."""
+        n, b = logits.shape[:2]
+        target = x.unsqueeze(0).expand(n, *x.shape).reshape(n * b, *x.shape[1:])
+        return self.likelihood.loss(logits.reshape(n * b, *logits.shape[2:]), target).view(n, b)
+
+    def train_terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Every member's loss ``[N]``, reconstruction ``[N, B]`` and divergence ``[N, B]`` for the
+        training batch ``x`` (z sampled with each member's own noise)."""
+        mu, logvar = self.nets.encode(x)
+        noise, divs = [], []
+        for member in range(self.size):
+            with self.streams.member(member):  # the draws, in the order VAE._step makes them
+                noise.append(torch.randn_like(mu[member]))
+                divs.append(self.divergences[member](mu[member], logvar[member]))
+        z = mu + torch.exp(0.5 * logvar) * torch.stack(noise)
+        rec = self._reconstruction(self.nets.decode(z), x)
+        div = torch.stack(divs)
+        losses = torch.stack([rec[m].mean() + self.lams[m] * div[m].mean() for m in range(self.size)])
+        return losses, rec, div
+
+    def _freeze(self, member: int) -> None:
+        """Remember member ``member``'s weights and Adam moments; they are put back after every step."""
+        snapshot = []
+        for param in self.nets.parameters():
+            state = self.optimizer.state.get(param, {})
+            snapshot.append(
+                {
+                    "param": param.detach()[member].clone(),
+                    **{key: state[key][member].clone() for key in ("exp_avg", "exp_avg_sq") if key in state},
+                }
+            )
+        self._frozen[member] = snapshot
+
+    @torch.no_grad()
+    def _restore_frozen(self) -> None:
+        for member, snapshot in self._frozen.items():
+            for param, saved in zip(self.nets.parameters(), snapshot, strict=True):
+                param[member].copy_(saved["param"])
+                state = self.optimizer.state[param]
+                for key in ("exp_avg", "exp_avg_sq"):
+                    state[key][member].copy_(saved[key]) if key in saved else state[key][member].zero_()
+
+    @property
+    def alive(self) -> list[int]:
+        return [m for m in range(self.size) if m not in self.progress.failed]
+
+    def step(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, list[int]]:
+        """One optimiser step of every live member on batch ``x``. Returns the losses ``[N]``,
+        reconstruction and divergence ``[N, B]``, and the members that failed at this step
+        (their weights are those before the step, and stay so)."""
+        losses, rec, div = self.train_terms(x)
+        alive = self.alive
+        newly_failed = []
+        finite = torch.isfinite(losses)
+        if not bool(finite[alive].all()):  # one device sync a step, as a separate run's check
+            for member in alive:
+                if not bool(finite[member]):
+                    self.progress.failed[member] = non_finite_error(
+                        self.progress.global_step, self.progress.epoch, rec[member], div[member]
+                    )
+                    self._freeze(member)
+                    newly_failed.append(member)
+            alive = self.alive
+        self.optimizer.zero_grad(set_to_none=True)
+        if alive:
+            losses[alive].sum().backward()
+            self.optimizer.step()
+            self._restore_frozen()
+            self.progress.global_step += 1
+        return losses, rec, div, newly_failed
+
+    # ------------------------------------------------------------------ epochs
+
+    def train_epoch(
+        self,
+        batches: Iterable[tuple[Tensor, Tensor]],
+        n_batches: int,
+        max_steps: int,
+        on_failure: Callable[[int, NonFiniteLossError], None],
+    ) -> dict[int, dict[str, float]]:
+        """Train one epoch over the first ``n_batches`` of ``batches`` (stopping at ``max_steps``
+        optimiser steps if > 0). Returns each live member's epoch means ``train/rec``,
+        ``train/div``, ``train/loss`` and ``time/epoch_s`` (the group's seconds)."""
+        started = time.perf_counter()
+        sums = torch.zeros(self.size, len(TRAIN_METRICS), dtype=torch.float32, device=self.device)
+        lams = torch.tensor(self.lams, dtype=torch.float32, device=self.device).unsqueeze(1)
+        images = 0
+        for x, _ in itertools.islice(batches, n_batches):
+            x = x.to(self.device, non_blocking=True)
+            _, rec, div, newly_failed = self.step(x)
+            for member in newly_failed:
+                on_failure(member, self.progress.failed[member])
+            if not self.alive:
+                break
+            with torch.no_grad():
+                sums += torch.stack([rec.sum(1), div.sum(1), (rec + lams * div).sum(1)], dim=1)
+            images += x.shape[0]
+            if 0 < max_steps <= self.progress.global_step:
+                break
+        seconds = time.perf_counter() - started
+        means = (sums / max(images, 1)).tolist()
+        return {
+            member: {
+                **{f"train/{name}": value for name, value in zip(TRAIN_METRICS, means[member], strict=True)},
+                "time/epoch_s": seconds,
+            }
+            for member in self.alive
+        }
+
+    @torch.inference_mode()
+    def test(self, batches: Iterable[tuple[Tensor, Tensor]], n_batches: int) -> dict[int, dict[str, float]]:
+        """Each live member's test metrics with z = μ, as ``VAE.test_step`` logs them:
+        ``test/rec``, ``test/div``, ``test/loss``, ``test/kl_qp`` and the divergence's parts."""
+        sums: list[dict[str, Tensor]] = [{} for _ in range(self.size)]
+        images = 0
+
+        def add(member: int, name: str, values: Tensor) -> None:
+            key = f"test/{name}"
+            sums[member][key] = sums[member].get(key, 0) + values.sum()
+
+        for x, _ in itertools.islice(batches, n_batches):
+            x = x.to(self.device, non_blocking=True)
+            mu, logvar = self.nets.encode(x)
+            rec = self._reconstruction(self.nets.decode(mu), x)
+            for member in self.alive:
+                module = self.modules[member]
+                with self.streams.member(member):  # divergences that sample (MMD) draw here
+                    div = self.divergences[member](mu[member], logvar[member])
+                add(member, "rec", rec[member])
+                add(member, "div", div)
+                add(member, "loss", rec[member] + self.lams[member] * div)
+                add(member, "kl_qp", module.kl_qp(mu[member], logvar[member]))
+                for name, part in self.divergences[member].terms(mu[member], logvar[member]).items():
+                    add(member, name, part)
+            images += x.shape[0]
+        return {
+            member: {key: float(total) / images for key, total in sums[member].items()}
+            for member in self.alive
+        }
+
+    # ------------------------------------------------------------------ one member's state
+
+    def member_weights(self, member: int) -> dict[str, Tensor]:
+        """Member ``member``'s ``VAE.state_dict()`` (``net.*`` keys), on the CPU."""
+        module = self.modules[member]
+        module.net.load_state_dict(self.nets.member_state(member))
+        return {key: value.detach().cpu().clone() for key, value in module.state_dict().items()}
+
+    def member_optimizer_state(self, member: int) -> dict[str, Any]:
+        """Member ``member``'s Adam state as its separate run's ``optimizer.state_dict()``."""
+        group = {key: value for key, value in self.optimizer.param_groups[0].items() if key != "params"}
+        params = list(self.nets.parameters())
+        state = {}
+        for index, param in enumerate(params):
+            stacked = self.optimizer.state.get(param)
+            if stacked:
+                state[index] = {
+                    "step": stacked["step"].clone(),
+                    "exp_avg": stacked["exp_avg"][member].cpu().clone(),
+                    "exp_avg_sq": stacked["exp_avg_sq"][member].cpu().clone(),
+                }
+        return {"state": state, "param_groups": [{**group, "params": list(range(len(params)))}]}
+
+    @torch.no_grad()
+    def load_member(self, member: int, weights: dict[str, Tensor], optimizer: dict[str, Any]) -> None:
+        """Put a separate-run checkpoint's weights and Adam state into slice ``member``."""
+        self.nets.load_member(
+            member,
+            {key.removeprefix("net."): value for key, value in weights.items() if key.startswith("net.")},
+        )
+        for index, param in enumerate(self.nets.parameters()):
+            saved = optimizer["state"].get(index)
+            if saved is None:
+                continue
+            state = self.optimizer.state[param]
+            if not state:
+                state["step"] = saved["step"].clone()
+                state["exp_avg"] = torch.zeros_like(param)
+                state["exp_avg_sq"] = torch.zeros_like(param)
+            elif not torch.equal(state["step"], saved["step"]):
+                raise ValueError(
+                    f"members resume from different steps ({float(state['step'])} vs {float(saved['step'])})"
+                )
+            state["exp_avg"][member].copy_(saved["exp_avg"])
+            state["exp_avg_sq"][member].copy_(saved["exp_avg_sq"])

@@ -1,0 +1,96 @@
+"""N copies of one architecture evaluated as one: ``torch.func.stack_module_state`` + ``vmap``.
+
+The members' weights live in stacked leaf tensors ``[N, *shape]`` (one per weight of the
+architecture); ``encode``/``decode`` run ``torch.func.functional_call`` of the architecture under
+``torch.func.vmap``, whose batching rules turn N convolutions into one grouped convolution and
+N matrix products into one batched product. Nothing couples members: member ``m``'s outputs
+depend only on slice ``m`` of every weight, so the gradient of ``Σ_m loss_m`` with respect to
+slice ``m`` is exactly the gradient of ``loss_m`` (the other terms contribute exact zeros).
+
+Works for any architecture with ``encode(x) -> (mu, logvar)`` and ``decode(z) -> logits``
+(``docs/design.md``), on any device.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, stack_module_state, vmap
+
+
+class _Method(nn.Module):
+    """``forward(inputs)`` = ``net.<method>(inputs)``; ``net``'s weights are named ``net.<name>``."""
+
+    def __init__(self, net: nn.Module, method: str) -> None:
+        super().__init__()
+        self.net = net
+        self.method = method
+
+    def forward(self, inputs: Tensor) -> Any:
+        return getattr(self.net, self.method)(inputs)
+
+
+def _vmapped(net: nn.Module, method: str, batched_inputs: bool) -> Callable[..., Any]:
+    """``(weights [N, ...], inputs) -> net.<method>`` of every member, vmapped over the weights
+    (and over the inputs if ``batched_inputs``; otherwise all members see the same inputs)."""
+    wrapper = _Method(net, method)
+
+    def call(weights: dict[str, Tensor], inputs: Tensor) -> Any:
+        return functional_call(wrapper, weights, (inputs,))
+
+    return vmap(call, in_dims=(0, 0 if batched_inputs else None))
+
+
+class StackedNets(nn.Module):
+    """``len(nets)`` networks of one architecture as stacked parameters.
+
+    ``params[i]`` is ``[N, *shape]`` for the ``i``-th of ``nets[0].named_parameters()`` (the
+    order of a single run's ``VAE.parameters()``, hence of its Adam state).
+    """
+
+    def __init__(self, nets: Sequence[nn.Module]) -> None:
+        super().__init__()
+        if not nets:
+            raise ValueError("StackedNets needs at least one network")
+        params, buffers = stack_module_state(list(nets))
+        self.size = len(nets)
+        self.names = list(params)
+        self.params = nn.ParameterList([nn.Parameter(params[name].detach().clone()) for name in self.names])
+        self.buffer_names = list(buffers)
+        for index, name in enumerate(self.buffer_names):
+            self.register_buffer(f"stacked_{index}", buffers[name].clone())
+        # A weightless copy of the architecture, called functionally (it never holds real tensors).
+        template = copy.deepcopy(nets[0]).to("meta")
+        self._encode = _vmapped(template, "encode", batched_inputs=False)
+        self._decode = _vmapped(template, "decode", batched_inputs=True)
+
+    def weights(self) -> dict[str, Tensor]:
+        """Stacked parameters and buffers keyed as a single network's ``state_dict``."""
+        named = dict(zip(self.names, self.params, strict=True))
+        named.update({name: getattr(self, f"stacked_{i}") for i, name in enumerate(self.buffer_names)})
+        return named
+
+    def _prefixed(self) -> dict[str, Tensor]:
+        return {f"net.{name}": tensor for name, tensor in self.weights().items()}
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Every member's ``(mu, logvar)``, each ``[N, B, d]``, for one shared batch ``x [B, ...]``."""
+        return self._encode(self._prefixed(), x)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Every member's logits ``[N, B, C, H, W]`` for its own codes ``z [N, B, d]``."""
+        return self._decode(self._prefixed(), z)
+
+    def member_state(self, member: int) -> dict[str, Tensor]:
+        """Member ``member``'s weights as a single network's ``state_dict`` (copies)."""
+        return {name: tensor[member].detach().clone() for name, tensor in self.weights().items()}
+
+    @torch.no_grad()
+    def load_member(self, member: int, state: dict[str, Tensor]) -> None:
+        """Copy a single network's ``state_dict`` into slice ``member``."""
+        for name, tensor in self.weights().items():
+            tensor[member].copy_(state[name])
