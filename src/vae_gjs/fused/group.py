@@ -1,0 +1,219 @@
+"""Train a group of runs as one fused model: the fused counterpart of :func:`vae_gjs.training.train`.
+
+The members' configs differ only in fusable keys (:mod:`vae_gjs.fused.grouping`). Each member is
+built exactly as its separate run builds it (``seed_everything(seed)``, then
+:func:`~vae_gjs.training.build_module`), so it starts from the same weights and the same
+generator state; it sees the same batches (:class:`~vae_gjs.data.base.InMemoryBatches` seeded by
+``(shuffle_seed, epoch)``), draws the same noise (:mod:`vae_gjs.fused.rng`), and writes the same
+run folder (:mod:`vae_gjs.fused.members`). A group resumes from its members' last.ckpt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from vae_gjs.checkpoints import check_fits, read_checkpoint
+from vae_gjs.data import InMemoryDataModule
+from vae_gjs.data.base import InMemoryBatches
+from vae_gjs.errors import ConfigError, NonFiniteLossError
+from vae_gjs.fused.engine import FusedEngine, limit_batches
+from vae_gjs.fused.members import BEST_KEY, MemberRun, checkpoint_record
+from vae_gjs.fused.rng import MemberStreams, get_state
+from vae_gjs.module import VAE
+from vae_gjs.rundir import COMPLETED, RunDir
+from vae_gjs.training import RandomState, _quiet_library_logs, build_module, evaluate_after_training
+
+log = logging.getLogger(__name__)
+
+#: Lightning's default number of epochs when neither max_epochs nor max_steps is set.
+DEFAULT_EPOCHS = 1000
+
+
+def select_device(accelerator: str) -> torch.device:
+    """``trainer.accelerator`` as a device: ``auto`` is CUDA when available, else the CPU."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator={accelerator} but no CUDA device is available; allowed here: auto, cpu"
+            )
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def _member_stream_state(record: dict[str, Any], device: torch.device) -> torch.Tensor:
+    """The generator state a member's checkpoint holds for ``device`` (RandomState's layout)."""
+    state = record["callbacks"][RandomState().state_key]
+    return state["cuda"][device.index or 0] if device.type == "cuda" else state["torch"]
+
+
+class FusedGroup:
+    """The members of one group, their engine and run folders."""
+
+    def __init__(self, cfgs: Sequence[DictConfig]) -> None:
+        self.cfgs = list(cfgs)
+        base = self.cfgs[0]
+        self.trainer_cfg = base.trainer
+        self.device = select_device(str(base.trainer.accelerator))
+        self.datamodule: InMemoryDataModule = instantiate(base.dataset)
+        modules: list[VAE] = []
+        starts = []
+        for cfg in self.cfgs:  # exactly a separate run's set-up: seed, then build the module
+            L.seed_everything(cfg.seed, workers=True, verbose=False)
+            modules.append(build_module(cfg, self.datamodule.image_shape))
+            starts.append(get_state(self.device))
+        self.engine = FusedEngine(modules, MemberStreams(self.device, starts), self.device)
+        self.runs = [MemberRun(cfg) for cfg in self.cfgs]
+        self.hparams = [dict(module.hparams) for module in modules]
+        self.start_epoch = self._resume()
+
+    def _resume(self) -> int:
+        """Load every member's last.ckpt (all or none have one); returns the epoch to start at."""
+        present = [run.run.last_ckpt.is_file() for run in self.runs]
+        if not any(present):
+            return 0
+        if not all(present):
+            raise ConfigError(
+                "a fused group's members must all have a last.ckpt or none (start them separately)"
+            )
+        records = []
+        for member, run in enumerate(self.runs):
+            record = read_checkpoint(run.run.last_ckpt)
+            check_fits(record, self.engine.modules[member], run.run.last_ckpt, "the model of this config")
+            self.engine.load_member(member, record["state_dict"], record["optimizer_states"][0])
+            self.engine.streams.states[member] = _member_stream_state(record, self.device).clone()
+            score = record["callbacks"].get(BEST_KEY, {}).get("best_model_score")
+            run.best_score = None if score is None else float(score)
+            records.append(record)
+        steps = {(r["epoch"], r["global_step"]) for r in records}
+        if len(steps) != 1:
+            raise ConfigError(
+                f"a fused group's members must resume from one epoch and step, got {sorted(steps)}"
+            )
+        epoch, step = steps.pop()
+        self.engine.progress.global_step = step
+        log.info(f"Resuming the fused group from epoch {epoch} (step {step})")
+        return epoch + 1
+
+    def _checkpoint(self, member: int, epoch: int) -> dict[str, Any]:
+        engine = self.engine
+        with engine.streams.member(member):  # the member's stream is "the" generator here
+            random_state = RandomState().state_dict()
+        return checkpoint_record(
+            engine.member_weights(member),
+            engine.member_optimizer_state(member),
+            random_state,
+            epoch,
+            engine.progress.global_step,
+            self.hparams[member],
+            self.runs[member].best_record(),
+        )
+
+    def _on_failure(self, member: int, error: NonFiniteLossError) -> None:
+        name = f"nonfinite-step{self.engine.progress.global_step}.ckpt"
+        self.runs[member].save(self._checkpoint(member, self.engine.progress.epoch), name)
+        self.runs[member].fail(f"{error} (weights at that step: {name})")
+        log.error(f"{self.runs[member].run.path}: {error}")
+
+    def _end_epoch(self, epoch: int, metrics: dict[int, dict[str, float]]) -> None:
+        step = self.engine.progress.global_step
+        for member, values in metrics.items():
+            run = self.runs[member]
+            run.log(values, epoch, step - 1)  # Lightning logs epoch-end rows at the last step
+            best = run.improved(values["train/loss"])
+            record = self._checkpoint(member, epoch)
+            if best:
+                run.save(record, run.run.best_ckpt.name)
+            run.save(record, run.run.last_ckpt.name)
+
+    def fit(self) -> float:
+        """Train every member to ``max_epochs``/``max_steps``; returns the wall seconds."""
+        trainer = self.trainer_cfg
+        max_steps = int(trainer.max_steps if trainer.max_steps is not None else -1)
+        max_epochs = trainer.max_epochs
+        if max_epochs is None or max_epochs < 0:
+            max_epochs = DEFAULT_EPOCHS if max_steps < 0 else 2**31
+        self.datamodule.setup()
+        train_split = self.datamodule.splits["train"]
+        progress = self.engine.progress
+        started = time.perf_counter()
+        for epoch in range(self.start_epoch, max_epochs):
+            if 0 < max_steps <= progress.global_step or not self.engine.alive:
+                break
+            progress.epoch = epoch
+            loader = InMemoryBatches(
+                train_split,
+                self.datamodule.batch_size,
+                shuffle=True,
+                seed=self.datamodule.shuffle_seed,
+                epoch=lambda e=epoch: e,
+            )
+            n_batches = limit_batches(len(loader), trainer.limit_train_batches)
+            metrics = self.engine.train_epoch(loader, n_batches, max_steps, self._on_failure)
+            self._end_epoch(epoch, metrics)
+            log.info(
+                f"epoch {epoch}: {len(metrics)} of {self.engine.size} members alive, "
+                f"{next(iter(metrics.values()), {}).get('time/epoch_s', 0):.1f} s"
+            )
+            progress.epoch = epoch + 1
+        return time.perf_counter() - started
+
+    def test(self) -> dict[int, dict[str, float]]:
+        loader = self.datamodule.loader("test", self.datamodule.eval_batch_size)
+        return self.engine.test(loader, limit_batches(len(loader), self.trainer_cfg.limit_test_batches))
+
+    def run(self) -> list[Any]:
+        """Fit, test and record every member; returns per member its test reconstruction error
+        (``None`` with ``test=false``) or the exception that stopped it."""
+        for run in self.runs:
+            run.start(self.start_epoch)
+        try:
+            seconds = self.fit()
+            tests = self.test() if self.cfgs[0].test else {m: {} for m in self.engine.alive}
+        except BaseException as error:
+            for member in self.engine.alive:
+                self.runs[member].fail(f"{type(error).__name__}: {error}")
+            raise
+        outcomes: list[Any] = [self.engine.progress.failed.get(m) for m in range(self.engine.size)]
+        for member, test in tests.items():
+            run = self.runs[member]
+            if test:
+                run.log(test, self.engine.progress.epoch, self.engine.progress.global_step)
+            run.complete(
+                {
+                    **test,
+                    "epochs": self.engine.progress.epoch,
+                    "steps": self.engine.progress.global_step,
+                    "fit_seconds_this_session": round(seconds, 2),
+                    "best_checkpoint": run.run.best_ckpt.name if run.run.best_ckpt.is_file() else None,
+                }
+            )
+            outcomes[member] = test.get("test/rec")
+            log.info(f"Finished {run.run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
+        for member, cfg in enumerate(self.cfgs):
+            if cfg.evaluate and member in tests:
+                try:
+                    evaluate_after_training(cfg, self.runs[member].run)
+                except Exception as error:  # a member's evaluation failing does not fail the others
+                    outcomes[member] = error
+        return outcomes
+
+
+def train_group(cfgs: Sequence[DictConfig]) -> list[Any]:
+    """Train the runs ``cfgs`` (configs that differ only in fusable keys) as one fused model.
+    Completed members must have been left out (the launcher skips them as ``train`` does).
+    Returns per member the test reconstruction error or the exception that stopped it."""
+    for cfg in cfgs:
+        if RunDir.at(cfg.run_dir).status == COMPLETED:
+            raise ValueError(f"{cfg.run_dir} is completed; leave it out of the group")
+    _quiet_library_logs()
+    if cfgs[0].threads:
+        torch.set_num_threads(cfgs[0].threads)
+    return FusedGroup(cfgs).run()

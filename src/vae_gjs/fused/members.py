@@ -1,0 +1,139 @@
+"""One fused member's run folder: exactly what its separate run writes (``vae_gjs.rundir``).
+
+``config.yaml``, ``status.json``, ``metrics.csv`` (one row per epoch, then the test row, with the
+steps Lightning logs them at), ``results.json``, ``checkpoints/last.ckpt`` every epoch and
+``best.ckpt`` (lowest ``train/loss``) in the single-run checkpoint format, and the member's own
+experiment loggers (W&B run in the sweep's group, TensorBoard) built from its own config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import lightning
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from vae_gjs.io import atomic_open
+from vae_gjs.loggers import AtomicCSVLogger
+from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir
+from vae_gjs.training import RandomState, _finish_wandb, build_loggers
+
+log = logging.getLogger(__name__)
+
+#: The state key of the ``ModelCheckpoint`` a separate run keeps its best score under.
+BEST_KEY = ModelCheckpoint(monitor="train/loss", mode="min", save_top_k=1, save_last=True).state_key
+
+
+def checkpoint_record(
+    weights: dict[str, torch.Tensor],
+    optimizer: dict[str, Any],
+    random_state: dict[str, Any],
+    epoch: int,
+    global_step: int,
+    hparams: dict[str, Any],
+    best: dict[str, Any],
+) -> dict[str, Any]:
+    """A checkpoint in the layout Lightning writes for a separate run (what ``evaluate.py`` and
+    ``vae_gjs.checkpoints`` read): weights, Adam state, the RandomState callback's generators,
+    the best-score record of the ModelCheckpoint callback, epoch and step."""
+    return {
+        "epoch": epoch,
+        "global_step": global_step,
+        "pytorch-lightning_version": lightning.__version__,
+        "state_dict": weights,
+        "callbacks": {RandomState().state_key: random_state, BEST_KEY: best},
+        "optimizer_states": [optimizer],
+        "lr_schedulers": [],
+        "hparams_name": "kwargs",
+        "hyper_parameters": hparams,
+    }
+
+
+class MemberRun:
+    """The run folder and loggers of one member, written as its separate run would write them.
+
+    ``metrics.csv`` is written live (every epoch); the other loggers (W&B, TensorBoard) get the
+    same rows when the member ends, because Lightning's W&B logger attaches to the one active
+    W&B run of a process and a group has N members.
+    """
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.run = RunDir.at(cfg.run_dir)
+        loggers: list[Logger] = build_loggers(cfg)
+        self.live = [logger for logger in loggers if isinstance(logger, AtomicCSVLogger)]
+        self.deferred = [logger for logger in loggers if not isinstance(logger, AtomicCSVLogger)]
+        self.rows: list[tuple[dict[str, float], int]] = []
+        self.best_score: float | None = None
+
+    def start(self, start_epoch: int) -> None:
+        """``config.yaml`` and ``status.json`` (running); the CSV forgets rows from ``start_epoch`` on."""
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        self.run.write_config(self.cfg)
+        self.run.set_status(RUNNING, pid=os.getpid())
+        for logger in self.live:
+            logger.start_epoch(start_epoch)
+
+    def log(self, metrics: dict[str, float], epoch: int, step: int) -> None:
+        row = {**metrics, "epoch": epoch}
+        self.rows.append((row, step))
+        for logger in self.live:
+            logger.log_metrics(row, step)
+
+    def save(self, record: dict[str, Any], name: str) -> None:
+        """Write ``record`` to ``checkpoints/<name>`` atomically."""
+        with atomic_open(self.run.checkpoints / name, "wb") as handle:
+            torch.save(record, handle)
+
+    def improved(self, loss: float) -> bool:
+        """Whether ``loss`` beats the best ``train/loss`` so far (ModelCheckpoint's strict ``<``)."""
+        if self.best_score is not None and not loss < self.best_score:
+            return False
+        self.best_score = loss
+        return True
+
+    def best_record(self) -> dict[str, Any]:
+        score = None if self.best_score is None else torch.tensor(self.best_score)
+        path = str(self.run.best_ckpt) if self.best_score is not None else ""
+        return {
+            "monitor": "train/loss",
+            "best_model_score": score,
+            "best_model_path": path,
+            "current_score": score,
+            "dirpath": str(self.run.checkpoints),
+            "best_k_models": {path: score} if path else {},
+            "kth_best_model_path": path,
+            "kth_value": score,
+            "last_model_path": str(self.run.last_ckpt),
+        }
+
+    def _replay(self, status: str) -> None:
+        """Hand the deferred loggers the config and the rows, then close them."""
+        if not self.deferred:
+            return
+        hparams = OmegaConf.to_container(self.cfg, resolve=True)
+        try:
+            for logger in self.deferred:
+                logger.log_hyperparams(hparams)  # type: ignore[arg-type]
+                for row, step in self.rows:
+                    logger.log_metrics(row, step)
+                logger.finalize(status)
+        finally:
+            _finish_wandb()
+
+    def complete(self, results: dict[str, Any]) -> None:
+        self.run.write_results(results)
+        self.run.set_status(COMPLETED)
+        self._replay("success")
+
+    def fail(self, error: str) -> None:
+        self.run.set_status(FAILED, error=error)
+        try:
+            self._replay("failed")
+        except Exception as replay_error:  # the status is what matters; a logger must not hide it
+            log.warning(f"{self.run.path}: closing the loggers failed ({replay_error})")
