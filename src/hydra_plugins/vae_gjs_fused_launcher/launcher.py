@@ -1,0 +1,81 @@
+"""``hydra/launcher=fused``: a Hydra launcher that trains the jobs of a sweep that differ only in
+their regulariser as one fused model (``vae_gjs.fused``), groups side by side with joblib.
+
+``launch(job_overrides, initial_job_idx)``, as every Hydra launcher:
+
+1. every job is composed (``ConfigLoader.load_sweep_config``) and set up by Hydra's own
+   ``run_job`` (output folder, ``.hydra/``, job logging) with a task that only validates and
+   resolves its config (``vae_gjs.fused.launching.resolve_job``): a bad value fails that job
+   alone, as it would fail a separate run;
+2. jobs are grouped (:mod:`vae_gjs.fused.grouping`): equal configs up to the fusable keys and
+   the same resume point, at most ``max_models`` a group; completed runs and jobs the engine
+   cannot reproduce run as separate runs (the configured task function, through the joblib
+   launcher's ``execute_job``), and so does a group of one;
+3. groups run ``n_jobs`` side by side (``joblib.Parallel``, loky processes; ``n_jobs: 1`` runs
+   them in this process, one after the other);
+4. one ``JobReturn`` per job, in the order of ``job_overrides`` (the sweeper's summary and
+   ``failures.json`` read them).
+
+Nothing heavy is imported here at plugin discovery: torch and Lightning load in the workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
+
+
+class FusedLauncher(Launcher):
+    """Fused training of sweep jobs; ``n_jobs`` groups side by side, ``max_models`` per group."""
+
+    def __init__(self, n_jobs: int = 1, max_models: int = 32) -> None:
+        if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0 or n_jobs < -1:
+            raise ValueError(
+                f"hydra.launcher.n_jobs={n_jobs!r} is not allowed; allowed: an integer >= 1, or -1"
+            )
+        if not isinstance(max_models, int) or isinstance(max_models, bool) or max_models < 1:
+            raise ValueError(
+                f"hydra.launcher.max_models={max_models!r} is not allowed; allowed: an integer >= 1"
+            )
+        self.n_jobs = n_jobs
+        self.max_models = max_models
+        self.config: DictConfig | None = None
+        self.task_function: TaskFunction | None = None
+        self.hydra_context: HydraContext | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.task_function = task_function
+        self.hydra_context = hydra_context
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from vae_gjs.fused.launching import launch_jobs
+
+        setup_globals()
+        assert self.config is not None and self.task_function is not None and self.hydra_context is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        log.info(
+            f"Fused launcher (n_jobs={self.n_jobs}, max_models={self.max_models}): {len(job_overrides)} jobs"
+        )
+        for index, overrides in enumerate(job_overrides):
+            log.info(f"\t#{initial_job_idx + index} : {' '.join(filter_overrides(overrides))}")
+        context: dict[str, Any] = {
+            "hydra_context": self.hydra_context,
+            "config": self.config,
+            "task_function": self.task_function,
+            "singleton_state": Singleton.get_state(),
+        }
+        returns = launch_jobs(context, job_overrides, initial_job_idx, self.n_jobs, self.max_models)
+        assert all(isinstance(r, JobReturn) and r.status != JobStatus.UNKNOWN for r in returns)
+        return returns

@@ -1,0 +1,83 @@
+"""Which jobs of a sweep can be trained as one fused model (no torch, no Lightning: the launcher
+decides before anything heavy is imported).
+
+Two jobs fuse when their resolved configs are equal after removing the **fusable** keys:
+
+* ``divergence``, ``alpha``, ``lam`` — the regulariser: the engine keeps one divergence module
+  and one λ per member (:mod:`vae_gjs.fused.engine`);
+* what is derived from them or only describes a run: ``run_name``, ``run_dir``, ``group``,
+  ``tags``, ``choices.divergence``, ``logger`` (each member builds its own loggers);
+* what happens after training, member by member: ``evaluate`` and ``eval``.
+
+Everything else (dataset and its batch size and seed, model, ``seed``, ``optim``, ``likelihood``,
+``trainer``, ``threads``, ...) must be equal: it decides the batches, the initial weights and
+the shared optimiser. A job that the engine cannot reproduce (validation split, several devices,
+another precision, ``compile``, an explicit ``ckpt_path``, unknown trainer keys) is never fused;
+it runs as a separate run. So is a group of one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+#: Top-level keys members may differ in.
+FUSABLE = ("divergence", "alpha", "lam", "run_name", "run_dir", "group", "tags", "logger", "evaluate", "eval")
+#: ``trainer.*`` keys the fused engine honours, with the values it supports (None: any).
+TRAINER_KEYS: dict[str, tuple[Any, ...] | None] = {
+    "max_epochs": None,
+    "max_steps": None,
+    "limit_train_batches": None,
+    "limit_val_batches": None,
+    "limit_test_batches": None,
+    "accelerator": ("auto", "cpu", "gpu", "cuda"),
+    "devices": (1, "1", "auto"),
+    "precision": ("32-true", "32", 32),
+    "deterministic": None,
+    "log_every_n_steps": None,
+    "enable_progress_bar": None,
+    "enable_model_summary": None,
+}
+
+
+def unfusable_reason(cfg: dict[str, Any]) -> str | None:
+    """Why the resolved config ``cfg`` must run as a separate run (``None``: it can be fused)."""
+    trainer = cfg.get("trainer", {})
+    for key, value in trainer.items():
+        if key not in TRAINER_KEYS:
+            return f"trainer.{key} is not supported by the fused engine"
+        allowed = TRAINER_KEYS[key]
+        if allowed is not None and value not in allowed:
+            return f"trainer.{key}={value}"
+    if cfg.get("dataset", {}).get("val_size", 0):
+        return "dataset.val_size > 0 (validation)"
+    if cfg.get("compile"):
+        return "compile=true"
+    if cfg.get("ckpt_path") is not None:
+        return "ckpt_path is set"
+    return None
+
+
+def fusion_key(cfg: dict[str, Any], resume: tuple[int, int] | None) -> str:
+    """A string equal for exactly the configs that may share a fused model (``resume``: the
+    epoch and step of the job's last.ckpt, so members always start together)."""
+    shared = {key: value for key, value in cfg.items() if key not in FUSABLE}
+    shared["choices"] = {k: v for k, v in cfg.get("choices", {}).items() if k != "divergence"}
+    return json.dumps([shared, resume], sort_keys=True, default=str)
+
+
+def make_groups(keys: Sequence[str | None], max_models: int) -> list[list[int]]:
+    """Job indices grouped by equal ``keys`` (``None``: never fused), in order of first
+    appearance, each group cut into chunks of at most ``max_models``."""
+    by_key: dict[str, list[int]] = {}
+    singles: list[list[int]] = []
+    for index, key in enumerate(keys):
+        if key is None:
+            singles.append([index])
+        else:
+            by_key.setdefault(key, []).append(index)
+    groups = [
+        members[i : i + max_models] for members in by_key.values() for i in range(0, len(members), max_models)
+    ]
+    return groups + singles

@@ -1,0 +1,165 @@
+"""The work of ``hydra/launcher=fused`` (``hydra_plugins.vae_gjs_fused_launcher``): set every job
+up with Hydra's ``run_job``, group the fusable ones, run groups and separate runs with joblib,
+and answer one ``JobReturn`` per job."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from joblib import Parallel, delayed
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vae_gjs.cli import run_task
+from vae_gjs.fused.grouping import fusion_key, make_groups, unfusable_reason
+from vae_gjs.rundir import COMPLETED, RunDir
+
+log = logging.getLogger(__name__)
+
+
+def resolve_job(cfg: DictConfig) -> DictConfig:
+    """The task of a job's set-up: its config with every interpolation resolved (``run_dir``,
+    ``run_name``, ``group`` read Hydra's per-job values, which exist only inside ``run_job``)."""
+    return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+
+
+def _resolve_task(cfg: DictConfig) -> DictConfig:
+    return run_task("vae_gjs.fused.launching.resolve_job", cfg)  # validated first, one-line errors
+
+
+def set_up_job(context: dict[str, Any], overrides: Sequence[str], index: int) -> JobReturn:
+    """Compose job ``index`` like Hydra's launchers do and let ``run_job`` make its folder,
+    ``.hydra/`` and log; the returned ``JobReturn`` holds the resolved config (or the error)."""
+    hydra_context = context["hydra_context"]
+    sweep_config = hydra_context.config_loader.load_sweep_config(context["config"], list(overrides))
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{index}"
+        sweep_config.hydra.job.num = index
+    HydraConfig.instance().set_config(sweep_config)
+    return run_job(
+        hydra_context=hydra_context,
+        task_function=_resolve_task,
+        config=sweep_config,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
+
+
+def resume_point(run_dir: str) -> tuple[int, int] | None:
+    """``(epoch, global_step)`` of the run folder's last.ckpt, if it has one."""
+    path = RunDir.at(run_dir).last_ckpt
+    if not path.is_file():
+        return None
+    from vae_gjs.checkpoints import read_checkpoint
+
+    record = read_checkpoint(path)
+    return int(record["epoch"]), int(record["global_step"])
+
+
+def plan(resolved: Sequence[DictConfig | None], max_models: int) -> list[list[int]]:
+    """Job indices to run together: fused groups (two or more) and single jobs. ``None`` marks a
+    job whose set-up failed (left out)."""
+    keys: list[str | None] = []
+    for cfg in resolved:
+        if cfg is None:
+            keys.append("")  # placeholder, removed below
+            continue
+        container = OmegaConf.to_container(cfg)
+        assert isinstance(container, dict)
+        reason = unfusable_reason(container)
+        if RunDir.at(cfg.run_dir).status == COMPLETED:
+            reason = "completed"
+        if reason:
+            log.info(f"{cfg.run_dir}: a separate run ({reason})")
+        keys.append(None if reason else fusion_key(container, resume_point(cfg.run_dir)))
+    groups = make_groups(keys, max_models)
+    return [group for group in groups if resolved[group[0]] is not None]
+
+
+def _log_to_members(hydra_cfgs: Sequence[DictConfig]) -> None:
+    """The group's log goes to the console and into every member's ``<job name>.log``."""
+    configure_log(hydra_cfgs[0].hydra.job_logging, hydra_cfgs[0].hydra.verbose)
+    root = logging.getLogger()
+    formatter = next((h.formatter for h in root.handlers if isinstance(h, logging.FileHandler)), None)
+    for hydra_cfg in hydra_cfgs[1:]:
+        handler = logging.FileHandler(
+            Path(hydra_cfg.hydra.runtime.output_dir) / f"{hydra_cfg.hydra.job.name}.log"
+        )
+        handler.setFormatter(
+            formatter or logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+        )
+        root.addHandler(handler)
+
+
+def run_group(
+    cfgs: Sequence[DictConfig], hydra_cfgs: Sequence[DictConfig], singleton_state: Any
+) -> list[Any]:
+    """Train ``cfgs`` as one fused model (in a joblib worker); per member its result or error."""
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    _log_to_members(hydra_cfgs)
+    from vae_gjs.fused.group import train_group
+
+    try:
+        return train_group(cfgs)
+    except Exception as error:  # the whole group failed (data, memory, ...): every member did
+        log.exception("the fused group failed")
+        return [error] * len(cfgs)
+
+
+def run_single(context: dict[str, Any], overrides: Sequence[str], index: int) -> JobReturn:
+    """A separate run, exactly as the joblib launcher runs a job."""
+    from hydra_plugins.hydra_joblib_launcher._core import execute_job
+
+    return execute_job(
+        index,
+        overrides,
+        context["hydra_context"],
+        context["config"],
+        context["task_function"],
+        context["singleton_state"],
+    )
+
+
+def launch_jobs(
+    context: dict[str, Any],
+    job_overrides: Sequence[Sequence[str]],
+    initial_job_idx: int,
+    n_jobs: int,
+    max_models: int,
+) -> list[JobReturn]:
+    """Set up, plan and run ``job_overrides``; one ``JobReturn`` per job, in order."""
+    returns = [
+        set_up_job(context, overrides, initial_job_idx + i) for i, overrides in enumerate(job_overrides)
+    ]
+    resolved = [r.return_value if r.status == JobStatus.COMPLETED else None for r in returns]
+    groups = plan(resolved, max_models)
+    for group in groups:
+        if len(group) > 1:
+            log.info(
+                f"Fused group of {len(group)}: {', '.join(Path(resolved[i].run_dir).name for i in group)}"
+            )
+
+    def task(group: list[int]) -> Any:
+        if len(group) == 1:
+            index = group[0]
+            return delayed(run_single)(context, job_overrides[index], initial_job_idx + index)
+        hydra_cfgs = [returns[i].hydra_cfg for i in group]
+        return delayed(run_group)([resolved[i] for i in group], hydra_cfgs, context["singleton_state"])
+
+    outcomes = Parallel(n_jobs=n_jobs, backend="loky")(task(group) for group in groups)
+    for group, outcome in zip(groups, outcomes, strict=True):
+        if len(group) == 1:
+            returns[group[0]] = outcome
+            continue
+        for index, value in zip(group, outcome, strict=True):
+            returns[index].return_value = value
+            returns[index].status = (
+                JobStatus.FAILED if isinstance(value, BaseException) else JobStatus.COMPLETED
+            )
+    return returns
