@@ -66,6 +66,12 @@ class Progress:
     global_step: int = 0
     #: Members stopped by a non-finite loss: index -> the error.
     failed: dict[int, NonFiniteLossError] = field(default_factory=dict)
+    #: index -> the optimiser steps the member had taken when it stopped.
+    failed_step: dict[int, int] = field(default_factory=dict)
+
+    def member_step(self, member: int) -> int:
+        """Optimiser steps member ``member`` has taken (fewer than the group's if it stopped)."""
+        return self.failed_step.get(member, self.global_step)
 
 
 class FusedEngine:
@@ -160,6 +166,7 @@ class FusedEngine:
                     self.progress.failed[member] = non_finite_error(
                         self.progress.global_step, self.progress.epoch, rec[member], div[member]
                     )
+                    self.progress.failed_step[member] = self.progress.global_step
                     self._freeze(member)
                     newly_failed.append(member)
             alive = self.alive
@@ -257,7 +264,7 @@ class FusedEngine:
             stacked = self.optimizer.state.get(param)
             if stacked:
                 state[index] = {
-                    "step": stacked["step"].clone(),
+                    "step": torch.tensor(float(self.progress.member_step(member))),
                     "exp_avg": stacked["exp_avg"][member].cpu().clone(),
                     "exp_avg_sq": stacked["exp_avg_sq"][member].cpu().clone(),
                 }

@@ -111,13 +111,13 @@ class FusedGroup:
             engine.member_optimizer_state(member),
             random_state,
             epoch,
-            engine.progress.global_step,
+            engine.progress.member_step(member),
             self.hparams[member],
             self.runs[member].best_record(),
         )
 
     def _on_failure(self, member: int, error: NonFiniteLossError) -> None:
-        name = f"nonfinite-step{self.engine.progress.global_step}.ckpt"
+        name = f"nonfinite-step{self.engine.progress.member_step(member)}.ckpt"
         self.runs[member].save(self._checkpoint(member, self.engine.progress.epoch), name)
         self.runs[member].fail(f"{error} (weights at that step: {name})")
         log.error(f"{self.runs[member].run.path}: {error}")
