@@ -27,7 +27,7 @@ class LossRecorder(Callback):
     def __init__(self) -> None:
         self.losses: list[float] = []
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.losses.append(float(outputs["loss"]))
 
 
@@ -51,7 +51,7 @@ def test_fused_losses_match_separate_runs_step_by_step(
     recorded: list[list[float]] = []
     step = FusedEngine.step
 
-    def recording_step(self: FusedEngine, x: torch.Tensor):  # noqa: ANN202
+    def recording_step(self: FusedEngine, x: torch.Tensor):
         result = step(self, x)
         recorded.append(result[0].tolist())
         return result

@@ -32,7 +32,7 @@ def test_kill_and_resume_is_bit_identical(tmp_path: Path, monkeypatch: pytest.Mo
     epochs = []
     train_epoch = FusedEngine.train_epoch
 
-    def killed_in_second_epoch(self: FusedEngine, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def killed_in_second_epoch(self: FusedEngine, *args, **kwargs):
         epochs.append(self.progress.epoch)
         if len(epochs) == 2:
             raise KeyboardInterrupt  # a kill after epoch 0's checkpoints were written
