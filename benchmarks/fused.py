@@ -1,0 +1,196 @@
+"""Fused sweeps benchmark: model-images per second of a fused group against one separate run.
+
+    python benchmarks/fused.py                   # CPU: the 9-α gjs group vs one run, 1 and 2 threads
+    python benchmarks/fused.py --device cuda     # GPU: the 22-member Table 1 group vs one run, same card
+
+Both sides run the real code on real MNIST batches (batch 64): the fused side is
+:class:`vae_gjs.fused.engine.FusedEngine` (stacked weights, per-member random streams, one Adam);
+the separate side is the bare PyTorch loop of one model (``benchmarks/run.py``'s floor: Lightning's
+path reaches 0.95-0.97 of it, so the ratio printed is a lower bound). "Model-images/s" counts
+every member's images: fused steps/s × members × 64. ``--device cuda`` also projects the
+training wall time of a 100-epoch MNIST Table 1 column (22 runs, 938 steps an epoch) fused, and
+separately one run after the other. Prints one JSON summary (finishes in about a minute on an
+H100; a few minutes on 2 CPU cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "src")]
+
+import lightning as L  # noqa: E402
+import torch  # noqa: E402
+from tests.conftest import DATA_DIR, compose_train  # noqa: E402
+
+from vae_gjs.data import MNIST, InMemoryBatches  # noqa: E402
+from vae_gjs.fused.engine import FusedEngine  # noqa: E402
+from vae_gjs.fused.rng import MemberStreams, get_state  # noqa: E402
+from vae_gjs.module import VAE  # noqa: E402
+from vae_gjs.training import build_module  # noqa: E402
+
+BATCH = 64
+STEPS_PER_EPOCH = 938  # MNIST: 60,000 images in batches of 64
+ALPHAS = [f"alpha={a / 10:g}" for a in range(1, 10)]
+#: The members of a Table 1 column (conf/experiment/table1.yaml).
+TABLE1 = [
+    *[("divergence=gjs", a) for a in ALPHAS],
+    *[("divergence=dgjs", a) for a in ALPHAS],
+    ("divergence=kl_qp",),
+    ("divergence=kl_pq",),
+    ("divergence=beta_vae",),
+    ("divergence=mmd_reference",),
+]
+GJS_GROUP = [("divergence=gjs", a) for a in ALPHAS]
+
+
+def build_members(members: list[tuple[str, ...]], device: torch.device) -> tuple[list[VAE], MemberStreams]:
+    """The members' modules, each built as its separate run builds it, and their streams."""
+    modules, starts = [], []
+    for overrides in members:
+        cfg = compose_train([f"data_dir={DATA_DIR}", *overrides])
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        modules.append(build_module(cfg, (1, 32, 32)))
+        starts.append(get_state(device))
+    return modules, MemberStreams(device, starts)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _batches(device: torch.device) -> Any:
+    dm = MNIST(root=str(DATA_DIR), download=False, batch_size=BATCH)
+    dm.setup()
+    while True:
+        for x, _ in InMemoryBatches(dm.splits["train"], BATCH, shuffle=True, seed=0):
+            yield x.to(device, non_blocking=True)
+
+
+class Fused:
+    """Steps of the fused engine over ``members``."""
+
+    def __init__(self, members: list[tuple[str, ...]], device: torch.device) -> None:
+        modules, streams = build_members(members, device)
+        self.engine = FusedEngine(modules, streams, device)
+        self.batches = _batches(device)
+
+    def __call__(self) -> None:
+        self.engine.step(next(self.batches))
+
+
+class Separate:
+    """Steps of one model in a bare loop (a separate run's floor), with its one sync a step."""
+
+    def __init__(self, device: torch.device) -> None:
+        (module,), _ = build_members([("divergence=gjs", "alpha=0.5")], device)
+        self.net, self.divergence, self.likelihood = (
+            module.net.to(device),
+            module.divergence,
+            module.likelihood,
+        )
+        self.optimiser = torch.optim.Adam(self.net.parameters(), lr=module.lr)
+        self.batches = _batches(device)
+
+    def __call__(self) -> None:
+        x = next(self.batches)
+        mu, logvar = self.net.encode(x)
+        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+        loss = self.likelihood.loss(self.net.decode(z), x).mean() + self.divergence(mu, logvar).mean()
+        if not torch.isfinite(loss):
+            raise RuntimeError("non-finite loss")
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimiser.step()
+
+
+def steps_per_s(step: Any, steps: int, device: torch.device) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return steps / (time.perf_counter() - start)
+
+
+def compare(
+    members: list[tuple[str, ...]], device: torch.device, steps: int, warmup: int, rounds: int
+) -> dict[str, Any]:
+    """Separate and fused measured in alternating rounds (a shared machine's load then hits both
+    alike); the medians of the rounds, and the median of the per-round ratios."""
+    separate, fused = Separate(device), Fused(members, device)
+    for step in (separate, fused):
+        steps_per_s(step, warmup, device)
+    n = len(members)
+    fused_steps = max(steps // n, 5) if device.type == "cpu" else steps
+    single_rates, fused_rates = [], []
+    for _ in range(rounds):
+        single_rates.append(steps_per_s(separate, steps, device))
+        fused_rates.append(steps_per_s(fused, fused_steps, device))
+    single, together = statistics.median(single_rates), statistics.median(fused_rates)
+    return {
+        "members": n,
+        "separate_steps_per_s": round(single, 2),
+        "fused_steps_per_s": round(together, 2),
+        "separate_model_images_per_s": round(single * BATCH),
+        "fused_model_images_per_s": round(together * n * BATCH),
+        "ratio": round(
+            statistics.median(f * n / s for f, s in zip(fused_rates, single_rates, strict=True)), 3
+        ),
+        "rounds": rounds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--threads", nargs="*", type=int, default=[1, 2], help="CPU threads to measure")
+    parser.add_argument(
+        "--steps", type=int, default=None, help="separate steps a round (default: 45 CPU, 200 GPU)"
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=100, help="epochs of the projected GPU column")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    summary: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+    }
+    if device.type == "cuda":
+        steps = args.steps or 200
+        result = compare(TABLE1, device, steps, args.warmup, args.rounds)
+        column_steps = args.epochs * STEPS_PER_EPOCH
+        result["projected_column_training_minutes_fused"] = round(
+            column_steps / result["fused_steps_per_s"] / 60, 1
+        )
+        result["projected_column_training_minutes_separate_one_after_another"] = round(
+            len(TABLE1) * column_steps / result["separate_steps_per_s"] / 60, 1
+        )
+        summary["table1_group"] = result
+    else:
+        steps = args.steps or 45
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            summary[f"gjs_9_alpha_group_threads_{threads}"] = compare(
+                GJS_GROUP, device, steps, args.warmup, args.rounds
+            )
+    summary["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
