@@ -12,6 +12,8 @@ from tests.fused.conftest import member_config
 from vae_gjs.checkpoints import read_checkpoint
 from vae_gjs.fused.engine import FusedEngine
 from vae_gjs.fused.group import FusedGroup
+from vae_gjs.rundir import RunDir
+from vae_gjs.training import train
 
 MEMBERS = (("divergence=kl_qp",), ("divergence=mmd_reference",))  # MMD: the prior samples resume too
 EPOCHS = ("trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.max_steps=-1")
@@ -58,3 +60,27 @@ def test_kill_and_resume_is_bit_identical(tmp_path: Path, monkeypatch: pytest.Mo
         )
         rows = _rows(tmp_path / "whole" / f"m{member}" / "metrics.csv")
         assert rows == _rows(tmp_path / "cut" / f"m{member}" / "metrics.csv") and len(rows) == 3
+
+
+def test_a_separate_run_resumes_a_fused_members_checkpoint(tmp_path: Path) -> None:
+    """The member checkpoint has Lightning's layout (loop counters included), so the default
+    launcher can take over a fused sweep: it resumes the member at its next epoch."""
+    one_epoch = (
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=3",
+        "trainer.max_steps=-1",
+        "test=false",
+    )
+    FusedGroup([member_config(tmp_path / f"m{i}", [*o, *one_epoch]) for i, o in enumerate(MEMBERS)]).run()
+    train(member_config(tmp_path / "separate", [*MEMBERS[0], *one_epoch]))
+    fused = read_checkpoint(tmp_path / "m0" / "checkpoints" / "last.ckpt")
+    separate = read_checkpoint(tmp_path / "separate" / "checkpoints" / "last.ckpt")
+    assert fused.keys() == separate.keys() and fused["callbacks"].keys() == separate["callbacks"].keys()
+    assert fused["loops"] == separate["loops"]
+    assert fused["optimizer_states"][0]["param_groups"] == separate["optimizer_states"][0]["param_groups"]
+
+    RunDir.at(tmp_path / "m0").set_status("running")  # as a kill leaves it
+    train(member_config(tmp_path / "m0", [*MEMBERS[0], *EPOCHS, "test=false"]))
+    results = RunDir.at(tmp_path / "m0").results
+    assert (results["epochs"], results["steps"]) == (2, 6)
+    assert [row["epoch"] for row in _rows(tmp_path / "m0" / "metrics.csv")] == ["0", "1"]

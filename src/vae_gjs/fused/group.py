@@ -25,7 +25,7 @@ from vae_gjs.data import InMemoryDataModule
 from vae_gjs.data.base import InMemoryBatches
 from vae_gjs.errors import ConfigError, NonFiniteLossError
 from vae_gjs.fused.engine import FusedEngine, limit_batches
-from vae_gjs.fused.members import BEST_KEY, MemberRun, checkpoint_record
+from vae_gjs.fused.members import BEST_KEY, MemberRun, checkpoint_record, lightning_loops
 from vae_gjs.fused.rng import MemberStreams, get_state
 from vae_gjs.module import VAE
 from vae_gjs.rundir import COMPLETED, RunDir
@@ -73,6 +73,7 @@ class FusedGroup:
         self.runs = [MemberRun(cfg) for cfg in self.cfgs]
         self.hparams = [dict(module.hparams) for module in modules]
         self.start_epoch = self._resume()
+        self._epoch_start_step = self.engine.progress.global_step
 
     def _resume(self) -> int:
         """Load every member's last.ckpt (all or none have one); returns the epoch to start at."""
@@ -102,8 +103,9 @@ class FusedGroup:
         log.info(f"Resuming the fused group from epoch {epoch} (step {step})")
         return epoch + 1
 
-    def _checkpoint(self, member: int, epoch: int) -> dict[str, Any]:
+    def _checkpoint(self, member: int, epoch: int, epoch_steps: int, last_batch: bool) -> dict[str, Any]:
         engine = self.engine
+        step = engine.progress.member_step(member)
         with engine.streams.member(member):  # the member's stream is "the" generator here
             random_state = RandomState().state_dict()
         return checkpoint_record(
@@ -111,24 +113,30 @@ class FusedGroup:
             engine.member_optimizer_state(member),
             random_state,
             epoch,
-            engine.progress.member_step(member),
+            step,
             self.hparams[member],
             self.runs[member].best_record(),
+            lightning_loops(epoch, step, epoch_steps, last_batch),
         )
 
     def _on_failure(self, member: int, error: NonFiniteLossError) -> None:
         name = f"nonfinite-step{self.engine.progress.member_step(member)}.ckpt"
-        self.runs[member].save(self._checkpoint(member, self.engine.progress.epoch), name)
+        progress = self.engine.progress
+        record = self._checkpoint(
+            member, progress.epoch, progress.member_step(member) - self._epoch_start_step, False
+        )
+        self.runs[member].save(record, name)
         self.runs[member].fail(f"{error} (weights at that step: {name})")
         log.error(f"{self.runs[member].run.path}: {error}")
 
-    def _end_epoch(self, epoch: int, metrics: dict[int, dict[str, float]]) -> None:
+    def _end_epoch(self, epoch: int, metrics: dict[int, dict[str, float]], n_batches: int) -> None:
         step = self.engine.progress.global_step
+        epoch_steps = step - self._epoch_start_step
         for member, values in metrics.items():
             run = self.runs[member]
             run.log(values, epoch, step - 1)  # Lightning logs epoch-end rows at the last step
             best = run.improved(values["train/loss"])
-            record = self._checkpoint(member, epoch)
+            record = self._checkpoint(member, epoch, epoch_steps, epoch_steps == n_batches)
             if best:
                 run.save(record, run.run.best_ckpt.name)
             run.save(record, run.run.last_ckpt.name)
@@ -148,6 +156,7 @@ class FusedGroup:
             if 0 < max_steps <= progress.global_step or not self.engine.alive:
                 break
             progress.epoch = epoch
+            self._epoch_start_step = progress.global_step
             loader = InMemoryBatches(
                 train_split,
                 self.datamodule.batch_size,
@@ -157,7 +166,7 @@ class FusedGroup:
             )
             n_batches = limit_batches(len(loader), trainer.limit_train_batches)
             metrics = self.engine.train_epoch(loader, n_batches, max_steps, self._on_failure)
-            self._end_epoch(epoch, metrics)
+            self._end_epoch(epoch, metrics, n_batches)
             log.info(
                 f"epoch {epoch}: {len(metrics)} of {self.engine.size} members alive, "
                 f"{next(iter(metrics.values()), {}).get('time/epoch_s', 0):.1f} s"

@@ -29,6 +29,52 @@ log = logging.getLogger(__name__)
 BEST_KEY = ModelCheckpoint(monitor="train/loss", mode="min", save_top_k=1, save_last=True).state_key
 
 
+def _progress(ready: int, completed: int | None = None, started: bool = True) -> dict[str, int]:
+    done = ready if completed is None else completed
+    return {"ready": ready, "completed": done, **({"started": ready} if started else {})}
+
+
+def _batch_progress(total: int, current: int, last: bool | None = False) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "total": {**_progress(total), "processed": total},
+        "current": {**_progress(current), "processed": current},
+    }
+    if last is not None:
+        record["is_last_batch"] = last
+    return record
+
+
+def lightning_loops(epoch: int, global_step: int, epoch_steps: int, last_batch: bool) -> dict[str, Any]:
+    """The loop counters Lightning saves at the end of training epoch ``epoch`` after
+    ``global_step`` steps (``epoch_steps`` of them in this epoch; ``last_batch``: the epoch ran
+    to its end), so a separate run resumes a fused member's checkpoint at the next epoch.
+    (Lightning 2.x layout; a checkpoint without it would restart at epoch 0.)"""
+    steps = {"total": _progress(global_step, started=False), "current": _progress(epoch_steps, started=False)}
+    zero_grad = {"total": _progress(global_step), "current": _progress(epoch_steps)}
+    epochs = {**_progress(epoch + 1, completed=epoch), "processed": epoch + 1}
+    idle = {"total": _progress(0, started=False), "current": _progress(0, started=False)}
+    return {
+        "fit_loop": {
+            "state_dict": {},
+            "epoch_loop.state_dict": {"_batches_that_stepped": global_step},
+            "epoch_loop.batch_progress": _batch_progress(global_step, epoch_steps, last_batch),
+            "epoch_loop.scheduler_progress": idle,
+            "epoch_loop.automatic_optimization.state_dict": {},
+            "epoch_loop.automatic_optimization.optim_progress": {
+                "optimizer": {"step": steps, "zero_grad": zero_grad}
+            },
+            "epoch_loop.manual_optimization.state_dict": {},
+            "epoch_loop.manual_optimization.optim_step_progress": idle,
+            "epoch_loop.val_loop.state_dict": {},
+            "epoch_loop.val_loop.batch_progress": _batch_progress(0, 0),
+            "epoch_progress": {"total": epochs, "current": dict(epochs)},
+        },
+        "validate_loop": {"state_dict": {}, "batch_progress": _batch_progress(0, 0)},
+        "test_loop": {"state_dict": {}, "batch_progress": _batch_progress(0, 0)},
+        "predict_loop": {"state_dict": {}, "batch_progress": _batch_progress(0, 0, last=None)},
+    }
+
+
 def checkpoint_record(
     weights: dict[str, torch.Tensor],
     optimizer: dict[str, Any],
@@ -37,15 +83,17 @@ def checkpoint_record(
     global_step: int,
     hparams: dict[str, Any],
     best: dict[str, Any],
+    loops: dict[str, Any],
 ) -> dict[str, Any]:
     """A checkpoint in the layout Lightning writes for a separate run (what ``evaluate.py`` and
     ``vae_gjs.checkpoints`` read): weights, Adam state, the RandomState callback's generators,
-    the best-score record of the ModelCheckpoint callback, epoch and step."""
+    the best-score record of the ModelCheckpoint callback, the loop counters, epoch and step."""
     return {
         "epoch": epoch,
         "global_step": global_step,
         "pytorch-lightning_version": lightning.__version__,
         "state_dict": weights,
+        "loops": loops,
         "callbacks": {RandomState().state_key: random_state, BEST_KEY: best},
         "optimizer_states": [optimizer],
         "lr_schedulers": [],
