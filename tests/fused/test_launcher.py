@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 from tests.conftest import TINY, run_script
 from vae_gjs.checkpoints import read_checkpoint
 from vae_gjs.evaluation.options import load_run_config
@@ -41,6 +43,8 @@ def test_sweep_writes_each_members_folder_and_skips_them_on_a_rerun(tmp_path: Pa
         datamodule = build_datamodule(cfg, str(data_dir))
         module, info = load_module(run, cfg, "last", datamodule.image_shape)  # what evaluate.py loads
         assert info["global_step"] == 4
+        mu, _ = module.net.encode(datamodule.splits["test"].images.batch(torch.arange(8)))
+        assert mu.shape == (8, 10) and torch.isfinite(mu).all()
     stamps = {p: (p / "checkpoints" / "last.ckpt").stat().st_mtime_ns for p in runs}
     code, output = sweep(
         tmp_path, "divergence=kl_qp,gjs,mmd_reference", "alpha=0.3", "hydra.launcher.max_models=2"
