@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test lint format bench clean-venv
+.PHONY: install train test lint format bench bench-fused clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(ARGS)
+
+bench-fused: $(STAMP)
+	$(PY) benchmarks/fused.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
