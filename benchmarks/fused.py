@@ -34,8 +34,7 @@ from tests.conftest import DATA_DIR, compose_train  # noqa: E402
 from vae_gjs.data import MNIST, InMemoryBatches  # noqa: E402
 from vae_gjs.fused.engine import FusedEngine  # noqa: E402
 from vae_gjs.fused.rng import MemberStreams, get_state  # noqa: E402
-from vae_gjs.module import VAE  # noqa: E402
-from vae_gjs.training import build_module  # noqa: E402
+from vae_gjs.module import VAE, build_module  # noqa: E402
 
 BATCH = 64
 STEPS_PER_EPOCH = 938  # MNIST: 60,000 images in batches of 64
@@ -58,7 +57,7 @@ def build_members(members: list[tuple[str, ...]], device: torch.device) -> tuple
     for overrides in members:
         cfg = compose_train([f"data_dir={DATA_DIR}", *overrides])
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        modules.append(build_module(cfg, (1, 32, 32)))
+        modules.append(build_module(cfg.module, (1, 32, 32)))
         starts.append(get_state(device))
     return modules, MemberStreams(device, starts)
 
@@ -98,7 +97,7 @@ class Separate:
             module.divergence,
             module.likelihood,
         )
-        self.optimiser = torch.optim.Adam(self.net.parameters(), lr=module.lr)
+        self.optimiser = module.optimizer(module.parameter_groups())
         self.batches = _batches(device)
 
     def __call__(self) -> None:

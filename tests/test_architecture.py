@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "vae_gjs"
 #: lower layers (and its own modules). ``vae_gjs`` itself is the public face above them all.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("",),
-    ("cli",),
+    ("cli", "fused"),
     ("tasks",),
     ("callbacks",),  # the training-time pictures reuse evaluation's image grids
     ("evaluation", "reports", "toy"),

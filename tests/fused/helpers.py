@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from vae_gjs.divergences import KLqp
+from vae_gjs.divergences.base import ValueAndParts
 
 
 class NaNAt(KLqp):
@@ -17,10 +18,10 @@ class NaNAt(KLqp):
         self.at = at
         self.calls = 0
 
-    def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
-        value = super().forward(mu, logvar)
+    def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
+        value, parts = super().value_and_parts(mu, logvar)
         if torch.is_grad_enabled():
             self.calls += 1
             if self.calls - 1 == self.at:
-                return value * torch.nan
-        return value
+                return value * torch.nan, parts
+        return value, parts

@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import Callback
 from tests.fused.conftest import THREE, member_config
 from vae_gjs.fused.engine import FusedEngine
 from vae_gjs.fused.group import FusedGroup
-from vae_gjs.training import train
+from vae_gjs.tasks.train import train
 
 STEPS = 24
 #: Relative tolerance on each step's loss. Step 0 agrees to ~1e-7 (same weights, same batch, same
@@ -77,10 +77,10 @@ def test_members_start_from_their_separate_runs_weights_and_generator(tmp_path: 
     import lightning as L
     from hydra.utils import instantiate
 
-    from vae_gjs.training import build_module
+    from vae_gjs.module import build_module
 
     L.seed_everything(cfgs[1].seed, workers=True, verbose=False)
-    separate = build_module(cfgs[1], instantiate(cfgs[1].dataset).image_shape)
+    separate = build_module(cfgs[1].module, instantiate(cfgs[1].dataset).image_shape)
     fused = group.engine.member_weights(1)
     assert fused.keys() == separate.state_dict().keys()
     assert all(torch.equal(fused[k], v) for k, v in separate.state_dict().items())

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import torch
+from vae_gjs.evaluation.options import load_run_config
 
 from tests.conftest import TINY, run_script
 from vae_gjs.checkpoints import read_checkpoint
-from vae_gjs.evaluation.options import load_run_config
 from vae_gjs.evaluation.runner import build_datamodule, load_module
 from vae_gjs.rundir import RunDir
 

@@ -13,7 +13,7 @@ from vae_gjs.checkpoints import read_checkpoint
 from vae_gjs.fused.engine import FusedEngine
 from vae_gjs.fused.group import FusedGroup
 from vae_gjs.rundir import RunDir
-from vae_gjs.training import train
+from vae_gjs.tasks.train import train
 
 MEMBERS = (("divergence=kl_qp",), ("divergence=mmd_reference",))  # MMD: the prior samples resume too
 EPOCHS = ("trainer.max_epochs=2", "trainer.limit_train_batches=3", "trainer.max_steps=-1")

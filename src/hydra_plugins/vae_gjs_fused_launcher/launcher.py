@@ -5,8 +5,8 @@ their regulariser as one fused model (``vae_gjs.fused``), groups side by side wi
 
 1. every job is composed (``ConfigLoader.load_sweep_config``) and set up by Hydra's own
    ``run_job`` (output folder, ``.hydra/``, job logging) with a task that only validates and
-   resolves its config (``vae_gjs.fused.launching.resolve_job``): a bad value fails that job
-   alone, as it would fail a separate run;
+   resolves its config (:func:`set_up_task`: ``vae_gjs.config.validate`` with ``cli``'s one-line
+   errors): a bad value fails that job alone, as it would fail a separate run;
 2. jobs are grouped (:mod:`vae_gjs.fused.grouping`): equal configs up to the fusable keys and
    the same resume point, at most ``max_models`` a group; completed runs and jobs the engine
    cannot reproduce run as separate runs (the configured task function, through the joblib
@@ -33,6 +33,18 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
+
+
+def set_up_task(cfg: DictConfig) -> DictConfig:
+    """The task ``run_job`` runs for each job before training: validate the job's config as
+    ``train.py`` does (a bad value is one line and fails that job), then resolve it."""
+    from vae_gjs.cli import user_errors
+    from vae_gjs.config import validate
+    from vae_gjs.fused.launching import resolved
+
+    with user_errors():
+        validate(cfg)
+        return resolved(cfg)
 
 
 class FusedLauncher(Launcher):
@@ -74,6 +86,7 @@ class FusedLauncher(Launcher):
             "hydra_context": self.hydra_context,
             "config": self.config,
             "task_function": self.task_function,
+            "set_up_task": set_up_task,
             "singleton_state": Singleton.get_state(),
         }
         returns = launch_jobs(context, job_overrides, initial_job_idx, self.n_jobs, self.max_models)

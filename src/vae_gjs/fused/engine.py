@@ -5,15 +5,16 @@ Each step, for one shared batch ``x``:
 1. every member encodes ``x`` at once (:class:`~vae_gjs.fused.stack.StackedNets`);
 2. member by member, inside its own random stream (:class:`~vae_gjs.fused.rng.MemberStreams`),
    the reparameterisation noise ``torch.randn_like(mu)`` and the divergence (which may draw
-   prior samples) are computed exactly as :class:`vae_gjs.module.VAE` computes them;
+   prior samples) are computed by the calls ``VAE.per_image_terms`` makes, in its order;
 3. every member decodes its own codes at once, and its loss is ``rec.mean() + λ·div.mean()``
    (Eq. 22), the same expression as a separate run's;
 4. the sum of the live members' losses is back-propagated and one Adam steps all stacked weights.
 
 Adam is elementwise (no weight decay, no gradient clipping, no learning-rate schedule), so one
-Adam over the stacked weights is N independent Adams. A member whose loss is not finite is
-stopped alone: it is marked failed, its weights and Adam moments are frozen from that step on
-(restored after every step), and the others go on.
+Adam over the stacked weights is N independent Adams (the optimiser is the members' own
+``conf/module`` partial; the launcher fuses only members whose optimiser configs are equal).
+A member whose loss is not finite is stopped alone: it is marked failed, its weights and Adam
+moments are frozen from that step on (restored after every step), and the others go on.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from torch import Tensor
 from vae_gjs.errors import NonFiniteLossError
 from vae_gjs.fused.rng import MemberStreams
 from vae_gjs.fused.stack import StackedNets
-from vae_gjs.module import VAE
+from vae_gjs.module import VAE, PerImageTerms
 
 #: Per-image metrics averaged over a training epoch (as ``VAE`` logs them).
 TRAIN_METRICS = ("rec", "div", "loss")
@@ -85,12 +86,11 @@ class FusedEngine:
     """
 
     def __init__(self, modules: list[VAE], streams: MemberStreams, device: torch.device) -> None:
-        lrs = {module.lr for module in modules}
         likelihoods = {module.likelihood.name for module in modules}
-        if len(lrs) != 1 or len(likelihoods) != 1:
-            raise ValueError(
-                f"fused members need one learning rate and one likelihood, got {lrs} and {likelihoods}"
-            )
+        if len(likelihoods) != 1:
+            raise ValueError(f"fused members need one likelihood, got {sorted(likelihoods)}")
+        if any(p.requires_grad for module in modules for p in module.divergence.parameters()):
+            raise ValueError("fused members cannot train divergence parameters (run them separately)")
         self.modules = modules
         self.size = len(modules)
         self.device = device
@@ -98,7 +98,10 @@ class FusedEngine:
         self.divergences = [module.divergence.to(device) for module in modules]
         self.lams = [module.lam for module in modules]
         self.likelihood = modules[0].likelihood
-        self.optimizer = torch.optim.Adam(self.nets.parameters(), lr=modules[0].lr)
+        # The separate run's optimiser (conf/module: a partial, Adam by default) over the stacked
+        # weights, in the one parameter group a separate run has ("net", with its options).
+        (group,) = modules[0].parameter_groups()
+        self.optimizer = modules[0].optimizer([{**group, "params": list(self.nets.parameters())}])
         self.streams = streams
         self.progress = Progress()
         self._frozen: dict[int, list[dict[str, Tensor]]] = {}
@@ -119,7 +122,7 @@ class FusedEngine:
         for member in range(self.size):
             with self.streams.member(member):  # the draws, in the order VAE._step makes them
                 noise.append(torch.randn_like(mu[member]))
-                divs.append(self.divergences[member](mu[member], logvar[member]))
+                divs.append(self.divergences[member].value_and_parts(mu[member], logvar[member])[0])
         z = mu + torch.exp(0.5 * logvar) * torch.stack(noise)
         rec = self._reconstruction(self.nets.decode(z), x)
         div = torch.stack(divs)
@@ -218,29 +221,26 @@ class FusedEngine:
 
     @torch.inference_mode()
     def test(self, batches: Iterable[tuple[Tensor, Tensor]], n_batches: int) -> dict[int, dict[str, float]]:
-        """Each live member's test metrics with z = μ, as ``VAE.test_step`` logs them:
-        ``test/rec``, ``test/div``, ``test/loss``, ``test/kl_qp`` and the divergence's parts."""
+        """Each live member's test metrics with z = μ, as ``VAE.test_step`` logs them
+        (:meth:`vae_gjs.module.PerImageTerms.metrics`: ``test/rec``, ``test/div``, ``test/loss``,
+        ``test/kl_qp`` and the divergence's parts), averaged over the images."""
         sums: list[dict[str, Tensor]] = [{} for _ in range(self.size)]
         images = 0
-
-        def add(member: int, name: str, values: Tensor) -> None:
-            key = f"test/{name}"
-            sums[member][key] = sums[member].get(key, 0) + values.sum()
-
         for x, _ in itertools.islice(batches, n_batches):
             x = x.to(self.device, non_blocking=True)
             mu, logvar = self.nets.encode(x)
-            rec = self._reconstruction(self.nets.decode(mu), x)
+            logits = self.nets.decode(mu)
+            rec = self._reconstruction(logits, x)
             for member in self.alive:
-                module = self.modules[member]
                 with self.streams.member(member):  # divergences that sample (MMD) draw here
-                    div = self.divergences[member](mu[member], logvar[member])
-                add(member, "rec", rec[member])
-                add(member, "div", div)
-                add(member, "loss", rec[member] + self.lams[member] * div)
-                add(member, "kl_qp", module.kl_qp(mu[member], logvar[member]))
-                for name, part in self.divergences[member].terms(mu[member], logvar[member]).items():
-                    add(member, name, part)
+                    div, parts = self.divergences[member].value_and_parts(mu[member], logvar[member])
+                loss = rec[member] + self.lams[member] * div
+                terms = PerImageTerms(
+                    mu[member], logvar[member], logits[member], rec[member], div, loss, parts
+                )
+                for name, values in terms.metrics().items():
+                    key = f"test/{name}"
+                    sums[member][key] = sums[member].get(key, 0) + values.sum()
             images += x.shape[0]
         return {
             member: {key: float(total) / images for key, total in sums[member].items()}

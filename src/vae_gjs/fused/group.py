@@ -1,8 +1,8 @@
-"""Train a group of runs as one fused model: the fused counterpart of :func:`vae_gjs.training.train`.
+"""Train a group of runs as one fused model: the fused counterpart of :func:`vae_gjs.tasks.train.train`.
 
 The members' configs differ only in fusable keys (:mod:`vae_gjs.fused.grouping`). Each member is
 built exactly as its separate run builds it (``seed_everything(seed)``, then
-:func:`~vae_gjs.training.build_module`), so it starts from the same weights and the same
+:func:`~vae_gjs.module.build_module`), so it starts from the same weights and the same
 generator state; it sees the same batches (:class:`~vae_gjs.data.base.InMemoryBatches` seeded by
 ``(shuffle_seed, epoch)``), draws the same noise (:mod:`vae_gjs.fused.rng`), and writes the same
 run folder (:mod:`vae_gjs.fused.members`). A group resumes from its members' last.ckpt.
@@ -20,16 +20,17 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from vae_gjs.callbacks import RandomState
 from vae_gjs.checkpoints import check_fits, read_checkpoint
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.data.base import InMemoryBatches
 from vae_gjs.errors import ConfigError, NonFiniteLossError
 from vae_gjs.fused.engine import FusedEngine, limit_batches
-from vae_gjs.fused.members import BEST_KEY, MemberRun, checkpoint_record, lightning_loops
+from vae_gjs.fused.members import MemberRun, checkpoint_record, lightning_loops
 from vae_gjs.fused.rng import MemberStreams, get_state
-from vae_gjs.module import VAE
+from vae_gjs.module import VAE, build_module
 from vae_gjs.rundir import COMPLETED, RunDir
-from vae_gjs.training import RandomState, _quiet_library_logs, build_module, evaluate_after_training
+from vae_gjs.tasks.train import _quiet_library_logs, evaluate_after_training
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class FusedGroup:
         starts = []
         for cfg in self.cfgs:  # exactly a separate run's set-up: seed, then build the module
             L.seed_everything(cfg.seed, workers=True, verbose=False)
-            modules.append(build_module(cfg, self.datamodule.image_shape))
+            modules.append(build_module(cfg.module, self.datamodule.image_shape))
             starts.append(get_state(self.device))
         self.engine = FusedEngine(modules, MemberStreams(self.device, starts), self.device)
         self.runs = [MemberRun(cfg) for cfg in self.cfgs]
@@ -90,7 +91,7 @@ class FusedGroup:
             check_fits(record, self.engine.modules[member], run.run.last_ckpt, "the model of this config")
             self.engine.load_member(member, record["state_dict"], record["optimizer_states"][0])
             self.engine.streams.states[member] = _member_stream_state(record, self.device).clone()
-            score = record["callbacks"].get(BEST_KEY, {}).get("best_model_score")
+            score = record["callbacks"].get(run.checkpoint.state_key, {}).get("best_model_score")
             run.best_score = None if score is None else float(score)
             records.append(record)
         steps = {(r["epoch"], r["global_step"]) for r in records}

@@ -6,13 +6,17 @@ Two jobs fuse when their resolved configs are equal after removing the **fusable
 * ``divergence``, ``alpha``, ``lam`` — the regulariser: the engine keeps one divergence module
   and one λ per member (:mod:`vae_gjs.fused.engine`);
 * what is derived from them or only describes a run: ``run_name``, ``run_dir``, ``group``,
-  ``tags``, ``choices.divergence``, ``logger`` (each member builds its own loggers);
+  ``tags``, ``choices.divergence``, ``module.divergence``, ``module.lam`` (the module config
+  repeats the regulariser), ``logger`` (each member builds its own loggers), ``callbacks`` when
+  they are the default ones (checkpoints, bookkeeping, random state, progress bar: the fused
+  group does their work for each member, into its own folder);
 * what happens after training, member by member: ``evaluate`` and ``eval``.
 
 Everything else (dataset and its batch size and seed, model, ``seed``, ``optim``, ``likelihood``,
 ``trainer``, ``threads``, ...) must be equal: it decides the batches, the initial weights and
 the shared optimiser. A job that the engine cannot reproduce (validation split, several devices,
-another precision, ``compile``, an explicit ``ckpt_path``, unknown trainer keys) is never fused;
+another precision, ``compile``, an explicit ``ckpt_path``, unknown trainer keys, other callbacks,
+a trainable divergence's own parameter group) is never fused;
 it runs as a separate run. So is a group of one.
 """
 
@@ -23,7 +27,23 @@ from collections.abc import Sequence
 from typing import Any
 
 #: Top-level keys members may differ in.
-FUSABLE = ("divergence", "alpha", "lam", "run_name", "run_dir", "group", "tags", "logger", "evaluate", "eval")
+FUSABLE = (
+    "divergence",
+    "alpha",
+    "lam",
+    "run_name",
+    "run_dir",
+    "group",
+    "tags",
+    "logger",
+    "callbacks",
+    "evaluate",
+    "eval",
+)
+#: Keys of ``module`` members may differ in (the regulariser again).
+FUSABLE_MODULE = ("divergence", "lam")
+#: The callbacks whose work the fused group does itself (conf/callbacks/default.yaml).
+FUSED_CALLBACKS = ("checkpoint", "bookkeeping", "random_state", "progress_bar")
 #: ``trainer.*`` keys the fused engine honours, with the values it supports (None: any).
 TRAINER_KEYS: dict[str, tuple[Any, ...] | None] = {
     "max_epochs": None,
@@ -50,6 +70,11 @@ def unfusable_reason(cfg: dict[str, Any]) -> str | None:
         allowed = TRAINER_KEYS[key]
         if allowed is not None and value not in allowed:
             return f"trainer.{key}={value}"
+    extra = sorted(set(cfg.get("callbacks") or {}) - set(FUSED_CALLBACKS))
+    if extra:
+        return f"callbacks.{extra[0]} is not supported by the fused engine"
+    if (cfg.get("module") or {}).get("param_groups"):
+        return "module.param_groups is set"
     if cfg.get("dataset", {}).get("val_size", 0):
         return "dataset.val_size > 0 (validation)"
     if cfg.get("compile"):
@@ -64,6 +89,7 @@ def fusion_key(cfg: dict[str, Any], resume: tuple[int, int] | None) -> str:
     epoch and step of the job's last.ckpt, so members always start together)."""
     shared = {key: value for key, value in cfg.items() if key not in FUSABLE}
     shared["choices"] = {k: v for k, v in cfg.get("choices", {}).items() if k != "divergence"}
+    shared["module"] = {k: v for k, v in cfg.get("module", {}).items() if k not in FUSABLE_MODULE}
     return json.dumps([shared, resume], sort_keys=True, default=str)
 
 

@@ -15,26 +15,22 @@ from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vae_gjs.cli import run_task
 from vae_gjs.fused.grouping import fusion_key, make_groups, unfusable_reason
 from vae_gjs.rundir import COMPLETED, RunDir
 
 log = logging.getLogger(__name__)
 
 
-def resolve_job(cfg: DictConfig) -> DictConfig:
-    """The task of a job's set-up: its config with every interpolation resolved (``run_dir``,
-    ``run_name``, ``group`` read Hydra's per-job values, which exist only inside ``run_job``)."""
+def resolved(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with every interpolation resolved (``run_dir``, ``run_name``, ``group`` read
+    Hydra's per-job values, which exist only while ``run_job`` runs the job)."""
     return OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-
-
-def _resolve_task(cfg: DictConfig) -> DictConfig:
-    return run_task("vae_gjs.fused.launching.resolve_job", cfg)  # validated first, one-line errors
 
 
 def set_up_job(context: dict[str, Any], overrides: Sequence[str], index: int) -> JobReturn:
     """Compose job ``index`` like Hydra's launchers do and let ``run_job`` make its folder,
-    ``.hydra/`` and log; the returned ``JobReturn`` holds the resolved config (or the error)."""
+    ``.hydra/`` and log, running ``context["set_up_task"]`` (validate, then :func:`resolved`):
+    the returned ``JobReturn`` holds the resolved config, or the error that fails the job."""
     hydra_context = context["hydra_context"]
     sweep_config = hydra_context.config_loader.load_sweep_config(context["config"], list(overrides))
     with open_dict(sweep_config):
@@ -43,7 +39,7 @@ def set_up_job(context: dict[str, Any], overrides: Sequence[str], index: int) ->
     HydraConfig.instance().set_config(sweep_config)
     return run_job(
         hydra_context=hydra_context,
-        task_function=_resolve_task,
+        task_function=context["set_up_task"],
         config=sweep_config,
         job_dir_key="hydra.sweep.dir",
         job_subdir_key="hydra.sweep.subdir",
@@ -61,11 +57,11 @@ def resume_point(run_dir: str) -> tuple[int, int] | None:
     return int(record["epoch"]), int(record["global_step"])
 
 
-def plan(resolved: Sequence[DictConfig | None], max_models: int) -> list[list[int]]:
+def plan(configs: Sequence[DictConfig | None], max_models: int) -> list[list[int]]:
     """Job indices to run together: fused groups (two or more) and single jobs. ``None`` marks a
     job whose set-up failed (left out)."""
     keys: list[str | None] = []
-    for cfg in resolved:
+    for cfg in configs:
         if cfg is None:
             keys.append("")  # placeholder, removed below
             continue
@@ -78,7 +74,7 @@ def plan(resolved: Sequence[DictConfig | None], max_models: int) -> list[list[in
             log.info(f"{cfg.run_dir}: a separate run ({reason})")
         keys.append(None if reason else fusion_key(container, resume_point(cfg.run_dir)))
     groups = make_groups(keys, max_models)
-    return [group for group in groups if resolved[group[0]] is not None]
+    return [group for group in groups if configs[group[0]] is not None]
 
 
 def _log_to_members(hydra_cfgs: Sequence[DictConfig]) -> None:
@@ -137,12 +133,12 @@ def launch_jobs(
     returns = [
         set_up_job(context, overrides, initial_job_idx + i) for i, overrides in enumerate(job_overrides)
     ]
-    resolved = [r.return_value if r.status == JobStatus.COMPLETED else None for r in returns]
-    groups = plan(resolved, max_models)
+    configs = [r.return_value if r.status == JobStatus.COMPLETED else None for r in returns]
+    groups = plan(configs, max_models)
     for group in groups:
         if len(group) > 1:
             log.info(
-                f"Fused group of {len(group)}: {', '.join(Path(resolved[i].run_dir).name for i in group)}"
+                f"Fused group of {len(group)}: {', '.join(Path(configs[i].run_dir).name for i in group)}"
             )
 
     def task(group: list[int]) -> Any:
@@ -150,7 +146,7 @@ def launch_jobs(
             index = group[0]
             return delayed(run_single)(context, job_overrides[index], initial_job_idx + index)
         hydra_cfgs = [returns[i].hydra_cfg for i in group]
-        return delayed(run_group)([resolved[i] for i in group], hydra_cfgs, context["singleton_state"])
+        return delayed(run_group)([configs[i] for i in group], hydra_cfgs, context["singleton_state"])
 
     outcomes = Parallel(n_jobs=n_jobs, backend="loky")(task(group) for group in groups)
     for group, outcome in zip(groups, outcomes, strict=True):

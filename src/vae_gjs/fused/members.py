@@ -18,15 +18,13 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
+from vae_gjs.callbacks import RandomState
 from vae_gjs.io import atomic_open
-from vae_gjs.loggers import AtomicCSVLogger
+from vae_gjs.loggers import AtomicCSVLogger, finish_wandb
 from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir
-from vae_gjs.training import RandomState, _finish_wandb, build_loggers
+from vae_gjs.tasks.train import build_loggers
 
 log = logging.getLogger(__name__)
-
-#: The state key of the ``ModelCheckpoint`` a separate run keeps its best score under.
-BEST_KEY = ModelCheckpoint(monitor="train/loss", mode="min", save_top_k=1, save_last=True).state_key
 
 
 def _progress(ready: int, completed: int | None = None, started: bool = True) -> dict[str, int]:
@@ -82,7 +80,7 @@ def checkpoint_record(
     epoch: int,
     global_step: int,
     hparams: dict[str, Any],
-    best: dict[str, Any],
+    best: tuple[str, dict[str, Any]],
     loops: dict[str, Any],
 ) -> dict[str, Any]:
     """A checkpoint in the layout Lightning writes for a separate run (what ``evaluate.py`` and
@@ -94,7 +92,7 @@ def checkpoint_record(
         "pytorch-lightning_version": lightning.__version__,
         "state_dict": weights,
         "loops": loops,
-        "callbacks": {RandomState().state_key: random_state, BEST_KEY: best},
+        "callbacks": {RandomState().state_key: random_state, best[0]: best[1]},
         "optimizer_states": [optimizer],
         "lr_schedulers": [],
         "hparams_name": "kwargs",
@@ -114,6 +112,11 @@ class MemberRun:
         self.cfg = cfg
         self.run = RunDir.at(cfg.run_dir)
         loggers: list[Logger] = build_loggers(cfg)
+        # The ModelCheckpoint of a separate run without validation (tasks/train.py): its state
+        # key and best-score record go into the member's checkpoints.
+        self.checkpoint = ModelCheckpoint(
+            dirpath=self.run.checkpoints, filename="best", monitor="train/loss", mode="min", save_top_k=1
+        )
         self.live = [logger for logger in loggers if isinstance(logger, AtomicCSVLogger)]
         self.deferred = [logger for logger in loggers if not isinstance(logger, AtomicCSVLogger)]
         self.rows: list[tuple[dict[str, float], int]] = []
@@ -145,11 +148,12 @@ class MemberRun:
         self.best_score = loss
         return True
 
-    def best_record(self) -> dict[str, Any]:
+    def best_record(self) -> tuple[str, dict[str, Any]]:
+        """The ``ModelCheckpoint`` state a separate run saves: its key and record."""
         score = None if self.best_score is None else torch.tensor(self.best_score)
         path = str(self.run.best_ckpt) if self.best_score is not None else ""
-        return {
-            "monitor": "train/loss",
+        return self.checkpoint.state_key, {
+            "monitor": self.checkpoint.monitor,
             "best_model_score": score,
             "best_model_path": path,
             "current_score": score,
@@ -172,7 +176,7 @@ class MemberRun:
                     logger.log_metrics(row, step)
                 logger.finalize(status)
         finally:
-            _finish_wandb()
+            finish_wandb()
 
     def complete(self, results: dict[str, Any]) -> None:
         self.run.write_results(results)
