@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import torch
-from vae_gjs.evaluation.options import load_run_config
 
 from tests.conftest import TINY, run_script
 from vae_gjs.checkpoints import read_checkpoint
-from vae_gjs.evaluation.runner import build_datamodule, load_module
-from vae_gjs.rundir import RunDir
+from vae_gjs.evaluation.loading import build_datamodule, load_module
+from vae_gjs.rundir import RunDir, load_run_config
 
 FILES = ("config.yaml", "status.json", "metrics.csv", "results.json", "checkpoints/last.ckpt", "train.log")
 
