@@ -49,6 +49,10 @@ def test_regulariser_and_names_fuse_everything_else_splits(tmp_path: Path) -> No
         ("compile=true", "compile=true"),
         ("trainer.precision=16-mixed", "trainer.precision=16-mixed"),
         ("+trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val is not supported by the fused engine"),
+        (
+            "+callbacks/early_stopping=default",
+            "callbacks.early_stopping is not supported by the fused engine",
+        ),
     ],
 )
 def test_what_the_engine_cannot_reproduce_runs_separately(tmp_path: Path, override: str, reason: str) -> None:

@@ -70,9 +70,13 @@ def unfusable_reason(cfg: dict[str, Any]) -> str | None:
         allowed = TRAINER_KEYS[key]
         if allowed is not None and value not in allowed:
             return f"trainer.{key}={value}"
-    extra = sorted(set(cfg.get("callbacks") or {}) - set(FUSED_CALLBACKS))
+    callbacks = cfg.get("callbacks") or {}
+    extra = sorted(set(callbacks) - set(FUSED_CALLBACKS))
     if extra:
         return f"callbacks.{extra[0]} is not supported by the fused engine"
+    for name in ("checkpoint", "random_state"):
+        if callbacks.get(name) is None:
+            return f"callbacks.{name} is null (the fused engine always checkpoints)"
     if (cfg.get("module") or {}).get("param_groups"):
         return "module.param_groups is set"
     if cfg.get("dataset", {}).get("val_size", 0):

@@ -14,6 +14,7 @@ from typing import Any
 
 import lightning
 import torch
+from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
@@ -22,7 +23,7 @@ from vae_gjs.callbacks import RandomState
 from vae_gjs.io import atomic_open
 from vae_gjs.loggers import AtomicCSVLogger, finish_wandb
 from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir
-from vae_gjs.tasks.train import build_loggers
+from vae_gjs.tasks.train import instantiate_all
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,10 @@ class MemberRun:
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.run = RunDir.at(cfg.run_dir)
-        loggers: list[Logger] = build_loggers(cfg)
-        # The ModelCheckpoint of a separate run without validation (tasks/train.py): its state
-        # key and best-score record go into the member's checkpoints.
-        self.checkpoint = ModelCheckpoint(
-            dirpath=self.run.checkpoints, filename="best", monitor="train/loss", mode="min", save_top_k=1
-        )
+        loggers: list[Logger] = instantiate_all(cfg.logger)
+        # The separate run's ModelCheckpoint (conf/callbacks): its state key and best-score record
+        # go into the member's checkpoints.
+        self.checkpoint: ModelCheckpoint = instantiate(cfg.callbacks.checkpoint)
         self.live = [logger for logger in loggers if isinstance(logger, AtomicCSVLogger)]
         self.deferred = [logger for logger in loggers if not isinstance(logger, AtomicCSVLogger)]
         self.rows: list[tuple[dict[str, float], int]] = []
