@@ -60,7 +60,10 @@ def test_what_the_engine_cannot_reproduce_runs_separately(tmp_path: Path, overri
     assert unfusable_reason(_resolved(tmp_path, override)) == reason
 
 
-def test_groups_keep_order_and_are_capped() -> None:
+def test_groups_keep_order_are_capped_and_fill_the_workers() -> None:
     keys = ["a", "b", "a", None, "a", "b", "a"]
-    assert make_groups(keys, max_models=3) == [[0, 2, 4], [6], [1, 5], [3]]
+    assert make_groups(keys, max_models=3) == [[0, 2], [4, 6], [1, 5], [3]]  # 4 a's: 2 + 2, not 3 + 1
     assert make_groups(keys, max_models=32) == [[0, 2, 4, 6], [1, 5], [3]]
+    assert make_groups(keys, max_models=32, workers=4) == [[0, 2], [4, 6], [1, 5], [3]]
+    assert make_groups(["a"] * 22, max_models=32, workers=2) == [list(range(11)), list(range(11, 22))]
+    assert make_groups(["a", None], max_models=32, workers=8) == [[0], [1]]

@@ -5,6 +5,7 @@ and answer one ``JobReturn`` per job."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def resume_point(run_dir: str) -> tuple[int, int] | None:
     return int(record["epoch"]), int(record["global_step"])
 
 
-def plan(configs: Sequence[DictConfig | None], max_models: int) -> list[list[int]]:
+def plan(configs: Sequence[DictConfig | None], max_models: int, workers: int = 1) -> list[list[int]]:
     """Job indices to run together: fused groups (two or more) and single jobs. ``None`` marks a
     job whose set-up failed (left out)."""
     keys: list[str | None] = []
@@ -73,7 +74,7 @@ def plan(configs: Sequence[DictConfig | None], max_models: int) -> list[list[int
         if reason:
             log.info(f"{cfg.run_dir}: a separate run ({reason})")
         keys.append(None if reason else fusion_key(container, resume_point(cfg.run_dir)))
-    groups = make_groups(keys, max_models)
+    groups = make_groups(keys, max_models, workers)
     return [group for group in groups if configs[group[0]] is not None]
 
 
@@ -134,7 +135,7 @@ def launch_jobs(
         set_up_job(context, overrides, initial_job_idx + i) for i, overrides in enumerate(job_overrides)
     ]
     configs = [r.return_value if r.status == JobStatus.COMPLETED else None for r in returns]
-    groups = plan(configs, max_models)
+    groups = plan(configs, max_models, n_jobs if n_jobs > 0 else os.cpu_count() or 1)
     for group in groups:
         if len(group) > 1:
             log.info(
