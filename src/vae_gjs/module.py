@@ -57,6 +57,19 @@ class PerImageTerms:
         }
 
 
+def non_finite_error(step: int, epoch: int, rec: Tensor, div: Tensor) -> NonFiniteLossError:
+    """The error of a non-finite training loss, naming the term(s) that are not finite."""
+    bad = [
+        name
+        for name, term in (("reconstruction", rec), ("divergence", div))
+        if not torch.isfinite(term).all()
+    ]
+    return NonFiniteLossError(
+        f"non-finite loss at step {step} (epoch {epoch}) "
+        f"in the {' and the '.join(bad) or 'total'} term; the last checkpoint is kept"
+    )
+
+
 def _plain(config: Any) -> Any:
     """A config as plain containers (what a checkpoint can hold with ``weights_only=True``)."""
     return OmegaConf.to_container(config, resolve=True) if isinstance(config, DictConfig) else config
@@ -171,15 +184,7 @@ class VAE(L.LightningModule):
         return loss
 
     def _raise_non_finite(self, rec: Tensor, div: Tensor) -> None:
-        bad = [
-            name
-            for name, term in (("reconstruction", rec), ("divergence", div))
-            if not torch.isfinite(term).all()
-        ]
-        raise NonFiniteLossError(
-            f"non-finite loss at step {self.global_step} (epoch {self.current_epoch}) "
-            f"in the {' and the '.join(bad) or 'total'} term; the last checkpoint is kept"
-        )
+        raise non_finite_error(self.global_step, self.current_epoch, rec, div)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         loss = self._step(batch, "train")

@@ -31,7 +31,7 @@ from torch import Tensor
 from vae_gjs.errors import NonFiniteLossError
 from vae_gjs.fused.rng import MemberStreams
 from vae_gjs.fused.stack import StackedNets
-from vae_gjs.module import VAE, PerImageTerms
+from vae_gjs.module import VAE, PerImageTerms, non_finite_error
 
 #: Per-image metrics averaged over a training epoch (as ``VAE`` logs them).
 TRAIN_METRICS = ("rec", "div", "loss")
@@ -44,19 +44,6 @@ def limit_batches(length: int, limit: int | float | None) -> int:
     if isinstance(limit, int):
         return min(length, limit)
     return int(length * limit)
-
-
-def non_finite_error(step: int, epoch: int, rec: Tensor, div: Tensor) -> NonFiniteLossError:
-    """The error a separate run raises at a non-finite loss (``VAE._raise_non_finite``)."""
-    bad = [
-        name
-        for name, term in (("reconstruction", rec), ("divergence", div))
-        if not torch.isfinite(term).all()
-    ]
-    return NonFiniteLossError(
-        f"non-finite loss at step {step} (epoch {epoch}) "
-        f"in the {' and the '.join(bad) or 'total'} term; the last checkpoint is kept"
-    )
 
 
 @dataclass
