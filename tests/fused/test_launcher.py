@@ -66,3 +66,9 @@ def test_a_failed_member_is_a_failed_job(tmp_path: Path) -> None:
     assert "non-finite loss at step 2" in failures[0]["error"]
     statuses = {p.name: RunDir.at(p).status for p in tmp_path.iterdir() if p.is_dir()}
     assert sorted(statuses.values()) == ["completed", "failed"]
+
+
+def test_bad_launcher_options_are_named(tmp_path: Path) -> None:
+    code, output = sweep(tmp_path, "divergence=gjs", "alpha=0.2,0.4", "hydra.launcher.max_models=0")
+    assert code != 0 and "hydra.launcher.max_models=0 is not allowed; allowed: an integer >= 1" in output
+    assert "Traceback" not in output and not any(tmp_path.iterdir())
