@@ -37,6 +37,7 @@ def test_sweep_writes_each_members_folder_and_skips_them_on_a_rerun(tmp_path: Pa
         run = RunDir.at(path)
         assert run.status == "completed" and run.results["steps"] == 4
         assert (path / ".hydra" / "overrides.yaml").is_file()
+        assert (path / "figures" / "epoch_001_samples.png").is_file()  # training-time pictures
         assert read_checkpoint(run.last_ckpt)["global_step"] == 4
         cfg = load_run_config(run)
         datamodule = build_datamodule(cfg, str(data_dir))

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from vae_gjs.errors import NonFiniteLossError
 from vae_gjs.fused.rng import MemberStreams
@@ -236,11 +236,16 @@ class FusedEngine:
 
     # ------------------------------------------------------------------ one member's state
 
+    def member_net(self, member: int) -> nn.Module:
+        """Member ``member``'s own network (built on the CPU) holding its current weights."""
+        net = self.modules[member].net
+        net.load_state_dict(self.nets.member_state(member))
+        return net
+
     def member_weights(self, member: int) -> dict[str, Tensor]:
         """Member ``member``'s ``VAE.state_dict()`` (``net.*`` keys), on the CPU."""
-        module = self.modules[member]
-        module.net.load_state_dict(self.nets.member_state(member))
-        return {key: value.detach().cpu().clone() for key, value in module.state_dict().items()}
+        self.member_net(member)
+        return {key: value.detach().cpu().clone() for key, value in self.modules[member].state_dict().items()}
 
     def member_optimizer_state(self, member: int) -> dict[str, Any]:
         """Member ``member``'s Adam state as its separate run's ``optimizer.state_dict()``."""

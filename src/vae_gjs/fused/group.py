@@ -141,6 +141,7 @@ class FusedGroup:
             if best:
                 run.save(record, run.run.best_ckpt.name)
             run.save(record, run.run.last_ckpt.name)
+            run.pictures(self.engine.member_net(member), self.datamodule.splits["test"].images, epoch + 1)
 
     def fit(self) -> float:
         """Train every member to ``max_epochs``/``max_steps``; returns the wall seconds."""

@@ -42,8 +42,9 @@ FUSABLE = (
 )
 #: Keys of ``module`` members may differ in (the regulariser again).
 FUSABLE_MODULE = ("divergence", "lam")
-#: The callbacks whose work the fused group does itself (conf/callbacks/default.yaml).
-FUSED_CALLBACKS = ("checkpoint", "bookkeeping", "random_state", "progress_bar")
+#: The callbacks of conf/callbacks/default.yaml, whose work the fused group does itself (the
+#: pictures only into files, not to the loggers; the per-step loss not at all).
+FUSED_CALLBACKS = ("checkpoint", "bookkeeping", "random_state", "progress_bar", "images", "step_loss")
 #: ``trainer.*`` keys the fused engine honours, with the values it supports (None: any).
 TRAINER_KEYS: dict[str, tuple[Any, ...] | None] = {
     "max_epochs": None,

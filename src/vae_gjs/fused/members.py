@@ -18,8 +18,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from vae_gjs.callbacks import RandomState
+from vae_gjs.callbacks.images import TrainingImages
+from vae_gjs.data.base import ImageSource
+from vae_gjs.evaluation.images import save_png
 from vae_gjs.io import atomic_open
 from vae_gjs.loggers import AtomicCSVLogger, finish_wandb
 from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir
@@ -116,6 +120,8 @@ class MemberRun:
         # The separate run's ModelCheckpoint (conf/callbacks): its state key and best-score record
         # go into the member's checkpoints.
         self.checkpoint: ModelCheckpoint = instantiate(cfg.callbacks.checkpoint)
+        images = cfg.callbacks.get("images")
+        self.images: TrainingImages | None = instantiate(images) if images is not None else None
         self.live = [logger for logger in loggers if isinstance(logger, AtomicCSVLogger)]
         self.deferred = [logger for logger in loggers if not isinstance(logger, AtomicCSVLogger)]
         self.rows: list[tuple[dict[str, float], int]] = []
@@ -134,6 +140,20 @@ class MemberRun:
         self.rows.append((row, step))
         for logger in self.live:
             logger.log_metrics(row, step)
+
+    def pictures(self, net: nn.Module, test_images: ImageSource, epochs_done: int) -> None:
+        """The training-time pictures of ``conf/callbacks/images`` after ``epochs_done`` epochs,
+        written to the same files as a separate run's (not sent to the loggers)."""
+        if self.images is None or epochs_done % self.images.every_n_epochs:
+            return
+        was_training = net.training
+        net.eval()
+        try:
+            pictures = self.images.pictures(net, test_images, next(net.parameters()).device)
+        finally:
+            net.train(was_training)
+        for name, picture in pictures.items():
+            save_png(picture, self.images.out_dir / f"epoch_{epochs_done:03d}_{name}.png")
 
     def save(self, record: dict[str, Any], name: str) -> None:
         """Write ``record`` to ``checkpoints/<name>`` atomically."""
