@@ -24,9 +24,8 @@ def sweep(folder: Path, *overrides: str) -> tuple[int, str]:
 
 
 def test_sweep_writes_each_members_folder_and_skips_them_on_a_rerun(tmp_path: Path, data_dir: Path) -> None:
-    code, output = sweep(
-        tmp_path, "divergence=kl_qp,gjs,mmd_reference", "alpha=0.3", "hydra.launcher.max_models=2"
-    )
+    overrides = ("divergence=kl_qp,gjs,mmd_reference", "alpha=0.3", "hydra.launcher.max_models=2")
+    code, output = sweep(tmp_path, *overrides, "images_every_n_epochs=1")
     assert code == 0, output
     assert "Fused group of 2" in output  # kl_qp + gjs fused; mmd_reference (cut by max_models) runs alone
     runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
@@ -46,9 +45,7 @@ def test_sweep_writes_each_members_folder_and_skips_them_on_a_rerun(tmp_path: Pa
         mu, _ = module.net.encode(datamodule.splits["test"].images.batch(torch.arange(8)))
         assert mu.shape == (8, 10) and torch.isfinite(mu).all()
     stamps = {p: (p / "checkpoints" / "last.ckpt").stat().st_mtime_ns for p in runs}
-    code, output = sweep(
-        tmp_path, "divergence=kl_qp,gjs,mmd_reference", "alpha=0.3", "hydra.launcher.max_models=2"
-    )
+    code, output = sweep(tmp_path, *overrides)
     assert code == 0, output
     assert output.count("already completed") == 3
     assert stamps == {p: (p / "checkpoints" / "last.ckpt").stat().st_mtime_ns for p in runs}
