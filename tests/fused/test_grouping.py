@@ -47,6 +47,7 @@ def test_regulariser_and_names_fuse_everything_else_splits(tmp_path: Path) -> No
     [
         ("dataset.val_size=100", "dataset.val_size > 0 (validation)"),
         ("compile=true", "compile=true"),
+        ("learn_alpha=true", "learn_alpha=true (a trained divergence parameter)"),
         ("trainer.precision=16-mixed", "trainer.precision=16-mixed"),
         ("+trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val is not supported by the fused engine"),
         (

@@ -16,7 +16,7 @@ Everything else (dataset and its batch size and seed, model, ``seed``, ``optim``
 ``trainer``, ``threads``, ...) must be equal: it decides the batches, the initial weights and
 the shared optimiser. A job that the engine cannot reproduce (validation split, several devices,
 another precision, ``compile``, an explicit ``ckpt_path``, unknown trainer keys, other callbacks,
-a trainable divergence's own parameter group) is never fused;
+a learned α (``learn_alpha=true``)) is never fused;
 it runs as a separate run. So is a group of one.
 """
 
@@ -78,8 +78,8 @@ def unfusable_reason(cfg: dict[str, Any]) -> str | None:
     for name in ("checkpoint", "random_state"):
         if callbacks.get(name) is None:
             return f"callbacks.{name} is null (the fused engine always checkpoints)"
-    if (cfg.get("module") or {}).get("param_groups"):
-        return "module.param_groups is set"
+    if cfg.get("learn_alpha"):
+        return "learn_alpha=true (a trained divergence parameter)"
     if cfg.get("dataset", {}).get("val_size", 0):
         return "dataset.val_size > 0 (validation)"
     if cfg.get("compile"):
