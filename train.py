@@ -7,10 +7,11 @@ Lightning is imported only after validation, so ``--help`` and bad values answer
 import hydra
 from omegaconf import DictConfig
 
-from vae_gjs import cli
+from vae_gjs import cli, signals
 from vae_gjs.config import register_resolvers
 
 register_resolvers()
+signals.install()  # a SIGTERM while Hydra starts is recorded: the run then stops with exit 143
 
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")

@@ -28,9 +28,10 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("evaluation", "reports", "toy"),
     ("module",),
     ("divergences", "models", "data", "loggers", "checkpoints", "plotting"),
-    ("config",),
-    ("rundir", "datadir"),
-    ("errors", "io", "console"),
+    ("config", "resume"),
+    ("rundir", "datadir", "runlock"),
+    ("io", "console"),
+    ("errors", "signals"),
 )
 LAYER = {component: depth for depth, names in enumerate(LAYERS) for component in names}
 

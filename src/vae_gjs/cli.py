@@ -1,4 +1,5 @@
-"""What the thin entry points share: validate, then import and run the task; one-line errors.
+"""What the thin entry points share: validate, then import and run the task; one-line errors;
+signals.
 
 Each task is imported inside its function, after validation, so ``--help`` and bad values
 answer before torch and Lightning load (~7 s).
@@ -7,15 +8,17 @@ answer before torch and Lightning load (~7 s).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from hydra.errors import CompactHydraException
+from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig
 
+from vae_gjs import signals
 from vae_gjs.config import validate, validate_evaluate
-from vae_gjs.errors import USER_ERRORS
+from vae_gjs.errors import USER_ERRORS, Interrupted
 
 
 class UserError(CompactHydraException):
@@ -28,16 +31,41 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
+def _in_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.initialized() and "MULTIRUN" in str(HydraConfig.get().mode)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """A known user-facing error becomes one line on stderr and a non-zero exit (a failed job
-    in a sweep); ``HYDRA_FULL_ERROR=1`` shows the traceback instead."""
+    """A known user-facing error (also one raised in a constructor that Hydra's ``instantiate``
+    wraps) becomes one line on stderr and a non-zero exit (a failed job in a sweep);
+    ``HYDRA_FULL_ERROR=1`` shows the traceback instead.
+
+    SIGTERM and Ctrl-C (:mod:`vae_gjs.signals`): a single run ends with exit code 128 + the
+    signal's number and one line saying what is kept; in a sweep the job fails with that line,
+    and the jobs after it fail at once without starting.
+    """
+    signals.watch_sweep_process()
     try:
-        yield
-    except USER_ERRORS as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if signals.received() is not None:
+            raise Interrupted(f"not run: {signals.describe(SystemExit())} before it started")
+        with signals.stopping():
+            yield
+    except (*USER_ERRORS, InstantiationException) as error:
+        cause = error.__cause__ if isinstance(error, InstantiationException) else error
+        if not isinstance(cause, USER_ERRORS) or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        raise UserError(f"Error: {one_line(str(error))}") from error
+        raise UserError(f"Error: {one_line(str(cause))}") from error
+    except (Interrupted, SystemExit, KeyboardInterrupt) as error:
+        if signals.received() is None:
+            raise
+        message = f"Error: {error if isinstance(error, Interrupted) else signals.describe(error)}"
+        if _in_sweep():
+            raise UserError(message) from error
+        print(message, file=sys.stderr, flush=True)
+        raise SystemExit(signals.exit_code()) from None
 
 
 def train(cfg: DictConfig) -> float | None:

@@ -17,7 +17,12 @@ class DataError(RuntimeError):
 
 
 class RunError(RuntimeError):
-    """A run folder that cannot be used: no checkpoint, foreign architecture, old config."""
+    """A run folder that cannot be used: no checkpoint, foreign architecture, old config, a corrupt
+    file, another process training in it."""
+
+
+class StorageError(RunError):
+    """A file or folder that cannot be written (disk full, read-only); the message names the path."""
 
 
 def as_real(name: str, value: Any) -> float:
@@ -92,9 +97,21 @@ def check_positive_real(name: str, value: Any) -> float:
     return number
 
 
+class Interrupted(RuntimeError):
+    """A run stopped by SIGTERM or Ctrl-C; the message says where and which checkpoint is kept."""
+
+
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names the step and the term."""
 
 
 #: Errors that the entry points report as one line (the traceback only with HYDRA_FULL_ERROR=1).
 USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, RunError, NonFiniteLossError)
+
+
+def closest(name: str, candidates: Iterable[str]) -> str:
+    """``" (did you mean <x>?)"`` for the candidate closest to a mistyped ``name`` (difflib), or ``""``."""
+    import difflib
+
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]}?)" if match else ""

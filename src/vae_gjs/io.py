@@ -2,14 +2,56 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from vae_gjs.errors import StorageError
+
+#: errno values that mean "this path cannot be written", with what the user sees.
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "not writable (read-only file system)",
+    errno.EACCES: "not writable (permission denied)",
+    errno.EPERM: "not writable (operation not permitted)",
+    errno.ENOTDIR: "not writable (a file is in the way of a folder)",
+    errno.EEXIST: "not writable (a file is in the way of a folder)",
+}
+
+#: Free bytes under which a failed write is reported as a full disk.
+LOW_SPACE = 64 * 2**20
+
+
+def storage_error(path: str | os.PathLike[str], error: BaseException) -> StorageError:
+    """A one-line :class:`StorageError` naming ``path`` and why it cannot be written: an
+    ``OSError``'s errno, or (torch's ``RuntimeError: ... file write failed``) the free space left."""
+    reason = STORAGE_ERRNOS.get(getattr(error, "errno", None) or -1)
+    if reason is None:
+        try:
+            full = shutil.disk_usage(Path(path).parent).free < LOW_SPACE
+        except OSError:
+            full = False
+        reason = "no space left on device" if full else f"write failed ({' '.join(str(error).split())})"
+    return StorageError(
+        f"cannot write {path}: {reason}; free space or fix the folder's permissions, then run the same "
+        "command again (what was written before is intact)"
+    )
+
+
+def is_storage_failure(error: BaseException) -> bool:
+    """``error`` means the disk refused a write (not a bug): an errno of :data:`STORAGE_ERRNOS`, or
+    torch's serializer reporting a failed write."""
+    if isinstance(error, OSError):
+        return error.errno in STORAGE_ERRNOS
+    return isinstance(error, RuntimeError) and "write failed" in str(error)
 
 
 def _umask() -> int:
@@ -24,10 +66,14 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
 
     The rename is atomic on POSIX file systems (same directory, so the same device): a reader or
     a crash sees either the old file or the new one. On error the temporary file is removed.
+    A write the disk refuses (full, read-only) is a :class:`StorageError` naming ``path``.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise storage_error(target, error) from error
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -35,8 +81,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[An
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if is_storage_failure(error):
+            raise storage_error(target, error) from error
         raise
 
 
@@ -57,3 +105,17 @@ def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
     """Hex digest of a file's bytes (``sha256``, ``md5``, ...), read in chunks."""
     with open(path, "rb") as handle:
         return hashlib.file_digest(handle, algorithm).hexdigest()
+
+
+def check_writable(folder: str | os.PathLike[str], probe_bytes: int = 2**20) -> None:
+    """Create ``folder`` and write (then delete) a ``probe_bytes`` file in it, or raise a
+    :class:`StorageError`: a long computation checks first that it can save its result."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder) as handle:
+            handle.write(b"\0" * probe_bytes)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        raise storage_error(folder, error) from error

@@ -18,12 +18,12 @@ from urllib.parse import urlsplit
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from vae_gjs.errors import check_choice
+from vae_gjs.config import check_wandb_mode
+from vae_gjs.errors import RunError
 from vae_gjs.io import atomic_open, write_atomic
+from vae_gjs.rundir import corrupt
 
 log = logging.getLogger(__name__)
-
-WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
 class AtomicCSVLogger(Logger):
@@ -40,9 +40,12 @@ class AtomicCSVLogger(Logger):
         self.rows: dict[int, dict[str, Any]] = {}
         self._resumed_from: int | None = None
         if self.path.is_file():
-            with self.path.open(newline="") as handle:
-                for row in csv.DictReader(handle):
-                    self.rows[int(row["epoch"])] = {k: v for k, v in row.items() if v != ""}
+            try:
+                with self.path.open(newline="") as handle:
+                    for row in csv.DictReader(handle):
+                        self.rows[int(row["epoch"])] = {k: v for k, v in row.items() if v != "" and k}
+            except (ValueError, KeyError, TypeError, csv.Error, UnicodeDecodeError) as error:
+                raise corrupt(self.path, error) from error
 
     @property
     def name(self) -> str:
@@ -104,7 +107,11 @@ def _has_wandb_key() -> bool:
     return netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="ignore")
 
 
-def _reachable(host: str, port: int = 443, timeout: float = 2.0) -> bool:
+#: Seconds a W&B server has to accept a connection before the run decides it is unreachable.
+CONNECT_TIMEOUT = 2.0
+
+
+def _reachable(host: str, port: int = 443, timeout: float = CONNECT_TIMEOUT) -> bool:
     if not host:
         return False
     try:
@@ -128,13 +135,21 @@ def _server(url: str) -> tuple[str, int]:
 def resolve_wandb_mode(mode: str = "auto") -> str:
     """``auto``: ``$WANDB_MODE`` if set; ``online`` with an API key and a reachable server;
     otherwise ``offline`` (no prompt, no 90-second stall). Sync offline runs later with
-    ``wandb sync <run_dir>/wandb/offline-run-*``."""
-    check_choice("logger.wandb.mode", mode, WANDB_MODES)
-    if mode != "auto":
-        return mode
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    if _has_wandb_key() and _reachable(*_server(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))):
+    ``wandb sync <run_dir>/wandb/offline-run-*``. A mode forced to ``online`` (argument or
+    ``$WANDB_MODE``) whose server does not answer within :data:`CONNECT_TIMEOUT` seconds is a
+    one-line :class:`RunError` (W&B itself would retry for minutes, then raise)."""
+    check_wandb_mode(mode)
+    url = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+    forced = mode if mode != "auto" else os.environ.get("WANDB_MODE")
+    if forced == "online" and not _reachable(*_server(url)):
+        raise RunError(
+            f"W&B mode is online but the server {url} did not answer within {CONNECT_TIMEOUT:g} s; "
+            "use WANDB_MODE=offline (upload later with `wandb sync`) or logger.wandb.mode=auto, or "
+            "check the network"
+        )
+    if forced:
+        return forced
+    if _has_wandb_key() and _reachable(*_server(url)):
         return "online"
     log.info("W&B: no API key or no network, logging offline (sync later with `wandb sync`)")
     return "offline"

@@ -66,7 +66,7 @@ def non_finite_error(step: int, epoch: int, rec: Tensor, div: Tensor) -> NonFini
     ]
     return NonFiniteLossError(
         f"non-finite loss at step {step} (epoch {epoch}) "
-        f"in the {' and the '.join(bad) or 'total'} term; the last checkpoint is kept"
+        f"in the {' and the '.join(bad) or 'total'} term"
     )
 
 

@@ -34,6 +34,29 @@ RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
 DEBUG = "debug"
 
 
+def corrupt(path: Path, error: BaseException) -> RunError:
+    """The one-line error for a file of a run folder that cannot be parsed."""
+    reason = " ".join(str(error).split())[:200]
+    return RunError(
+        f"{path} is corrupt ({type(error).__name__}: {reason}); delete it (train.py rewrites it on "
+        "the next attempt, evaluate.py rewrites eval.json) or restore it from a backup"
+    )
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object written by the platform ({} if the file is absent), or a :class:`RunError`
+    naming the corrupt file."""
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise corrupt(path, error) from error
+    if not isinstance(record, dict):
+        raise corrupt(path, ValueError("not a JSON object"))
+    return record
+
+
 @dataclass(frozen=True)
 class RunDir:
     """Paths and small records of one run folder."""
@@ -73,8 +96,8 @@ class RunDir:
         return self.path / "figures"
 
     def _read_json(self, name: str) -> dict[str, Any]:
-        path = self.path / name
-        return json.loads(path.read_text()) if path.is_file() else {}
+        """The JSON record ``name`` ({} if absent), or a :class:`RunError` naming a corrupt file."""
+        return read_json(self.path / name)
 
     @property
     def status(self) -> str | None:
@@ -104,8 +127,12 @@ class RunDir:
             raise RunError(f"run folder {self.path} does not exist")
         if not self.config_file.is_file():
             raise RunError(f"{self.path} is not a run folder: it has no config.yaml (written by train.py)")
-        cfg = OmegaConf.load(self.config_file)
-        assert isinstance(cfg, DictConfig)
+        try:
+            cfg = OmegaConf.load(self.config_file)
+        except Exception as error:  # yaml's ScannerError/ParserError, OmegaConf's, decoding errors
+            raise corrupt(self.config_file, error) from error
+        if not isinstance(cfg, DictConfig):
+            raise corrupt(self.config_file, ValueError("not a mapping of keys to values"))
         return cfg
 
     def checkpoint(self, which: str = "last") -> Path:

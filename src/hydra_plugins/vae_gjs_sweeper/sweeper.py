@@ -9,16 +9,22 @@
    baselines that do not multiply with α.
 3. A failed job does not stop the sweep: every batch is launched, then a summary of the
    failures is written to ``<sweep_dir>/failures.json`` and raised as one compact error.
+4. SIGTERM or Ctrl-C stops the sweep: the running jobs stop (keeping their last.ckpt), the jobs
+   after them are not run, the summary and ``failures.json`` are written, and the process exits
+   with 128 + the signal's number. Jobs in worker processes (joblib, ``cpu_pair``) are sent the
+   signal and stop with the sweep (:mod:`vae_gjs.signals`).
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -26,6 +32,9 @@ from hydra.core.override_parser.types import FloatRange, Override
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
+
+from vae_gjs import signals
+from vae_gjs.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -105,20 +114,35 @@ class VaeGjsSweeper(BasicSweeper):
         log.info(f"Sweep of {sum(map(len, self.overrides))} jobs into {sweep_dir}")
 
         returns: list[Sequence[JobReturn]] = []
+        stopped: list[list[str]] = []  # jobs whose outcome a signal left unknown (worker processes)
         initial_job_idx = 0
+        signals.install()
+        signals.mark_sweep_process()
+        in_process = isinstance(self.launcher, BasicLauncher)  # its jobs stop themselves (run_task)
         while not self.is_done():
             batch = self.get_job_batch()
             self.validate_batch_is_legal(batch)
-            results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
-            initial_job_idx += len(batch)
+            if signals.received() is not None:
+                stopped.extend(batch)
+                continue
+            try:
+                with contextlib.nullcontext() if in_process else signals.stopping(forward=True):
+                    results = self.launcher.launch(batch, initial_job_idx=initial_job_idx)
+            except BaseException:  # a second signal, or workers that died of the first
+                if signals.received() is None:
+                    raise
+                stopped.extend(batch)
+                continue
+            finally:
+                initial_job_idx += len(batch)
             returns.append(results)
-        self._report_failures(sweep_dir, [r for results in returns for r in results])
+        self._report_failures(sweep_dir, [r for results in returns for r in results], stopped)
         return returns
 
     @staticmethod
-    def _report_failures(sweep_dir: Path, results: list[JobReturn]) -> None:
+    def _report_failures(sweep_dir: Path, results: list[JobReturn], stopped: list[list[str]]) -> None:
         failed = [r for r in results if r.status == JobStatus.FAILED]
-        if not failed:
+        if not failed and not stopped:
             return
         records = [
             {
@@ -128,12 +152,24 @@ class VaeGjsSweeper(BasicSweeper):
             }
             for r in failed
         ]
-        tmp = sweep_dir / ".failures.json.tmp"
-        tmp.write_text(json.dumps(records, indent=2))
-        tmp.replace(sweep_dir / "failures.json")
+        why = signals.describe(SystemExit())
+        records += [
+            {"overrides": job, "run_dir": None, "error": f"the sweep was {why} while this job ran or waited"}
+            for job in stopped
+        ]
+        write_json(sweep_dir / "failures.json", records)
         lines = [f"  {' '.join(rec['overrides'])}: {rec['error']}" for rec in records]
+        total = len(results) + len(stopped)
+        if signals.received() is not None:
+            print(
+                f"Sweep {why}: {len(records)} of {total} jobs did not complete (details in "
+                f"{sweep_dir / 'failures.json'}; the same command resumes them):\n" + "\n".join(lines),
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(signals.exit_code())
         raise SweepFailed(
-            f"{len(failed)} of {len(results)} jobs failed (the others finished; details in "
+            f"{len(records)} of {total} jobs failed (the others finished; details in "
             f"{sweep_dir / 'failures.json'}):\n" + "\n".join(lines)
         )
 

@@ -223,11 +223,12 @@ class InMemoryDataModule(L.LightningDataModule):
             return
         splits = self.load(self.root)
         train = splits["train"]
+        if self.val_size >= len(train):
+            raise ConfigError(
+                f"dataset.val_size={self.val_size} leaves no training images ({self.name} has {len(train)}); "
+                f"allowed: 0 <= dataset.val_size < {len(train)}"
+            )
         if self.val_size:
-            if self.val_size >= len(train):
-                raise ConfigError(
-                    f"dataset.val_size={self.val_size} leaves no training images (train has {len(train)})"
-                )
             order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.split_seed))
             splits["val"] = train.subset(order[: self.val_size])
             splits["train"] = train.subset(order[self.val_size :].sort().values)
@@ -246,6 +247,12 @@ class InMemoryDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> InMemoryBatches:
+        images = len(self.splits["train"])
+        if self.batch_size > images:  # one giant batch: a typo, not a plan
+            raise ConfigError(
+                f"dataset.batch_size={self.batch_size} is larger than the {images} training images of "
+                f"{self.name}; allowed: 1 <= dataset.batch_size <= {images}"
+            )
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> InMemoryBatches | list[InMemoryBatches]:

@@ -111,6 +111,10 @@ def build(source: Path, crop: int | None, size: int = IMAGE_SIZE) -> dict[str, n
                 images[k] = preprocess(read(path), crop, size)
             except (OSError, ValueError, SyntaxError) as error:  # what PIL raises for a broken PNG
                 raise DataError(f"cannot decode {path} in {source} ({error})") from error
+            except DataError as error:  # a render smaller than the crop: name it
+                raise DataError(
+                    f"{error} ({path} in {source}); allowed: a smaller dataset.crop or null"
+                ) from error
             if (k + 1) % 5000 == 0:
                 elapsed = time.perf_counter() - started
                 log.info(f"chairs: preprocessed {k + 1:,}/{len(entries):,} renders ({elapsed:.0f} s)")

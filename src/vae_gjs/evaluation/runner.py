@@ -44,7 +44,7 @@ from vae_gjs.evaluation.images import (
 from vae_gjs.evaluation.loading import build_datamodule, load_module, resolve_device
 from vae_gjs.evaluation.reconstruction import reconstruction_metrics
 from vae_gjs.evaluation.wandb_log import log_to_wandb
-from vae_gjs.io import file_digest, write_json
+from vae_gjs.io import check_writable, file_digest, write_json
 from vae_gjs.models import build_likelihood
 from vae_gjs.module import VAE
 from vae_gjs.rundir import COMPLETED, CONFIG_VERSION, RunDir, load_run_config
@@ -273,6 +273,9 @@ def evaluate_run(path: str | Path, cfg: DictConfig) -> dict[str, Any]:
             f"{run.path}: training status is {run.status!r}, not completed; evaluating its {ckpt_path.name}"
         )
     timings: dict[str, float] = {}
+    for folder in (run.path, run.figures) if cfg.figures else (run.path,):
+        check_writable(folder)  # before the long computation, not after it
+
     datamodule = build_datamodule(run_cfg, cfg.data_dir)
     n_test = len(datamodule.splits["test"])
     if cfg.figures and cfg.traversal_image >= n_test:  # checked before the long work, not after

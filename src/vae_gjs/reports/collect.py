@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,9 +10,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from vae_gjs.rundir import COMPLETED, RunDir, run_folders
+from vae_gjs.errors import RunError
+from vae_gjs.rundir import COMPLETED, RunDir, read_json, run_folders
 
 NAN = math.nan
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,17 +60,13 @@ class RunRecord:
         return mean, (low, high)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def read_run(path: Path) -> RunRecord:
     """The record of one run folder (missing measurements are NaN)."""
     run = RunDir.at(path)
-    cfg = OmegaConf.to_container(OmegaConf.load(run.config_file), resolve=False)
+    cfg = OmegaConf.to_container(run.load_config(), resolve=False)
     assert isinstance(cfg, dict)
     choices = cfg.get("choices", {})
-    evaluation = _read_json(run.eval_file)
+    evaluation = read_json(run.eval_file)
     metrics = evaluation.get("metrics", {})
     results = run.results
     return RunRecord(
@@ -97,6 +95,15 @@ def read_run(path: Path) -> RunRecord:
 
 
 def collect(sweep_dir: str | Path) -> list[RunRecord]:
-    """The records of every run in ``sweep_dir``, sorted by divergence then α."""
-    records = [read_run(p) for p in run_folders(sweep_dir)]
+    """The records of every run in ``sweep_dir``, sorted by divergence then α. A run with a corrupt
+    file is skipped and listed (one warning line each), the others are read."""
+    records, skipped = [], []
+    for path in run_folders(sweep_dir):
+        try:
+            records.append(read_run(path))
+        except RunError as error:
+            skipped.append(path.name)
+            log.warning(f"Skipping {path.name}: {error}")
+    if skipped:
+        log.warning(f"Skipped {len(skipped)} run(s) with corrupt files: {', '.join(skipped)}")
     return sorted(records, key=lambda r: (r.divergence, r.alpha))

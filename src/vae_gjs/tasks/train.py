@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -17,18 +18,22 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
+from vae_gjs import signals
 from vae_gjs.callbacks import AtomicCheckpointIO
 from vae_gjs.checkpoints import check_fits, read_checkpoint
-from vae_gjs.config import recorded_config
+from vae_gjs.config import recorded_config, usable_threads
 from vae_gjs.console import announce_run_folder, drop_library_tips
 from vae_gjs.data import InMemoryDataModule
-from vae_gjs.errors import ConfigError, NonFiniteLossError
+from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, StorageError, closest
 from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.loggers import finish_wandb
 from vae_gjs.module import build_module
+from vae_gjs.resume import check_same_config
 from vae_gjs.rundir import COMPLETED, DEBUG, FAILED, RUNNING, RunDir
+from vae_gjs.runlock import RunLock
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +57,10 @@ def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ConfigError(
-            f"trainer.{unknown[0]} is not a lightning.Trainer argument; allowed: {', '.join(sorted(allowed))}"
+            f"trainer.{unknown[0]} is not a lightning.Trainer argument{closest(unknown[0], allowed)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
         )
+    check_accelerator(kwargs)
     return kwargs
 
 
@@ -64,20 +71,70 @@ def instantiate_all(group: DictConfig) -> list[Any]:
     return [item for item in built if item is not None]
 
 
+def check_accelerator(kwargs: dict[str, Any]) -> None:
+    """A GPU accelerator on a machine without one is a :class:`ConfigError` saying what to set
+    (``trainer=ddp`` included: DDP runs on CPU processes with gloo)."""
+    if str(kwargs.get("accelerator")) not in ("gpu", "cuda") or torch.cuda.is_available():
+        return
+    hint = (
+        "for DDP on CPU processes (gloo) add trainer.accelerator=cpu trainer.devices=2"
+        if "ddp" in str(kwargs.get("strategy"))
+        else "use trainer.accelerator=cpu or auto"
+    )
+    raise ConfigError(
+        f"trainer.accelerator={kwargs['accelerator']} but this machine has no GPU (torch.cuda.is_available() "
+        f"is False); {hint}"
+    )
+
+
+def slurm_plugins() -> list[Any]:
+    """Under submitit on SLURM, requeueing is submitit's (its signal handler calls the checkpoint
+    hook of Hydra's submitit launcher, which resubmits the same job into the same run folder):
+    Lightning's own SLURM auto-requeue is turned off so that a preempted job is not requeued twice."""
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        return []
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    return [SLURMEnvironment(auto_requeue=False)]
+
+
 def resume_from(cfg: DictConfig, run: RunDir) -> str | None:
     """The checkpoint to resume from: ``ckpt_path`` (``last`` meaning this run's last.ckpt), or
     the run folder's last.ckpt when an unfinished run left one there."""
     if cfg.ckpt_path == "last":
-        return str(run.checkpoint("last"))
+        path = run.checkpoint("last")
+        check_same_config(run, cfg)
+        return str(path)
     if cfg.ckpt_path is not None:
         return str(cfg.ckpt_path)
     if run.status == DEBUG and not cfg.debug_run:
         log.info(f"{run.path} holds a debug run: training from scratch, not from its checkpoint")
         return None
     if run.last_ckpt.is_file():
+        check_same_config(run, cfg)
         log.info(f"Resuming the unfinished run in {run.path} from {run.last_ckpt.name}")
         return str(run.last_ckpt)
     return None
+
+
+def kept(run: RunDir) -> str:
+    """Which checkpoint a stopped run leaves to resume from, for its one-line error."""
+    if not run.last_ckpt.is_file():
+        return "no checkpoint was saved yet (the next attempt starts from the beginning)"
+    try:
+        epoch = torch.load(run.last_ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]
+    except Exception:  # whatever torch raises for an unreadable file: the message stays general
+        return "last.ckpt is kept"
+    return f"last.ckpt (end of epoch {epoch}) is kept"
+
+
+def record_failure(run: RunDir, reason: str) -> None:
+    """``status.json`` = failed with ``reason``; a disk that refuses even that is only logged (the
+    error that stopped the run is the one the user must see)."""
+    try:
+        run.set_status(FAILED, error=reason)
+    except StorageError as error:
+        log.warning(f"could not record the failure in status.json: {error}")
 
 
 def _quiet_library_logs() -> None:
@@ -103,9 +160,15 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
 
     Returns the final test reconstruction error (``None`` with ``test=false``). A run folder
     whose status is ``completed`` is not trained again, so re-running a sweep only runs what is
-    missing. Only the process of rank 0 writes into the run folder.
+    missing. Only the process of rank 0 writes into the run folder, and it holds the folder's
+    lock (:class:`~vae_gjs.runlock.RunLock`) while it does.
     """
     run = RunDir.at(cfg.run_dir)
+    with RunLock(run.path) if rank_zero_only.rank == 0 else contextlib.nullcontext():
+        return _train(cfg, run, callbacks)
+
+
+def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float | None:
     if run.status == COMPLETED:
         log.info(f"Skipping {run.path}: already completed (delete status.json to run it again)")
         if cfg.evaluate and rank_zero_only.rank == 0:
@@ -114,7 +177,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
     _quiet_library_logs()
     drop_library_tips()
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        torch.set_num_threads(usable_threads(cfg.threads))
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     # Build and check everything before writing to the run folder: a bad value or a checkpoint
@@ -133,13 +196,16 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
     checkpoints = next((c for c in configured if isinstance(c, ModelCheckpoint)), None)
     if not datamodule.has_val:
         kwargs.update(limit_val_batches=0, num_sanity_val_steps=0)
-    trainer = L.Trainer(
-        **kwargs,
-        default_root_dir=str(run.path),
-        logger=loggers or False,
-        callbacks=[*configured, *callbacks],
-        plugins=[AtomicCheckpointIO()],
-    )
+    try:
+        trainer = L.Trainer(
+            **kwargs,
+            default_root_dir=str(run.path),
+            logger=loggers or False,
+            callbacks=[*configured, *callbacks],
+            plugins=[AtomicCheckpointIO(), *slurm_plugins()],
+        )
+    except (MisconfigurationException, ValueError, ImportError) as error:  # Lightning's own checks
+        raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
 
     recorded = recorded_config(cfg)
     writer = rank_zero_only.rank == 0
@@ -159,12 +225,21 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
     except NonFiniteLossError as error:
         saved = run.checkpoints / f"nonfinite-step{trainer.global_step}.ckpt"
         trainer.save_checkpoint(saved)
+        stopped = NonFiniteLossError(f"{error}; {kept(run)}")
         if writer:
-            run.set_status(FAILED, error=f"{error} (weights at that step: {saved.name})")
-        raise
+            record_failure(run, f"{stopped} (weights at that step: {saved.name})")
+        raise stopped from error
     except BaseException as error:
+        reason = signals.describe(error)
+        if signals.received() is not None:
+            reason += (
+                f" at step {trainer.global_step} (epoch {trainer.current_epoch}); {kept(run)}; "
+                "the same command resumes the run"
+            )
         if writer:
-            run.set_status(FAILED, error=f"{type(error).__name__}: {error}")
+            record_failure(run, reason)
+        if signals.received() is not None:
+            raise Interrupted(reason) from error
         raise
     finally:
         finish_wandb()

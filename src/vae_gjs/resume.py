@@ -1,0 +1,78 @@
+"""Resuming checks the config: an unfinished run's folder continues only with the config its
+weights were trained with. Keys that may change between attempts (how long, how fast, what is
+logged or evaluated, where the data lies) are ignored; any other difference is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from vae_gjs.errors import RunError
+from vae_gjs.rundir import RunDir
+
+#: Keys that a resumed run may change (with everything below them).
+MAY_CHANGE = (
+    "threads",
+    "compile",
+    "ckpt_path",
+    "test",
+    "evaluate",
+    "eval",
+    "logger",
+    "callbacks",
+    "data_dir",
+    "dataset.root",
+    "dataset.download",
+    "dataset.eval_batch_size",
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.enable_progress_bar",
+    "trainer.enable_model_summary",
+    "trainer.log_every_n_steps",
+    "trainer.limit_val_batches",
+    "trainer.limit_test_batches",
+    "run_dir",
+    "run_name",
+    "group",
+    "tags",
+    "choices.budget",
+)
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            flat.update(_flat(value, f"{prefix}{key}."))
+        return flat or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): node}
+
+
+def _may_change(key: str) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in MAY_CHANGE)
+
+
+def differences(saved: DictConfig, new: DictConfig) -> dict[str, tuple[Any, Any]]:
+    """``key -> (saved value, new value)`` for every key that differs and may not change."""
+    old = _flat(OmegaConf.to_container(saved, resolve=True))
+    now = _flat(OmegaConf.to_container(new, resolve=True))
+    keys = sorted(k for k in old.keys() | now.keys() if not _may_change(k))
+    missing = "<absent>"
+    pairs = {k: (old.get(k, missing), now.get(k, missing)) for k in keys}
+    return {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}
+
+
+def check_same_config(run: RunDir, cfg: DictConfig) -> None:
+    """Refuse to resume ``run`` with ``cfg`` if they differ in a key that may not change: one line
+    listing the keys, the folder's values and this command's, and how to start afresh."""
+    if not run.config_file.is_file():
+        return
+    changed = differences(run.load_config(), cfg)
+    if changed:
+        listed = ", ".join(f"{k} ({old!r} in the folder, {new!r} now)" for k, (old, new) in changed.items())
+        raise RunError(
+            f"{run.path} holds an unfinished run with another config: {listed}; resume it with the "
+            "folder's values, or start afresh in a new folder (hydra.run.dir=<new folder>, or delete "
+            f"{run.path})"
+        )
