@@ -157,6 +157,14 @@ def test_corrupt_cache_and_bad_options_are_reported(root: Path) -> None:
         Chairs(root=str(root), crop=10)
     with pytest.raises(DataError, match="larger than"):
         C.preprocess(_render(0, 0), crop=700)
+    archive = root / "chairs" / C.ARCHIVE  # the same error from the dataset names the render
+    first = f"rendered_chairs/{sorted(MODELS)[0]}/renders/image_000_p020_t000_r096.png"
+    with pytest.raises(DataError) as error:
+        C.build(archive, crop=700)
+    assert str(error.value) == (
+        f"dataset.crop=700 is larger than a 600×600 render ({first} in {archive}); "
+        "allowed: a smaller dataset.crop or null"
+    )
 
 
 def test_dataset_chairs_config_builds_the_64x64_model(tmp_path: Path) -> None:

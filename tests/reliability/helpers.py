@@ -11,7 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import DATA_DIR, ROOT
+import pytest
+
+from tests.conftest import DATA_DIR, ROOT, TINY, compose_train
 
 #: Hydra's hint after a compact error, printed when HYDRA_FULL_ERROR is not set.
 FULL_ERROR_HINT = "Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
@@ -102,3 +104,15 @@ def stop_all(launched: Iterable[Launched]) -> None:
         if item.process.poll() is None:
             item.process.kill()
             item.process.wait()
+
+
+def train_error(overrides: list[str], run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The one-line error train.py gives for ``overrides`` (its code path, in this process)."""
+    from vae_gjs import cli as entry_points
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    cfg = compose_train([*TINY, f"data_dir={DATA_DIR}", "threads=1", *overrides], run_dir=run_dir)
+    with pytest.raises(entry_points.UserError) as info:
+        entry_points.train(cfg)
+    assert "\n" not in str(info.value)
+    return str(info.value)

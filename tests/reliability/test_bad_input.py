@@ -3,6 +3,7 @@ and what is allowed, no traceback (unless HYDRA_FULL_ERROR=1). See docs/reliabil
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import CONF, DATA_DIR, TINY, compose_train, copy_run
-from tests.reliability.helpers import Launched, cli, launch, one_line_error, stop_all
+from tests.reliability.helpers import Launched, cli, launch, one_line_error, stop_all, train_error
 from vae_gjs.rundir import RunDir
 
 pytestmark = pytest.mark.slow
@@ -27,6 +28,31 @@ pytestmark = pytest.mark.slow
         ("lam=-1", ["lam=-1 is negative", "allowed: a real number >= 0"]),
         ("model.latent_dim=0", ["model.latent_dim=0 is not allowed", "allowed: an integer >= 1"]),
         ("dataset.batch_size=0", ["dataset.batch_size=0 is not allowed", "allowed: an integer >= 1"]),
+        ("seed=-1", ["seed=-1 is not allowed", "allowed: an integer with 0 <= seed <= 4294967295"]),
+        (
+            "seed=4294967296",
+            ["seed=4294967296 is not allowed", "allowed: an integer with 0 <= seed <= 4294967295"],
+        ),
+        (
+            "trainer.max_epochs=-3",
+            ["trainer.max_epochs=-3 is not allowed", "allowed: -1 (no limit) or an integer >= 0"],
+        ),
+        (
+            "trainer.limit_train_batches=-1",
+            [
+                "trainer.limit_train_batches=-1 is not allowed",
+                "allowed: null, a number of batches >= 0, or a fraction",
+            ],
+        ),
+        (
+            "+optim.lrr=0.1",
+            ["+optim.lrr is not a key of this config (did you mean optim.lr?); allowed: the keys"],
+        ),
+        ("+divergnce=gjs", ["+divergnce is not a key of this config (did you mean divergence?); allowed: "]),
+        (
+            "+foo=1",
+            ["+foo is not a key of this config; allowed: the keys that `python train.py --cfg job` lists"],
+        ),
     ],
 )
 def test_bad_value_is_one_line_naming_it_and_what_is_allowed(
@@ -36,6 +62,24 @@ def test_bad_value_is_one_line_naming_it_and_what_is_allowed(
     result = cli("train.py", override, *TINY, f"hydra.run.dir={run_dir}", logs=tmp_path, timeout=120)
     one_line_error(result, *fragments)
     assert not (run_dir / "status.json").exists()  # rejected before a run started
+
+
+def test_invalid_wandb_mode_in_the_environment_is_one_line(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    result = cli(
+        "train.py",
+        *TINY,
+        "logger=wandb",
+        f"hydra.run.dir={run_dir}",
+        logs=tmp_path,
+        env={"WANDB_MODE": "onlien"},
+    )
+    one_line_error(
+        result,
+        "Error: WANDB_MODE (environment variable)='onlien' is unknown; ",
+        "allowed: disabled, dryrun, offline, online",
+    )
+    assert not (run_dir / "status.json").exists()
 
 
 @pytest.mark.parametrize("group", ["dataset", "divergence", "logger"])
@@ -190,20 +234,8 @@ def test_evaluate_a_checkpoint_of_another_architecture(heavy: dict[str, tuple[La
 # ------------------------------------------ train.py: errors found before the run folder is touched
 
 
-def _train_error(overrides: list[str], run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The one-line error train.py gives for ``overrides`` (its code path, in this process)."""
-    from vae_gjs import cli
-
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    cfg = compose_train([*TINY, f"data_dir={DATA_DIR}", "threads=1", *overrides], run_dir=run_dir)
-    with pytest.raises(cli.UserError) as info:
-        cli.train(cfg)
-    assert "\n" not in str(info.value)
-    return str(info.value)
-
-
 def test_train_ckpt_path_last_without_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    message = _train_error(["ckpt_path=last"], tmp_path / "run", monkeypatch)
+    message = train_error(["ckpt_path=last"], tmp_path / "run", monkeypatch)
     assert (
         message == f"Error: {tmp_path / 'run'} has no last checkpoint (last.ckpt); checkpoints present: none"
     )
@@ -213,8 +245,10 @@ def test_train_ckpt_path_last_without_checkpoint(tmp_path: Path, monkeypatch: py
 def test_train_unknown_trainer_argument_leaves_no_running_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    message = _train_error(["+trainer.max_epoch=3"], tmp_path / "run", monkeypatch)
-    assert message.startswith("Error: trainer.max_epoch is not a lightning.Trainer argument; allowed: ")
+    message = train_error(["+trainer.max_epoch=3"], tmp_path / "run", monkeypatch)
+    assert message.startswith(
+        "Error: trainer.max_epoch is not a lightning.Trainer argument (did you mean max_epochs?); allowed: "
+    )
     assert "max_epochs" in message
     assert not (tmp_path / "run" / "status.json").exists()
 
@@ -229,17 +263,88 @@ def test_train_from_a_checkpoint_of_another_architecture(
         "net.encoder.fc.4.weight [20, 256] vs [8, 256]; "
         "allowed: a checkpoint of a run with the same model, dataset and divergence config"
     )
-    given = _train_error(["model.latent_dim=4", f"ckpt_path={checkpoint}"], tmp_path / "given", monkeypatch)
+    given = train_error(["model.latent_dim=4", f"ckpt_path={checkpoint}"], tmp_path / "given", monkeypatch)
     assert given == expected.format(checkpoint)
-    # The same when an unfinished run's folder is reused with another architecture (automatic
-    # resumption); the folder stays as it was, so the right command still resumes it.
+    # An unfinished run's folder reused with another architecture (automatic resumption) stops
+    # earlier, at the config check (tests/reliability/test_run_folder.py); the folder stays as it
+    # was, so the right command still resumes it.
     reused = tmp_path / "reused"
     shutil.copytree(finished_run, reused)
     (reused / "status.json").write_text('{"status": "running"}')
-    before = {p.name: p.read_bytes() for p in reused.iterdir() if p.is_file()}
-    auto = _train_error(["model.latent_dim=4"], reused, monkeypatch)
-    assert auto == expected.format(reused / "checkpoints" / "last.ckpt")
-    assert {p.name: p.read_bytes() for p in reused.iterdir() if p.is_file()} == before
+    before = {p.name: p.read_bytes() for p in reused.iterdir() if p.is_file() and p.name != ".lock"}
+    auto = train_error(["model.latent_dim=4"], reused, monkeypatch)
+    assert auto.startswith(f"Error: {reused} holds an unfinished run with another config: ")
+    assert "model.latent_dim (10 in the folder, 4 now)" in auto
+    assert {p.name: p.read_bytes() for p in reused.iterdir() if p.is_file() and p.name != ".lock"} == before
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["trainer.accelerator=gpu"],
+            "Error: trainer.accelerator=gpu but this machine has no GPU "
+            "(torch.cuda.is_available() is False); use trainer.accelerator=cpu or auto",
+        ),
+        (
+            ["trainer=ddp"],
+            "Error: trainer.accelerator=gpu but this machine has no GPU "
+            "(torch.cuda.is_available() is False); for DDP on CPU processes (gloo) add "
+            "trainer.accelerator=cpu trainer.devices=2",
+        ),
+        (
+            ["trainer.precision=banana"],
+            "Error: trainer: Precision 'banana' is invalid. Allowed precision values: ",
+        ),
+        (
+            ["dataset.val_size=60000"],
+            "Error: dataset.val_size=60000 leaves no training images (mnist has 60000); "
+            "allowed: 0 <= dataset.val_size < 60000",
+        ),
+        (
+            ["dataset.batch_size=1000000"],
+            "Error: dataset.batch_size=1000000 is larger than the 60000 training images of mnist; "
+            "allowed: 1 <= dataset.batch_size <= 60000",
+        ),
+    ],
+)
+def test_train_values_checked_when_lightning_or_the_data_can_tell(
+    overrides: list[str], expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if "accelerator" in expected and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert train_error(overrides, tmp_path / "run", monkeypatch).startswith(expected)
+
+
+def test_more_threads_than_cores_are_capped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from vae_gjs.config import usable_threads
+
+    cores = len(os.sched_getaffinity(0))
+    assert usable_threads(cores) == cores and not caplog.records
+    assert usable_threads(999) == cores
+    assert f"threads=999 is more than the {cores} CPU cores available; using threads={cores}" in caplog.text
+
+
+def test_wandb_forced_online_without_a_server_fails_in_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import time
+
+    from vae_gjs.errors import RunError
+    from vae_gjs.loggers import resolve_wandb_mode
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("WANDB_MODE", "online")
+    started = time.monotonic()
+    with pytest.raises(RunError) as info:
+        resolve_wandb_mode("auto")
+    assert time.monotonic() - started < 5
+    assert str(info.value) == (
+        f"W&B mode is online but the server http://127.0.0.1:{port} did not answer within 2 s; use "
+        "WANDB_MODE=offline (upload later with `wandb sync`) or logger.wandb.mode=auto, or check the network"
+    )
 
 
 def test_train_from_a_file_that_is_not_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -247,16 +352,16 @@ def test_train_from_a_file_that_is_not_a_checkpoint(tmp_path: Path, monkeypatch:
     garbage.write_bytes(b"not a checkpoint")
     torch.save({"weights": torch.zeros(3)}, foreign)
     truncated.write_bytes(foreign.read_bytes()[:300])
-    message = _train_error([f"ckpt_path={garbage}"], tmp_path / "a", monkeypatch)
+    message = train_error([f"ckpt_path={garbage}"], tmp_path / "a", monkeypatch)
     allowed = "allowed: a checkpoint written by train.py (<run_dir>/checkpoints/*.ckpt)"
     assert message.startswith(f"Error: cannot read checkpoint {garbage} (UnpicklingError: ")
     assert message.endswith(allowed)
-    message = _train_error([f"ckpt_path={truncated}"], tmp_path / "c", monkeypatch)
+    message = train_error([f"ckpt_path={truncated}"], tmp_path / "c", monkeypatch)
     assert message == (
         f"Error: cannot read checkpoint {truncated} (RuntimeError: PytorchStreamReader failed reading zip "
         f"archive: failed finding central directory); {allowed}"
     )
-    message = _train_error([f"ckpt_path={foreign}"], tmp_path / "b", monkeypatch)
+    message = train_error([f"ckpt_path={foreign}"], tmp_path / "b", monkeypatch)
     assert (
         message
         == f"Error: {foreign} is not a checkpoint written by train.py (no Lightning state_dict); {allowed}"

@@ -296,7 +296,7 @@ def test_nan_in_the_divergence_stops_the_run_naming_step_and_term(
     background: dict[str, tuple[Launched, Path]],
 ) -> None:
     process, run_dir = background["nan"]
-    message = "non-finite loss at step 4 (epoch 1) in the divergence term; the last checkpoint is kept"
+    message = "non-finite loss at step 4 (epoch 1) in the divergence term; last.ckpt (end of epoch 0) is kept"
     one_line_error(process.result(), f"Error: {message}")
     record = RunDir.at(run_dir)._read_json("status.json")
     assert record["status"] == "failed"
@@ -318,7 +318,10 @@ def test_nan_in_the_reconstruction_names_that_term(tmp_path: Path, data_dir: Pat
     ]
     with pytest.raises(NonFiniteLossError) as info:
         train_tiny(tmp_path, overrides, data_dir=data_dir)
-    message = "non-finite loss at step 2 (epoch 0) in the reconstruction term; the last checkpoint is kept"
+    message = (  # in epoch 0 no checkpoint exists yet, and the message says so
+        "non-finite loss at step 2 (epoch 0) in the reconstruction term; no checkpoint was saved yet "
+        "(the next attempt starts from the beginning)"
+    )
     assert str(info.value) == message
     assert RunDir.at(tmp_path)._read_json("status.json")["error"].startswith(message)
     assert _load(tmp_path / "checkpoints" / "nonfinite-step2.ckpt")["global_step"] == 2

@@ -1,0 +1,235 @@
+"""The run folder: one process at a time (a lock that dies with its process), a resume only with
+the config the weights were trained with, a full or read-only disk named in one line, and corrupt
+files named in one line (reports and sweeps skip the run and go on). See docs/reliability.md."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import DATA_DIR, ROOT, compose_train, train_tiny
+from tests.reliability.helpers import train_error
+from vae_gjs.errors import RunError, StorageError
+from vae_gjs.rundir import RunDir
+from vae_gjs.runlock import RunLock
+
+pytestmark = pytest.mark.slow
+
+
+def _unfinished(finished: Path, folder: Path) -> Path:
+    """A copy of a finished tiny run that looks killed: status running, no results."""
+    shutil.copytree(finished, folder)
+    (folder / "status.json").write_text('{"status": "running", "pid": 999999}')
+    (folder / "results.json").unlink()
+    return folder
+
+
+# ------------------------------------------------------------------------------------ the lock
+
+
+def test_a_second_process_in_a_run_folder_is_refused_and_a_stale_lock_taken_over(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _unfinished(tiny_run, tmp_path / "run")
+    hold = (
+        f"from vae_gjs.runlock import RunLock; import time; RunLock({str(folder)!r}).acquire(); "
+        "print('LOCKED', flush=True); time.sleep(600)"
+    )
+    holder = subprocess.Popen(  # another train.py, as far as the lock can tell
+        [sys.executable, "-c", hold], cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"LOCKED\n"
+        before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+        message = train_error([], folder, monkeypatch)
+        assert message == (
+            f"Error: {folder} is in use by another process (pid {holder.pid}) training in it; wait for it "
+            f"to end, stop it (kill {holder.pid}), or use another folder (hydra.run.dir=...)"
+        )
+        assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before  # untouched
+        os.kill(holder.pid, signal.SIGKILL)  # the lock dies with its process ...
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait()
+    assert (folder / ".lock").read_text().strip() == str(holder.pid)  # ... and stays as a stale file
+    train_tiny(folder, ["threads=1", "trainer.max_steps=6"])  # taken over: the run resumes
+    assert RunDir.at(folder).status == "completed" and RunDir.at(folder).results["steps"] == 6
+    with RunLock(folder):  # released when train.py ends, so the next one may start
+        assert (folder / ".lock").read_text().strip() == str(os.getpid())
+
+
+# ------------------------------------------------------------------- resuming checks the config
+
+
+def test_resume_with_another_config_is_refused_listing_the_keys(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _unfinished(tiny_run, tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"}
+    message = train_error(["seed=7", "optim.lr=0.001", "divergence=gjs"], folder, monkeypatch)
+    assert message.startswith(f"Error: {folder} holds an unfinished run with another config: ")
+    assert (
+        "choices.divergence ('kl_qp' in the folder, 'gjs' now), "
+        "dataset.shuffle_seed (1234 in the folder, 7 now), "
+        "divergence._target_ ('vae_gjs.divergences.KLqp' in the folder, 'vae_gjs.divergences.GJS' now), "
+        "divergence.alpha ('<absent>' in the folder, 0.5 now), "
+        "module.divergence._target_ ('vae_gjs.divergences.KLqp' in the folder, "
+        "'vae_gjs.divergences.GJS' now), "
+        "module.divergence.alpha ('<absent>' in the folder, 0.5 now), "
+        "module.optimizer.lr (0.0001 in the folder, 0.001 now), optim.lr (0.0001 in the folder, 0.001 now), "
+        "seed (1234 in the folder, 7 now); "
+    ) in message
+    assert message.endswith(
+        f"resume it with the folder's values, or start afresh in a new folder (hydra.run.dir=<new folder>, "
+        f"or delete {folder})"
+    )
+    assert "threads" not in message and "data_dir" not in message
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"} == before
+    # ckpt_path=last is checked the same way; keys that may change (steps, threads, logger, test) may
+    train_tiny(folder, ["threads=1", "trainer.max_steps=6", "test=false", "logger=none", "ckpt_path=last"])
+    assert RunDir.at(folder).status == "completed" and RunDir.at(folder).results["steps"] == 6
+
+
+# --------------------------------------------------------------------------- corrupt run files
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("config.yaml", "alpha: [0.5\nseed: 1\n", "ParserError"),
+        ("status.json", '{"status": "runn', "JSONDecodeError"),
+        ("metrics.csv", "epoch,step,train/loss\nzero,3,1.5\n", "ValueError"),
+    ],
+)
+def test_a_corrupt_run_file_is_named_in_one_line(
+    name: str, content: str, reason: str, tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _unfinished(tiny_run, tmp_path / "run")
+    (folder / name).write_text(content)
+    message = train_error([], folder, monkeypatch)
+    assert message.startswith(f"Error: {folder / name} is corrupt ({reason}: "), message
+    assert message.endswith(
+        "delete it (train.py rewrites it on the next attempt, evaluate.py rewrites eval.json) or restore it "
+        "from a backup"
+    )
+
+
+def test_reports_and_sweep_evaluation_skip_a_corrupt_run_and_go_on(
+    tiny_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from omegaconf import OmegaConf
+
+    from vae_gjs.evaluation.sweep import evaluate_sweep
+    from vae_gjs.reports import collect
+
+    sweep = tmp_path / "sweep"
+    for name in ("a_good", "b_bad_config", "c_bad_eval", "d_bad_status"):
+        shutil.copytree(tiny_run, sweep / name)
+    (sweep / "b_bad_config" / "config.yaml").write_text("alpha: [0.5\n")
+    (sweep / "c_bad_eval" / "eval.json").write_text("{")
+    (sweep / "d_bad_status" / "status.json").write_text("[1, 2")
+    records = collect(sweep)
+    assert sorted(r.path.name for r in records) == ["a_good"]
+    assert "Skipped 3 run(s) with corrupt files: b_bad_config, c_bad_eval, d_bad_status" in caplog.text
+    assert f"{sweep / 'c_bad_eval' / 'eval.json'} is corrupt (JSONDecodeError" in caplog.text
+
+    options = OmegaConf.load(ROOT / "conf" / "eval" / "default.yaml")
+    quick = {"k": 2, "n_batches": 1, "batch_size": 8, "bootstrap": 10, "rec_batches": 1, "figures": False}
+    cfg = OmegaConf.merge(options, {**quick, "data_dir": str(DATA_DIR), "force": False})
+    with pytest.raises(RunError) as info:
+        evaluate_sweep(sweep, cfg)
+    message = str(info.value)
+    assert message.startswith("2 of 4 runs failed: ") and "\n" not in message
+    assert f"{sweep / 'b_bad_config' / 'config.yaml'} is corrupt" in message
+    assert f"{sweep / 'd_bad_status' / 'status.json'} is corrupt" in message
+    for name in ("a_good", "c_bad_eval"):  # evaluated (a corrupt eval.json is simply redone)
+        assert json.loads((sweep / name / "eval.json").read_text())["evidence"]["k"] == 2
+
+
+# ------------------------------------------------------------------------- full or read-only disk
+
+
+def _enospc(*args: object, **kwargs: object) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_while_training_is_one_line_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.save on a full disk raises ``RuntimeError: [enforce fail at inline_container.cc:...]
+    ... file write failed``; with little space left it is reported as a full disk."""
+
+    def torch_full(obj: object, handle: object, *args: object, **kwargs: object) -> None:
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed writing file "
+            "data/0: file write failed"
+        )
+
+    monkeypatch.setattr(torch, "save", torch_full)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 4096))
+    run = tmp_path / "full"
+    message = train_error([], run, monkeypatch)
+    ckpt = run / "checkpoints" / "best.ckpt"  # Lightning saves best.ckpt, then last.ckpt
+    expected = (
+        f"cannot write {ckpt}: no space left on device; free space or fix the folder's permissions, then "
+        "run the same command again (what was written before is intact)"
+    )
+    assert message == f"Error: {expected}"
+    record = RunDir.at(run)._read_json("status.json")  # status.json is small: it could be written
+    assert record["status"] == "failed" and expected in record["error"]
+    assert not list(run.rglob(".*.tmp"))  # no half-written checkpoint
+
+
+def test_a_full_disk_writing_metrics_keeps_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vae_gjs.loggers import AtomicCSVLogger
+
+    metrics = AtomicCSVLogger(tmp_path / "metrics.csv")
+    metrics.log_metrics({"epoch": 0, "train/loss": 1.5}, step=3)
+    before = (tmp_path / "metrics.csv").read_bytes()
+    monkeypatch.setattr(os, "fsync", _enospc)
+    with pytest.raises(StorageError) as info:
+        metrics.log_metrics({"epoch": 1, "train/loss": 1.25}, step=7)
+    assert str(info.value).startswith(f"cannot write {tmp_path / 'metrics.csv'}: no space left on device; ")
+    assert (tmp_path / "metrics.csv").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.csv"]
+
+
+def test_evaluate_checks_it_can_write_before_it_computes(
+    tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vae_gjs import cli
+    from vae_gjs.evaluation import runner
+
+    def no_compute(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluation started computing before checking it can write")
+
+    monkeypatch.setattr(runner, "build_datamodule", no_compute)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "figures").write_text("a file where the figures folder goes")  # not writable, even for root
+    cfg = compose_train([f"run_dir={run}", f"data_dir={DATA_DIR}"], config="evaluate")
+    with pytest.raises(cli.UserError) as info:
+        cli.evaluate(cfg)
+    assert str(info.value) == (
+        f"Error: cannot write {run / 'figures'}: not writable (a file is in the way of a folder); free space "
+        "or fix the folder's permissions, then run the same command again (what was written before is intact)"
+    )
+    (run / "figures").unlink()
+    monkeypatch.setattr(tempfile, "TemporaryFile", _enospc)  # a full disk (simulated)
+    with pytest.raises(cli.UserError) as info:
+        cli.evaluate(cfg)
+    assert str(info.value).startswith(f"Error: cannot write {run}: no space left on device; ")
+    assert not (run / "eval.json").exists()

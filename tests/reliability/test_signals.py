@@ -1,0 +1,206 @@
+"""Signals: SIGTERM and Ctrl-C end a run with 128 + the signal's number, a status that says why
+and which checkpoint is kept; a sweep writes its summary and failures.json before it exits; the
+workers of ``hydra/launcher=cpu_pair`` stop with the sweep (SIGTERM and SIGKILL); under submitit
+a preempted job is resubmitted into the same folder. See docs/reliability.md."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pickle
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+from tests.conftest import CONF, TINY
+from tests.reliability.helpers import Launched, launch
+from tests.reliability.plugins import DELAY_ENV
+from vae_gjs import signals
+from vae_gjs.rundir import RunDir
+
+pytestmark = pytest.mark.slow
+
+#: Epochs of 3 slowed steps: long enough to be signalled inside epoch 1, cheap on the CPU.
+SLOW = (
+    "threads=1",
+    "trainer.max_steps=-1",
+    "trainer.max_epochs=4",
+    "trainer.limit_train_batches=3",
+    "divergence._target_=tests.reliability.plugins.SlowKLqp",
+)
+STOPPED = "stopped by SIGTERM at step {step} (epoch {epoch}); last.ckpt (end of epoch {last}) is kept; "
+RESUMES = "the same command resumes the run"
+
+
+def _wait_for(condition: object, run: Launched, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return
+        if run.process.poll() is not None:
+            pytest.fail(f"ended before the signal:\n{run.result().stderr[-3000:]}")
+        time.sleep(0.1)
+    pytest.fail("timed out waiting to send the signal")
+
+
+def _epochs_done(metrics: Path) -> int:
+    if not metrics.is_file():
+        return 0
+    with metrics.open(newline="") as handle:
+        return sum(1 for row in csv.DictReader(handle) if row.get("train/loss"))
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("Error: ")]
+
+
+def _check_stopped(run_dir: Path, name: str = "SIGTERM") -> str:
+    """The status of a run stopped by a signal in epoch >= 1; returns its error."""
+    record = RunDir.at(run_dir)._read_json("status.json")
+    assert record["status"] == "failed", record
+    assert record["error"].startswith(f"stopped by {name} at step "), record
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert f"last.ckpt (end of epoch {last['epoch']}) is kept; {RESUMES}" in record["error"]
+    assert f"(epoch {last['epoch'] + 1})" in record["error"]  # stopped in the next epoch
+    assert not list(run_dir.rglob(".*.tmp"))  # nothing half-written
+    return record["error"]
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "name"), [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT (Ctrl-C)")]
+)
+def test_signal_stops_a_run_with_128_plus_n_and_keeps_last_ckpt(
+    sig: int, code: int, name: str, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    run = launch("train.py", *TINY, *SLOW, f"hydra.run.dir={run_dir}", logs=tmp_path, env={DELAY_ENV: "0.3"})
+    _wait_for(lambda: _epochs_done(run_dir / "metrics.csv") >= 1, run)
+    run.process.send_signal(sig)
+    result = run.result(timeout=120)
+    assert result.returncode == code, result.stderr[-3000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    error = _check_stopped(run_dir, name)
+    assert _error_lines(result.stderr) == [f"Error: {error}"]
+    assert not (run_dir / "results.json").exists()
+
+
+def test_sigterm_stops_a_basic_sweep_with_its_summary_and_failures_json(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    run = launch(
+        "train.py",
+        "-m",
+        *TINY,
+        *SLOW,
+        "seed=1,2",
+        f"hydra.sweep.dir={sweep}",
+        logs=tmp_path,
+        env={DELAY_ENV: "0.3"},
+    )
+    _wait_for(lambda: any(_epochs_done(m) >= 1 for m in sweep.glob("*seed=1*/metrics.csv")), run)
+    run.process.send_signal(signal.SIGTERM)
+    result = run.result(timeout=120)
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert (
+        f"Sweep stopped by SIGTERM: 2 of 2 jobs did not complete (details in {sweep / 'failures.json'}"
+        in (result.stderr)
+    )
+    first, second = json.loads((sweep / "failures.json").read_text())
+    (stopped,) = sweep.glob("*seed=1*")
+    assert first["error"] == f"Error: {_check_stopped(stopped)}" and "seed=1" in first["overrides"]
+    assert (
+        second["error"] == "Error: not run: stopped by SIGTERM before it started"
+        and "seed=2" in second["overrides"]
+    )
+    assert not list(sweep.glob("*seed=2*/status.json"))
+
+
+def _workers(process: psutil.Process) -> list[psutil.Process]:
+    return [p for p in process.children() if "popen_loky" in " ".join(p.cmdline())]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_cpu_pair_workers_stop_with_the_sweep(sig: int, tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    run = launch(
+        "train.py",
+        "-m",
+        "hydra/launcher=cpu_pair",
+        *TINY,
+        *SLOW,
+        "trainer.max_epochs=30",
+        "seed=1,2",
+        f"hydra.sweep.dir={sweep}",
+        logs=tmp_path,
+        env={DELAY_ENV: "0.3"},
+    )
+    _wait_for(lambda: sum(_epochs_done(m) >= 1 for m in sweep.glob("*/metrics.csv")) == 2, run, timeout=300)
+    children = psutil.Process(run.process.pid).children()
+    workers = _workers(psutil.Process(run.process.pid))
+    assert len(workers) == 2 and all(w.ppid() == run.process.pid for w in workers)
+    run.process.send_signal(sig)
+    result = run.result(timeout=120)
+    _, alive = psutil.wait_procs(children, timeout=60)  # workers and joblib's resource trackers
+    assert not alive, [p.cmdline() for p in alive]
+    for folder in sweep.glob("*seed=*"):
+        _check_stopped(folder)  # each worker's job stopped at a step and said so
+    if sig == signal.SIGTERM:
+        assert result.returncode == 143, result.stderr[-3000:]
+        records = json.loads((sweep / "failures.json").read_text())
+        assert len(records) == 2 and all("stopped by SIGTERM" in r["error"] for r in records)
+    else:
+        assert result.returncode == -signal.SIGKILL
+
+
+# ------------------------------------------------------------------------------- SLURM (submitit)
+
+
+def test_submitit_checkpoint_resubmits_the_same_job_into_the_same_folder(tmp_path: Path) -> None:
+    """What submitit does on SLURM's preemption/timeout signal: call the launcher's checkpoint(),
+    pickle the DelayedSubmission it returns and requeue it. The requeued job must be the same job
+    (same overrides and number) and resolve to the same run folder, although ``${now:}`` in the
+    sweep folder would give another time in the new process."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from submitit.helpers import DelayedSubmission
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        overrides = ["hydra/launcher=submitit_slurm", f"hydra.sweep.dir={tmp_path}/${{now:%H-%M-%S-%f}}"]
+        config = compose("train", overrides=overrides, return_hydra_config=True)
+    sweep_dir = str(config.hydra.sweep.dir)  # resolved once by the sweep, as launch() does
+    # imported after Hydra's plugin discovery, which imports the plugin modules afresh
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
+
+    launcher = SlurmLauncher(**{"submitit_folder": str(tmp_path / ".submitit")})
+    launcher.config = config  # what setup() keeps
+    args = (["seed=2", "alpha=0.3"], "hydra.sweep.dir", 3, "job_id_for_3", {})
+    delayed = launcher.checkpoint(*args)
+    assert isinstance(delayed, DelayedSubmission) and delayed.function is launcher
+    assert delayed.args == args and delayed.kwargs == {}
+    time.sleep(0.01)  # ${now:} would now give another folder if it were resolved again
+    requeued = pickle.loads(pickle.dumps(delayed))  # what the requeued job unpickles
+    assert requeued.args == args
+    assert str(requeued.function.config.hydra.sweep.dir) == sweep_dir
+
+
+def test_under_submitit_lightning_does_not_requeue_a_second_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from vae_gjs.tasks.train import slurm_plugins
+
+    monkeypatch.delenv("SUBMITIT_EXECUTOR", raising=False)
+    assert slurm_plugins() == []
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "slurm")
+    (environment,) = slurm_plugins()
+    assert isinstance(environment, SLURMEnvironment) and environment.auto_requeue is False
+    assert signals.received() is None  # nothing received in this process
+    assert signals.describe(SystemExit(-1)).startswith("stopped by SLURM (preempted or out of time); ")
+    monkeypatch.delenv("SUBMITIT_EXECUTOR")
+    assert signals.describe(SystemExit(-1)) == "SystemExit: -1"
+    assert os.environ.get(signals.SWEEP_PID_ENV) in (None, str(os.getpid()))
