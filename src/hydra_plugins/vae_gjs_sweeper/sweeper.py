@@ -34,6 +34,7 @@ from hydra.errors import CompactHydraException
 from omegaconf import OmegaConf
 
 from vae_gjs import signals
+from vae_gjs.errors import StorageError
 from vae_gjs.io import write_json
 
 log = logging.getLogger(__name__)
@@ -157,20 +158,23 @@ class VaeGjsSweeper(BasicSweeper):
             {"overrides": job, "run_dir": None, "error": f"the sweep was {why} while this job ran or waited"}
             for job in stopped
         ]
-        write_json(sweep_dir / "failures.json", records)
+        details = f"details in {sweep_dir / 'failures.json'}"
+        try:
+            write_json(sweep_dir / "failures.json", records)
+        except StorageError as error:  # a full disk: the summary below is then the only record
+            details = f"failures.json not written: {error}"
         lines = [f"  {' '.join(rec['overrides'])}: {rec['error']}" for rec in records]
         total = len(results) + len(stopped)
         if signals.received() is not None:
             print(
-                f"Sweep {why}: {len(records)} of {total} jobs did not complete (details in "
-                f"{sweep_dir / 'failures.json'}; the same command resumes them):\n" + "\n".join(lines),
+                f"Sweep {why}: {len(records)} of {total} jobs did not complete ({details}; the same "
+                "command resumes them):\n" + "\n".join(lines),
                 file=sys.stderr,
                 flush=True,
             )
             raise SystemExit(signals.exit_code())
         raise SweepFailed(
-            f"{len(records)} of {total} jobs failed (the others finished; details in "
-            f"{sweep_dir / 'failures.json'}):\n" + "\n".join(lines)
+            f"{len(records)} of {total} jobs failed (the others finished; {details}):\n" + "\n".join(lines)
         )
 
 
