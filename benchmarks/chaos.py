@@ -1,7 +1,7 @@
 """Chaos: run a short sweep of tiny runs while killing it, corrupting its files and filling its
 disk, then check every run folder against the promises of docs/reliability.md.
 
-    python benchmarks/chaos.py                       # 4 runs, 10 faults, about 5 minutes on 2 cores
+    python benchmarks/chaos.py                       # 4 runs, 10 faults, about 10 minutes on 2 busy cores
     python benchmarks/chaos.py --runs 3 --faults 6 --seed 1 --out /tmp/chaos
 
 Each round starts the same sweep (``python train.py -m seed=1,...,N``, basic launcher, the same

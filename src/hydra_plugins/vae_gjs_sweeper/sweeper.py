@@ -165,6 +165,7 @@ class VaeGjsSweeper(BasicSweeper):
             details = f"failures.json not written: {error}"
         lines = [f"  {' '.join(rec['overrides'])}: {rec['error']}" for rec in records]
         total = len(results) + len(stopped)
+        others = "the others finished; " if len(records) < total else ""
         if signals.received() is not None:
             print(
                 f"Sweep {why}: {len(records)} of {total} jobs did not complete ({details}; the same "
@@ -173,9 +174,7 @@ class VaeGjsSweeper(BasicSweeper):
                 flush=True,
             )
             raise SystemExit(signals.exit_code())
-        raise SweepFailed(
-            f"{len(records)} of {total} jobs failed (the others finished; {details}):\n" + "\n".join(lines)
-        )
+        raise SweepFailed(f"{len(records)} of {total} jobs failed ({others}{details}):\n" + "\n".join(lines))
 
 
 __all__ = ["SweepFailed", "VaeGjsSweeper", "tidy_float"]
