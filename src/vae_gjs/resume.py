@@ -21,6 +21,8 @@ MAY_CHANGE = (
     "eval",
     "logger",
     "callbacks",
+    "images_every_n_epochs",
+    "log_every_n_steps",
     "data_dir",
     "dataset.root",
     "dataset.download",
