@@ -79,17 +79,13 @@ def test_resume_with_another_config_is_refused_listing_the_keys(
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"}
     message = train_error(["seed=7", "optim.lr=0.001", "divergence=gjs"], folder, monkeypatch)
     assert message.startswith(f"Error: {folder} holds an unfinished run with another config: ")
-    assert (
-        "choices.divergence ('kl_qp' in the folder, 'gjs' now), "
-        "dataset.shuffle_seed (1234 in the folder, 7 now), "
-        "divergence._target_ ('vae_gjs.divergences.KLqp' in the folder, 'vae_gjs.divergences.GJS' now), "
-        "divergence.alpha ('<absent>' in the folder, 0.5 now), "
-        "module.divergence._target_ ('vae_gjs.divergences.KLqp' in the folder, "
-        "'vae_gjs.divergences.GJS' now), "
-        "module.divergence.alpha ('<absent>' in the folder, 0.5 now), "
-        "module.optimizer.lr (0.0001 in the folder, 0.001 now), optim.lr (0.0001 in the folder, 0.001 now), "
-        "seed (1234 in the folder, 7 now); "
-    ) in message
+    for changed in (  # each differing key with both values (the config's derived keys too)
+        "choices.divergence ('kl_qp' in the folder, 'gjs' now)",
+        "divergence._target_ ('vae_gjs.divergences.KLqp' in the folder, 'vae_gjs.divergences.GJS' now)",
+        "optim.lr (0.0001 in the folder, 0.001 now)",
+        "seed (1234 in the folder, 7 now); ",
+    ):
+        assert changed in message, (changed, message)
     assert message.endswith(
         f"resume it with the folder's values, or start afresh in a new folder (hydra.run.dir=<new folder>, "
         f"or delete {folder})"
