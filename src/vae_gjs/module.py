@@ -65,8 +65,7 @@ def non_finite_error(step: int, epoch: int, rec: Tensor, div: Tensor) -> NonFini
         if not torch.isfinite(term).all()
     ]
     return NonFiniteLossError(
-        f"non-finite loss at step {step} (epoch {epoch}) "
-        f"in the {' and the '.join(bad) or 'total'} term"
+        f"non-finite loss at step {step} (epoch {epoch}) in the {' and the '.join(bad) or 'total'} term"
     )
 
 
