@@ -22,6 +22,7 @@ from torch import nn
 
 from vae_gjs.callbacks import RandomState
 from vae_gjs.callbacks.images import TrainingImages
+from vae_gjs.config import recorded_config
 from vae_gjs.data.base import ImageSource
 from vae_gjs.evaluation.images import save_png
 from vae_gjs.io import atomic_open
@@ -130,7 +131,7 @@ class MemberRun:
     def start(self, start_epoch: int) -> None:
         """``config.yaml`` and ``status.json`` (running); the CSV forgets rows from ``start_epoch`` on."""
         self.run.path.mkdir(parents=True, exist_ok=True)
-        self.run.write_config(self.cfg)
+        self.run.write_config(recorded_config(self.cfg))  # as a separate run records it
         self.run.set_status(RUNNING, pid=os.getpid())
         for logger in self.live:
             logger.start_epoch(start_epoch)
@@ -187,7 +188,7 @@ class MemberRun:
         """Hand the deferred loggers the config and the rows, then close them."""
         if not self.deferred:
             return
-        hparams = OmegaConf.to_container(self.cfg, resolve=True)
+        hparams = OmegaConf.to_container(recorded_config(self.cfg))
         try:
             for logger in self.deferred:
                 logger.log_hyperparams(hparams)  # type: ignore[arg-type]
