@@ -1,15 +1,24 @@
 """Resuming checks the config: an unfinished run's folder continues only with the config its
 weights were trained with. Keys that may change between attempts (how long, how fast, what is
-logged or evaluated, where the data lies) are ignored; any other difference is refused."""
+logged or evaluated, where the data lies) are ignored; any other difference is refused.
+
+Keys the folder's config lacks were added to the platform after the run started (a newer version
+resuming an older run); each new key's default keeps the earlier behaviour, so they are listed
+in a warning, not refused."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from vae_gjs.errors import RunError
 from vae_gjs.rundir import RunDir
+
+log = logging.getLogger(__name__)
+MISSING = "<absent>"
 
 #: Keys that a resumed run may change (with everything below them).
 MAY_CHANGE = (
@@ -56,21 +65,32 @@ def _may_change(key: str) -> bool:
 
 
 def differences(saved: DictConfig, new: DictConfig) -> dict[str, tuple[Any, Any]]:
-    """``key -> (saved value, new value)`` for every key that differs and may not change."""
+    """``key -> (saved value, new value)`` for every key that differs and may not change
+    (``"<absent>"`` for a key one side lacks)."""
     old = _flat(OmegaConf.to_container(saved, resolve=True))
     now = _flat(OmegaConf.to_container(new, resolve=True))
     keys = sorted(k for k in old.keys() | now.keys() if not _may_change(k))
-    missing = "<absent>"
-    pairs = {k: (old.get(k, missing), now.get(k, missing)) for k in keys}
+    pairs = {k: (old.get(k, MISSING), now.get(k, MISSING)) for k in keys}
     return {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}
 
 
-def check_same_config(run: RunDir, cfg: DictConfig) -> None:
+def check_same_config(
+    run: RunDir, cfg: DictConfig, record: Callable[[DictConfig], DictConfig] = lambda c: c
+) -> None:
     """Refuse to resume ``run`` with ``cfg`` if they differ in a key that may not change: one line
-    listing the keys, the folder's values and this command's, and how to start afresh."""
+    listing the keys, the folder's values and this command's, and how to start afresh. Both
+    configs are compared as ``record`` writes them (``config.recorded_config``); keys only this
+    command has (added by a newer platform) are listed in a warning."""
     if not run.config_file.is_file():
         return
-    changed = differences(run.load_config(), cfg)
+    changed = differences(record(run.load_config()), record(cfg))
+    added = sorted(k for k, (old, _) in changed.items() if old is MISSING)
+    if added:
+        log.warning(
+            f"{run.path} was written before the keys {', '.join(added)} existed; "
+            "resuming with their current values"
+        )
+    changed = {k: pair for k, pair in changed.items() if k not in added}
     if changed:
         listed = ", ".join(f"{k} ({old!r} in the folder, {new!r} now)" for k, (old, new) in changed.items())
         raise RunError(

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tests.conftest import DATA_DIR, ROOT, compose_train, train_tiny
 from tests.reliability.helpers import train_error
@@ -95,6 +96,25 @@ def test_resume_with_another_config_is_refused_listing_the_keys(
     # ckpt_path=last is checked the same way; keys that may change (steps, threads, logger, test) may
     train_tiny(folder, ["threads=1", "trainer.max_steps=6", "test=false", "logger=none", "ckpt_path=last"])
     assert RunDir.at(folder).status == "completed" and RunDir.at(folder).results["steps"] == 6
+
+
+def test_resume_of_a_run_written_by_an_older_platform_warns_about_the_new_keys(
+    tiny_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A folder whose config.yaml predates keys (here ``module`` and ``learn_alpha``) and records
+    the unused default α of a divergence without skew, as older versions did, still resumes."""
+    folder = _unfinished(tiny_run, tmp_path / "run")
+    saved = yaml.safe_load((folder / "config.yaml").read_text())
+    assert saved["alpha"] is None and "module" in saved  # kl_qp: α recorded as null today
+    saved.update(alpha=0.5)
+    del saved["module"], saved["learn_alpha"]
+    (folder / "config.yaml").write_text(yaml.safe_dump(saved))
+    with caplog.at_level("WARNING", logger="vae_gjs.resume"):
+        train_tiny(folder, ["threads=1", "trainer.max_steps=6"])
+    assert RunDir.at(folder).status == "completed" and RunDir.at(folder).results["steps"] == 6
+    warning = next(r.getMessage() for r in caplog.records if r.name == "vae_gjs.resume")
+    listed = warning.split("the keys ")[1].split(" existed")[0].split(", ")
+    assert {"learn_alpha", "module._target_", "module.lam"} <= set(listed) and "alpha" not in listed
 
 
 # --------------------------------------------------------------------------- corrupt run files

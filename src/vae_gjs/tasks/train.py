@@ -103,7 +103,7 @@ def resume_from(cfg: DictConfig, run: RunDir) -> str | None:
     the run folder's last.ckpt when an unfinished run left one there."""
     if cfg.ckpt_path == "last":
         path = run.checkpoint("last")
-        check_same_config(run, recorded_config(cfg))
+        check_same_config(run, cfg, record=recorded_config)
         return str(path)
     if cfg.ckpt_path is not None:
         return str(cfg.ckpt_path)
@@ -111,7 +111,7 @@ def resume_from(cfg: DictConfig, run: RunDir) -> str | None:
         log.info(f"{run.path} holds a debug run: training from scratch, not from its checkpoint")
         return None
     if run.last_ckpt.is_file():
-        check_same_config(run, recorded_config(cfg))
+        check_same_config(run, cfg, record=recorded_config)
         log.info(f"Resuming the unfinished run in {run.path} from {run.last_ckpt.name}")
         return str(run.last_ckpt)
     return None
