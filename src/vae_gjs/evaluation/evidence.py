@@ -6,7 +6,8 @@ With the encoder's q(z|x) = N(μ, diag σ²) as the proposal and K samples z_k ~
 
 a consistent estimate of log p(x) whose (negative) bias shrinks as K grows; its expectation
 lies between the ELBO (K = 1) and log p(x). All K samples of a batch are decoded in one call
-(``[K·B, d]``), split into a few chunks only to bound memory.
+(``[K·B, d]``), split into chunks of at most ``max_decode`` codes (512: measured faster than
+1024 on the project's 2-core CPU, whose allocator hands back and re-faults activations of 32 MB).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def importance_log_px(
     log_likelihood: LogLikelihood,
     k: int,
     generator: torch.Generator | None = None,
-    max_decode: int = 1024,
+    max_decode: int = 512,
 ) -> ImportanceEstimate:
     """Importance-sampled log p(x) of a batch ``x [B, ...]`` with q(z|x) as the proposal
     (:func:`importance_log_px_by_likelihood` with one likelihood)."""
@@ -66,7 +67,7 @@ def importance_log_px_by_likelihood(
     log_likelihoods: Mapping[str, LogLikelihood],
     k: int,
     generator: torch.Generator | None = None,
-    max_decode: int = 1024,
+    max_decode: int = 512,
 ) -> dict[str, ImportanceEstimate]:
     """Importance-sampled log p(x) of a batch ``x [B, ...]`` with q(z|x) as the proposal, under
     each decoder likelihood of ``log_likelihoods`` from the *same* K samples and decodes.
@@ -79,7 +80,7 @@ def importance_log_px_by_likelihood(
         generator: a CPU generator for the noise (drawn on the CPU, so the samples do not
             depend on the device); ``None`` uses the global one.
         max_decode: at most this many latent codes per ``decode`` call: bounds memory, and on
-            a CPU chunks of about a thousand images decode fastest (activations stay in cache).
+            a CPU chunks of about 500 codes decode fastest (module docstring).
     """
     if k < 1:
         raise ValueError(f"k={k} is not allowed; allowed: an integer >= 1")
@@ -170,7 +171,7 @@ def model_evidence(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: Callable[[Iterable[Any], int], Iterable[Any]] = lambda it, total: it,
-    max_decode: int = 1024,
+    max_decode: int = 512,
 ) -> dict[str, EvidenceResult]:
     """Importance-sampled log p(x) over the first ``n_batches`` batches (all if fewer), under each
     likelihood of ``log_likelihoods`` (same samples for all), with the noise drawn from a CPU

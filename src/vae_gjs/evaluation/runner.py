@@ -45,7 +45,7 @@ from vae_gjs.evaluation.loading import build_datamodule, load_module, resolve_de
 from vae_gjs.evaluation.reconstruction import reconstruction_metrics
 from vae_gjs.evaluation.wandb_log import log_to_wandb
 from vae_gjs.io import check_writable, file_digest, write_json
-from vae_gjs.models import build_likelihood
+from vae_gjs.models import build_likelihood, inference_net
 from vae_gjs.module import VAE
 from vae_gjs.rundir import COMPLETED, CONFIG_VERSION, RunDir, load_run_config
 
@@ -156,7 +156,7 @@ def evidence_section(
     batches, total = _split_batches(datamodule, "test", cfg.batch_size, cfg.n_batches)
     evidences = model_evidence(
         module.net.encode,
-        module.net.decode,
+        inference_net(module.net).decode,  # the same function as net.decode, 2-3x faster on a CPU
         {name: build_likelihood(name).log_prob for name in likelihoods},
         batches,
         k=cfg.k,

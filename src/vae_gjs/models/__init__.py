@@ -1,6 +1,7 @@
 """Encoder/decoder architectures and decoder likelihoods (independent of the divergence)."""
 
 from vae_gjs.models.burgess import Burgess, BurgessDecoder, BurgessEncoder
+from vae_gjs.models.inference import inference_net
 from vae_gjs.models.likelihoods import Bernoulli, Gaussian, Likelihood, build_likelihood, sse
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "Gaussian",
     "Likelihood",
     "build_likelihood",
+    "inference_net",
     "sse",
 ]
