@@ -72,7 +72,10 @@ def _table1_note(table1_dir: str | Path | None, table1: list[RunRecord], learned
     ours = {(r.dataset, r.budget, r.epochs) for r in learned}
     theirs = {(r.dataset, r.budget, r.epochs) for r in table1}
     same = "same dataset, budget and epochs" if ours == theirs else f"NOT the same runs: {sorted(theirs)}"
-    return f"Best fixed α: the Table 1 sweep {table1_dir}, chosen on the training error ({same})."
+    return (
+        f"Best fixed α: the Table 1 sweep {table1_dir}, chosen on the training error among its "
+        f"{len(table1)} finished JS^Gα/JS*^Gα runs ({same})."
+    )
 
 
 def _missing(records: list[RunRecord]) -> list[str]:
