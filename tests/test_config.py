@@ -178,3 +178,53 @@ def test_paper30_budget_is_the_paper_protocol_at_30_epochs() -> None:
     paper, paper30 = compose_train(["budget=paper"]), compose_train(["budget=paper30"])
     assert (paper.trainer.max_epochs, paper30.trainer.max_epochs) == (100, 30)
     assert paper30.dataset.val_size == 0 and paper30.choices.budget == "paper30"
+
+
+def _experiment_jobs(base: list[str]) -> tuple[list[list[str]], str]:
+    compose_train(base)
+    hydra_cfg = HydraConfig.get()
+    sweeper = instantiate(hydra_cfg.sweeper)
+    sweeper.hydra_context = SimpleNamespace(config_loader=None)
+    (jobs,) = sweeper.split_arguments([], max_batch_size=None)
+    return jobs, hydra_cfg.sweep.dir
+
+
+@pytest.mark.parametrize(("dataset", "dgjs", "gjs"), [("fmnist", "0.4", "0.2"), ("mnist", "0.3", "0.1")])
+def test_paper_cells_are_the_three_100_epoch_runs_of_the_papers_choices(
+    dataset: str, dgjs: str, gjs: str
+) -> None:
+    base = [f"+experiment=paper_cells_{dataset}"]
+    jobs, sweep_dir = _experiment_jobs(base)
+    assert jobs == [
+        ["divergence=kl_qp"],
+        ["divergence=dgjs", f"alpha={dgjs}"],
+        ["divergence=gjs", f"alpha={gjs}"],
+    ]
+    assert sweep_dir == f"multirun/paper_cells/{dataset}/paper"
+    for job in jobs:
+        cfg = compose_train([*base, *job])
+        validate(cfg)
+        assert cfg.choices.dataset == dataset and cfg.trainer.max_epochs == 100 and cfg.dataset.val_size == 0
+        assert cfg.evaluate and list(cfg.eval.evidence_likelihood) == ["gaussian", "bernoulli"]
+
+
+def test_likelihood_experiment_trains_the_baselines_with_bce_and_with_255_sse() -> None:
+    base = ["+experiment=likelihood", "dataset=mnist", "budget=cpu"]
+    jobs, sweep_dir = _experiment_jobs(base)
+    assert sweep_dir == "multirun/likelihood/mnist/cpu" and len(jobs) == 6
+    expected = {
+        ("bernoulli", "kl_qp"): 1.0,
+        ("bernoulli", "kl_pq"): 1.0,
+        ("bernoulli", "beta_vae"): 4.0,
+        ("gaussian", "kl_qp"): 1 / 255,
+        ("gaussian", "kl_pq"): 1 / 255,
+        ("gaussian", "beta_vae"): 4 / 255,
+    }
+    seen = {}
+    for job in jobs:
+        cfg = compose_train([*base, *job])
+        validate(cfg)
+        seen[(cfg.likelihood, cfg.choices.divergence)] = cfg.lam
+        assert cfg.evaluate and cfg.trainer.max_epochs == 18
+    assert seen.keys() == expected.keys()
+    assert all(math.isclose(seen[key], lam, rel_tol=1e-12) for key, lam in expected.items())
