@@ -4,8 +4,6 @@ learned α with its test error next to the best fixed α of the Table 1 sweep (d
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from vae_gjs.reports.collect import RunRecord, collect
 from vae_gjs.reports.figures import FAMILIES
 from vae_gjs.reports.markdown import table as md_table
 from vae_gjs.reports.table1 import best_on_train
-from vae_gjs.reports.text import fmt, missing_line, write_texts
+from vae_gjs.reports.text import csv_table, fmt, missing_line, write_texts
 
 #: The starting values of α in conf/experiment/learned_alpha.yaml.
 STARTS = (0.1, 0.5, 0.9)
@@ -132,41 +130,39 @@ def markdown(rows: list[FamilyRow], records: list[RunRecord], note: str) -> str:
 
 
 def csv_text(rows: list[FamilyRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            "divergence",
-            "start_alpha",
-            "learned_alpha",
-            "test_sse",
-            "train_sse",
-            "epochs",
-            "family_alpha_mean",
-            "family_alpha_sd",
-            "fixed_best_alpha",
-            "fixed_best_test_sse",
-            "run",
-        ]
+    header = (
+        "divergence",
+        "start_alpha",
+        "learned_alpha",
+        "test_sse",
+        "train_sse",
+        "epochs",
+        "family_alpha_mean",
+        "family_alpha_sd",
+        "fixed_best_alpha",
+        "fixed_best_test_sse",
+        "run",
     )
-    for row in rows:
-        for run in row.runs:
-            writer.writerow(
-                [
-                    row.family,
-                    f"{run.alpha:g}",
-                    fmt(run.alpha_learned, 6),
-                    fmt(run.test_sse, 4),
-                    fmt(run.train_sse, 4),
-                    run.epochs,
-                    fmt(row.alpha_mean, 6),
-                    fmt(row.alpha_sd, 6),
-                    f"{row.fixed.alpha:g}" if row.fixed else "",
-                    fmt(row.fixed.test_sse, 4) if row.fixed else "",
-                    run.path.name,
-                ]
+    return csv_table(
+        header,
+        (
+            (
+                row.family,
+                f"{run.alpha:g}",
+                fmt(run.alpha_learned, 6),
+                fmt(run.test_sse, 4),
+                fmt(run.train_sse, 4),
+                run.epochs,
+                fmt(row.alpha_mean, 6),
+                fmt(row.alpha_sd, 6),
+                f"{row.fixed.alpha:g}" if row.fixed else "",
+                fmt(row.fixed.test_sse, 4) if row.fixed else "",
+                run.path.name,
             )
-    return out.getvalue()
+            for row in rows
+            for run in row.runs
+        ),
+    )
 
 
 def figure(rows: list[FamilyRow], path: str | Path) -> Path:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vae_gjs.reports.collect import RunRecord
 from vae_gjs.reports.markdown import table as md_table
-from vae_gjs.reports.text import fmt, missing_line, write_texts
+from vae_gjs.reports.text import csv_table, fmt, missing_line, write_texts
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 #: The runs of one dataset's Table 1 sweep: (divergence, α or None).
@@ -166,25 +166,22 @@ def markdown(rows: list[Row], dataset: str, records: list[RunRecord], paper: Pap
 
 
 def csv_text(rows: list[Row], dataset: str) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            "row",
-            "label",
-            "dataset",
-            "ours_test_sse",
-            "ours_train_sse",
-            "ours_alpha",
-            "paper",
-            "paper_alpha",
-            "ratio",
-            "run",
-        ]
+    header = (
+        "row",
+        "label",
+        "dataset",
+        "ours_test_sse",
+        "ours_train_sse",
+        "ours_alpha",
+        "paper",
+        "paper_alpha",
+        "ratio",
+        "run",
     )
-    for row in rows:
-        writer.writerow(
-            [
+    return csv_table(
+        header,
+        (
+            (
                 row.key,
                 row.label,
                 dataset,
@@ -195,9 +192,10 @@ def csv_text(rows: list[Row], dataset: str) -> str:
                 _alpha(row.paper_alpha),
                 fmt(row.ratio, 4),
                 row.run.path.name if row.run else "",
-            ]
-        )
-    return out.getvalue()
+            )
+            for row in rows
+        ),
+    )
 
 
 def latex(rows: list[Row], dataset: str) -> str:

@@ -1,8 +1,12 @@
-"""What the table reports share: number formatting, the list of missing runs, atomic writing."""
+"""What the table reports share: number formatting, CSV text, the list of missing runs, atomic
+writing."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from vae_gjs.io import write_atomic
@@ -11,6 +15,15 @@ from vae_gjs.io import write_atomic
 def fmt(value: float | None, digits: int = 2) -> str:
     """``value`` with ``digits`` decimals, or ``—`` for a missing (None or NaN) one."""
     return "—" if value is None or math.isnan(value) else f"{value:.{digits}f}"
+
+
+def csv_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """CSV text: ``header``, then one line per row."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def missing_line(missing: list[str]) -> str:
