@@ -16,6 +16,25 @@ from vae_gjs.io import storage_error
 LOCK_FILE = ".lock"
 
 
+def holder(folder: str | os.PathLike[str]) -> str | None:
+    """The pid of the live process that holds ``folder``'s lock (training there), or ``None``
+    when no process does (no lock file, or a stale one). Looks without creating anything."""
+    path = Path(folder) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 class RunLock:
     """``with RunLock(folder):`` holds the folder's lock, or raises a one-line :class:`RunError`
     naming the folder and the pid of the process that holds it."""

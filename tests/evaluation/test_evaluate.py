@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from pathlib import Path
 
@@ -122,6 +123,31 @@ def test_sweep_skips_done_runs_and_reports_every_failure(
     assert "Skipping" in result.stdout
     assert (done / "eval.json").stat().st_mtime_ns == written
     assert not (no_checkpoint / "eval.json").exists() and not (old / "eval.json").exists()
+
+
+def test_sweep_and_reports_leave_out_runs_still_training(
+    tiny_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run folder whose lock a live process holds is being trained: its last.ckpt is a moving
+    target, so a sweep evaluation (and a report) skips it and says so; it is evaluated once the
+    training ends (the lock released)."""
+    from vae_gjs.runlock import RunLock, holder
+
+    sweep = tmp_path / "sweep"
+    training = copy_run(tiny_run, sweep / "alpha=0.1")
+    (training / ".lock").unlink(missing_ok=True)
+    assert holder(training) is None and not (training / ".lock").exists()  # looking creates nothing
+    (training / ".lock").write_text("999999\n")  # a stale lock (its process is gone) is no holder
+    assert holder(training) is None
+    with RunLock(training), caplog.at_level("INFO", logger="vae_gjs.evaluation.sweep"):
+        assert holder(training) == str(os.getpid())
+        _evaluate_in_process(f"sweep_dir={sweep}", "figures=false")
+        assert not (training / "eval.json").exists()
+    assert f"alpha=0.1: still training (pid {os.getpid()}), not evaluated" in caplog.text
+    assert "0 runs in" in caplog.text and "1 still training" in caplog.text
+    assert holder(training) is None  # released: the next evaluation takes it
+    _evaluate_in_process(f"sweep_dir={sweep}", "figures=false")
+    assert (training / "eval.json").is_file()
 
 
 @pytest.mark.parametrize(

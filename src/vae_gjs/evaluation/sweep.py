@@ -11,14 +11,16 @@ from omegaconf import DictConfig
 from vae_gjs.errors import ConfigError, RunError
 from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.rundir import RunDir, run_folders
+from vae_gjs.runlock import holder
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_sweep(folder: str | Path, cfg: DictConfig, for_report: bool = False) -> list[dict[str, Any]]:
     """Evaluate every run folder of the sweep ``folder``, skipping the done ones (unless
-    ``force``); a failing run does not stop the others, and the failures are reported together
-    at the end as one :class:`RunError`.
+    ``force``) and the ones a live process is still training (their last.ckpt is a moving
+    target: evaluate them when they end, or one by one with ``run_dir=``); a failing run does not
+    stop the others, and the failures are reported together at the end as one :class:`RunError`.
 
     ``for_report``: a run that has an eval.json is taken as it is, whatever options it was
     evaluated with (e.g. by its own training job, ``evaluate=true``), and failures are only
@@ -31,10 +33,15 @@ def evaluate_sweep(folder: str | Path, cfg: DictConfig, for_report: bool = False
         if (folder / "config.yaml").is_file():
             raise RunError(f"{folder} is a run folder, not a sweep: use run_dir={folder}")
         raise RunError(f"{folder} holds no run folders (subfolders with a config.yaml written by train.py)")
-    records, failures, kept = [], [], 0
+    records, failures, kept, training = [], [], 0, 0
     for number, path in enumerate(runs, 1):
         if for_report and not cfg.force and RunDir.at(path).eval_file.is_file():
             kept += 1
+            continue
+        pid = holder(path)
+        if pid is not None:
+            training += 1
+            log.info(f"[{number}/{len(runs)}] {path.name}: still training (pid {pid}), not evaluated")
             continue
         log.info(f"[{number}/{len(runs)}] {path.name}")
         try:
@@ -47,6 +54,7 @@ def evaluate_sweep(folder: str | Path, cfg: DictConfig, for_report: bool = False
     if failures and not for_report:
         raise RunError(f"{len(failures)} of {len(runs)} runs failed: " + " | ".join(failures))
     log.info(
-        f"Evaluated {len(runs) - kept - len(failures)} runs in {folder}, {len(failures)} failed, {kept} kept"
+        f"Evaluated {len(runs) - kept - training - len(failures)} runs in {folder}, "
+        f"{len(failures)} failed, {kept} kept, {training} still training"
     )
     return records
