@@ -16,7 +16,7 @@ register_resolvers()
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> object:
-    return cli.evaluate(cfg)
+    return cli.entry(cli.evaluate, cfg)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ signals.install()  # a SIGTERM while Hydra starts is recorded: the run then stop
 
 @hydra.main(config_path="conf", config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    return cli.train(cfg)
+    return cli.entry(cli.train, cfg)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -66,6 +66,20 @@ def user_errors() -> Iterator[None]:
             raise UserError(message) from error
         print(message, file=sys.stderr, flush=True)
         raise SystemExit(signals.exit_code()) from None
+
+
+def entry(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
+    """What an entry point's ``@hydra.main`` function runs: ``task(cfg)``. A user-facing error of
+    a single run is printed as its one line and the process exits with 1, without the lines Hydra
+    frames an error with (``Error executing job ...`` before, the ``HYDRA_FULL_ERROR`` hint
+    after); in a sweep it fails the job, and the sweep summarises its failures."""
+    try:
+        return task(cfg)
+    except UserError as error:
+        if _in_sweep():
+            raise
+        print(str(error), file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
 
 
 def train(cfg: DictConfig) -> float | None:

@@ -83,8 +83,9 @@ def cli(
 
 def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
     """The user-facing error of a failed run: exit status != 0, no traceback anywhere, exactly
-    one ``Error: ...`` line on stderr, complete on that line (Hydra's blank line and hint follow
-    it directly), containing every fragment. Returns the line."""
+    one ``Error: ...`` line on stderr, complete on that line — the last line of a single run;
+    in a sweep Hydra's blank line and hint follow it directly — containing every fragment.
+    Returns the line."""
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-3000:]
     assert "Traceback" not in output, output[-3000:]
@@ -92,7 +93,10 @@ def one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) ->
     errors = [i for i, line in enumerate(lines) if line.startswith("Error: ")]
     assert len(errors) == 1, result.stderr[-3000:]
     i = errors[0]
-    assert lines[i + 1 : i + 3] == ["", FULL_ERROR_HINT], result.stderr[-3000:]
+    after = lines[i + 1 :]
+    assert after == [] or after[:2] == ["", FULL_ERROR_HINT], result.stderr[-3000:]
+    if "-m" not in result.args and "--multirun" not in result.args:
+        assert after == [], result.stderr[-3000:]  # a single run: the one line, nothing around it
     for fragment in fragments:
         assert fragment in lines[i], (fragment, lines[i])
     return lines[i]
