@@ -13,7 +13,7 @@ from vae_gjs.models.inference import ChannelsLast, SubPixelConvTranspose2d
 
 
 @pytest.mark.parametrize(
-    ("c_in", "c_out", "size", "bias"), [(32, 1, 16, 16), (3, 5, 7, True), (8, 3, 1, False)]
+    ("c_in", "c_out", "size", "bias"), [(32, 1, 16, True), (3, 5, 7, True), (8, 3, 1, False)]
 )
 def test_sub_pixel_rewrite_equals_the_transposed_convolution(
     c_in: int, c_out: int, size: int, bias: bool

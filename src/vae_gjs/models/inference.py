@@ -14,10 +14,10 @@ decoder's last layer: 1 or 3 channels): measured on the project's 2-core AMD EPY
 (1 thread, batches of 256 codes), 106 µs an image against 34 µs rewritten, while for 32 output
 channels the library's own kernel is the faster one (55 against 74 µs). :func:`inference_net`
 therefore rewrites only the thin layers, makes every ReLU work in place, and runs the convolutions
-on channels-last activations (oneDNN's native layout: no reorder of each output). For the
-importance-sampled log p(x) of the Burgess decoder (2 threads, 512 codes a call, both
-likelihoods) that is 56–60 µs a code against 157–161 µs for ``net.decode`` (same machine, one
-run of ``benchmarks/evidence.py``).
+on channels-last activations (oneDNN's native layout: no reorder of each output). The
+importance-sampled log p(x) of 10,000 MNIST test images (K = 128, 512 codes a call) then takes
+77 s on 2 threads against 198 s with ``net.decode`` (``python benchmarks/run.py --only eval``,
+docs/performance.md).
 """
 
 from __future__ import annotations
