@@ -2,6 +2,7 @@
 
     python benchmarks/fused.py                   # CPU: the 9-α gjs group vs one run, 1 and 2 threads
     python benchmarks/fused.py --device cuda     # GPU: the 22-member Table 1 group vs one run, same card
+    python benchmarks/fused.py --operators       # operators a step dispatches: Table 1 group vs one run
 
 Both sides run the real code on real MNIST batches (batch 64): the fused side is
 :class:`vae_gjs.fused.engine.FusedEngine` (stacked weights, per-member random streams, one Adam);
@@ -9,13 +10,16 @@ the separate side is the bare PyTorch loop of one model (``benchmarks/run.py``'s
 path reaches 0.95-0.97 of it, so the ratio printed is a lower bound). "Model-images/s" counts
 every member's images: fused steps/s × members × 64. ``--device cuda`` also projects the
 training wall time of a 100-epoch MNIST Table 1 column (22 runs, 938 steps an epoch) fused, and
-separately one run after the other. Prints one JSON summary (finishes in about a minute on an
-H100; a few minutes on 2 CPU cores).
+separately one run after the other. Both modes also count the operators one step dispatches
+(forward, backward and Adam: each a kernel launch on a GPU, where a step of these small models
+is bound by launches, not FLOPs): the count does not depend on the machine. Prints one JSON
+summary (finishes in about a minute on an H100; a few minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import statistics
@@ -30,6 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from tests.conftest import DATA_DIR, compose_train  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from vae_gjs.data import MNIST, InMemoryBatches  # noqa: E402
 from vae_gjs.fused.engine import FusedEngine  # noqa: E402
@@ -112,6 +117,25 @@ class Separate:
         self.optimiser.step()
 
 
+class OperatorCount(TorchDispatchMode):
+    """Counts the ATen operators dispatched inside the block (by name)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.counts[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def operators_per_step(step: Any) -> int:
+    """Operators one call of ``step`` dispatches (after a warm-up, which it needs: Adam's state)."""
+    with OperatorCount() as counter:
+        step()
+    return sum(counter.counts.values())
+
+
 def steps_per_s(step: Any, steps: int, device: torch.device) -> float:
     _sync(device)
     start = time.perf_counter()
@@ -138,6 +162,8 @@ def compare(
     single, together = statistics.median(single_rates), statistics.median(fused_rates)
     return {
         "members": n,
+        "separate_operators_per_step": operators_per_step(separate),
+        "fused_operators_per_step": operators_per_step(fused),
         "separate_steps_per_s": round(single, 2),
         "fused_steps_per_s": round(together, 2),
         "separate_model_images_per_s": round(single * BATCH),
@@ -161,6 +187,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=100, help="epochs of the projected GPU column")
+    parser.add_argument(
+        "--operators", action="store_true", help="only count the operators of a step (no timing)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     summary: dict[str, Any] = {
@@ -169,7 +198,15 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
     }
-    if device.type == "cuda":
+    if args.operators:
+        separate, fused = Separate(device), Fused(TABLE1, device)
+        for step in (separate, fused):
+            steps_per_s(step, 2, device)
+        summary["operators_per_step"] = {
+            "separate": operators_per_step(separate),
+            f"fused_table1_group_{len(TABLE1)}_members": operators_per_step(fused),
+        }
+    elif device.type == "cuda":
         steps = args.steps or 200
         result = compare(TABLE1, device, steps, args.warmup, args.rounds)
         column_steps = args.epochs * STEPS_PER_EPOCH

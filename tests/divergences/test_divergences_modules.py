@@ -306,3 +306,54 @@ def test_a_subclass_without_its_own_name_does_not_replace_its_parent() -> None:
 
     assert build_divergence("kl_qp").__class__ is KLqp
     assert Tweaked not in Divergence.registry.values()
+
+
+# ---------------------------------------------------------------- fused sweeps: stacked calls
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+@pytest.mark.parametrize(
+    "members",
+    [
+        [KLqp(), KLqp(), KLqp()],
+        [KLpq(), KLpq()],
+        [GJS(a / 10) for a in range(11)],
+        [DGJS(a / 10) for a in range(11)],
+        [GJS(0.2, prime=False), GJS(0.7, prime=False)],
+    ],
+    ids=["kl_qp", "kl_pq", "gjs", "dgjs", "gjs-unprimed"],
+)
+def test_stacked_rows_are_each_members_own_value_bit_for_bit(members, dtype):
+    """One call for N members gives exactly what N separate calls give (same elementwise
+    operations, α and 1 - α rounded alike), here with log-variances out to ±30."""
+    keys = {member.stack_key() for member in members}
+    assert len(keys) == 1 and None not in keys
+    stacks = [_posterior(seed, batch=16, d=5, dtype=dtype) for seed in range(len(members))]
+    mu = torch.stack([s[0] for s in stacks])
+    logvar = torch.stack([s[1] for s in stacks])
+    logvar[0, 0] = torch.linspace(-30, 30, 5, dtype=dtype)
+    together = type(members[0]).stacked(members, mu, logvar)
+    separately = torch.stack([member(mu[n], logvar[n]) for n, member in enumerate(members)])
+    assert together.shape == (len(members), 16) and torch.isfinite(together).all()
+    assert torch.equal(together, separately)
+
+
+def test_stack_keys_part_what_cannot_share_a_call():
+    class Scaled(KLqp):  # a subclass may change the value: never stacked with its parent
+        def value_and_parts(self, mu, logvar):
+            value, parts = super().value_and_parts(mu, logvar)
+            return 2 * value, parts
+
+    keys = {
+        "kl_qp": KLqp().stack_key(),
+        "kl_pq": KLpq().stack_key(),
+        "gjs": GJS(0.3).stack_key(),
+        "gjs-other-alpha": GJS(0.9).stack_key(),
+        "gjs-unprimed": GJS(0.3, prime=False).stack_key(),
+        "dgjs": DGJS(0.3).stack_key(),
+    }
+    assert keys["gjs"] == keys["gjs-other-alpha"]
+    assert len({v for k, v in keys.items() if k != "gjs-other-alpha"}) == 5
+    # Evaluated member by member: divergences that draw, a learned α, subclasses.
+    for alone in (MMD(), MMDReference(), GJS(0.3, learn_alpha=True), Scaled()):
+        assert alone.stack_key() is None

@@ -24,16 +24,20 @@ RTOL = 1e-4
 
 
 class LossRecorder(Callback):
+    """Each step's loss, and the generator's state after the last step."""
+
     def __init__(self) -> None:
         self.losses: list[float] = []
+        self.generator = torch.empty(0)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.losses.append(float(outputs["loss"]))
+        self.generator = torch.get_rng_state()
 
 
 @pytest.fixture(scope="module")
-def separate_losses(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
-    losses = []
+def separate_runs(tmp_path_factory: pytest.TempPathFactory) -> list[LossRecorder]:
+    recorders = []
     for index, overrides in enumerate(THREE):
         recorder = LossRecorder()
         run_dir = tmp_path_factory.mktemp(f"separate{index}")
@@ -41,13 +45,14 @@ def separate_losses(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
             member_config(run_dir, [*overrides, f"trainer.max_steps={STEPS}", "test=false"]),
             callbacks=[recorder],
         )
-        losses.append(recorder.losses)
-    return np.array(losses)
+        recorders.append(recorder)
+    return recorders
 
 
 def test_fused_losses_match_separate_runs_step_by_step(
-    separate_losses: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    separate_runs: list[LossRecorder], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    separate_losses = np.array([run.losses for run in separate_runs])
     recorded: list[list[float]] = []
     step = FusedEngine.step
 
@@ -61,8 +66,15 @@ def test_fused_losses_match_separate_runs_step_by_step(
         member_config(tmp_path / f"m{i}", [*o, f"trainer.max_steps={STEPS}", "test=false"])
         for i, o in enumerate(THREE)
     ]
-    outcomes = FusedGroup(cfgs).run()
+    group = FusedGroup(cfgs)
+    outcomes = group.run()
     assert outcomes == [None, None, None]  # test=false: no test error, and no failure
+    # Every member drew exactly its separate run's numbers: kl_qp and gjs drew their noise
+    # together (one draw), mmd_reference its noise and prior samples in its own stream.
+    for member, run in enumerate(separate_runs):
+        assert torch.equal(group.engine.streams.states[member], run.generator)
+    assert torch.equal(group.engine.streams.states[0], group.engine.streams.states[1])
+    assert not torch.equal(group.engine.streams.states[0], group.engine.streams.states[2])
     fused = np.array(recorded).T
     assert fused.shape == separate_losses.shape == (3, STEPS)
     np.testing.assert_allclose(fused[:, 0], separate_losses[:, 0], rtol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar
 
 from torch import Tensor, nn
@@ -21,6 +22,8 @@ class Divergence(nn.Module, ABC):
 
     Subclasses implement :meth:`value_and_parts`; those that set ``name`` are registered for
     :func:`build_divergence`, and Hydra configs instantiate any subclass through ``_target_``.
+    A fused sweep (docs/fused.md) evaluates the members it can in one call: a subclass opts in
+    with :meth:`stack_key`, and :meth:`stacked` if its options differ between members.
     """
 
     name: ClassVar[str] = ""
@@ -43,6 +46,22 @@ class Divergence(nn.Module, ABC):
     def project_(self) -> None:
         """Put trained parameters back into their domain; called after every optimiser step
         (nothing to do for a divergence without constraints)."""
+
+    def stack_key(self) -> Hashable | None:
+        """Members of a fused sweep whose divergences have equal keys are evaluated together, by
+        one :meth:`stacked` call of their class. ``None`` (the default) evaluates this one on its
+        own, inside its member's random stream: right for any divergence, and required for one
+        that draws random numbers (MMD). A key promises that :meth:`value_and_parts` draws none
+        and that two divergences with equal keys differ at most in what :meth:`stacked` reads."""
+        return None
+
+    @classmethod
+    def stacked(cls, members: Sequence[Divergence], mu: Tensor, logvar: Tensor) -> Tensor:
+        """Per-sample values ``[N, B]`` of ``members`` (equal :meth:`stack_key`) on stacked inputs
+        ``[N, B, d]``: row n is ``members[n](mu[n], logvar[n])``, computed by the same elementwise
+        operations. The default suits a divergence without options whose closed form broadcasts
+        over leading dimensions (each KL): one call of the first member."""
+        return members[0](mu, logvar)
 
     def forward(self, mu: Tensor, logvar: Tensor) -> Tensor:
         """Per-sample divergence ``[B]``."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
 from typing import ClassVar
 
 import torch
@@ -38,10 +39,33 @@ class GJS(Divergence):
 
     def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
         """The divergence and its two unweighted KL parts, ``(1-α)·part_1 + α·part_2``."""
-        zeros = torch.zeros_like(mu)
-        kl_q, kl_p = gjs_normal_terms(mu, logvar, zeros, zeros, self.alpha, self.dual, self.prime)
+        kl_q, kl_p = self._parts(mu, logvar, self.alpha)
         value = (1 - self.alpha) * kl_q + self.alpha * kl_p
         return value, dict(zip(self.part_names, (kl_q, kl_p), strict=True))
+
+    def _parts(self, mu: Tensor, logvar: Tensor, alpha: float | Tensor) -> tuple[Tensor, Tensor]:
+        zeros = torch.zeros_like(mu)
+        return gjs_normal_terms(mu, logvar, zeros, zeros, alpha, self.dual, self.prime)
+
+    def stack_key(self) -> Hashable | None:
+        """Fixed-α members of exactly one class (a subclass is evaluated on its own unless it
+        declares its own key) and one intermediate share one call (:meth:`stacked`)."""
+        if type(self) not in (GJS, DGJS) or self.learned():
+            return None
+        return type(self), self.prime
+
+    @classmethod
+    def stacked(cls, members: Sequence[Divergence], mu: Tensor, logvar: Tensor) -> Tensor:
+        """Each member's own α broadcast over its rows: α and 1 - α are rounded to the input's
+        dtype from the same Python floats as :meth:`value_and_parts` rounds them."""
+        alphas = [member.alpha for member in members]
+
+        def column(values: list[float]) -> Tensor:
+            return torch.tensor(values, dtype=mu.dtype, device=mu.device).view(-1, 1)
+
+        alpha = column(alphas)
+        kl_q, kl_p = members[0]._parts(mu, logvar, alpha.unsqueeze(-1))
+        return column([1 - a for a in alphas]) * kl_q + alpha * kl_p
 
     def learned(self) -> dict[str, Tensor]:
         return {"alpha": self.alpha.detach()} if isinstance(self.alpha, nn.Parameter) else {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import torch
 from torch import Tensor
 
@@ -14,6 +16,12 @@ class KLqp(Divergence):
 
     name = "kl_qp"
 
+    def stack_key(self) -> Hashable | None:
+        """No options and no random numbers: fused members of exactly this class share one call
+        (a subclass may change the value or add options: it is evaluated on its own unless it
+        declares its own key)."""
+        return type(self) if type(self) in (KLqp, KLpq) else None
+
     def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
         zeros = torch.zeros_like(mu)
         return kl_normal(mu, logvar, zeros, zeros), {}
@@ -23,6 +31,7 @@ class KLpq(Divergence):
     """KL(p(z) ‖ q(z|x)) = ½ Σ (σ⁻² + log σ² + μ²/σ² - 1), Eq. (4)."""
 
     name = "kl_pq"
+    stack_key = KLqp.stack_key
 
     def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
         zeros = torch.zeros_like(mu)

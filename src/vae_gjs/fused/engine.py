@@ -3,11 +3,16 @@
 Each step, for one shared batch ``x``:
 
 1. every member encodes ``x`` at once (:class:`~vae_gjs.fused.stack.StackedNets`);
-2. member by member, inside its own random stream (:class:`~vae_gjs.fused.rng.MemberStreams`),
-   the reparameterisation noise ``torch.randn_like(mu)`` and the divergence (which may draw
-   prior samples) are computed by the calls ``VAE.per_image_terms`` makes, in its order;
+2. each member's reparameterisation noise ``torch.randn_like(mu)`` is drawn in its own random
+   stream (:class:`~vae_gjs.fused.rng.MemberStreams`) by the call ``VAE.per_image_terms`` makes:
+   once for all members whose streams are at one point, when their divergences draw nothing
+   (:meth:`~vae_gjs.divergences.base.Divergence.stack_key`); these divergences are evaluated
+   in one call per kind (:meth:`~vae_gjs.divergences.base.Divergence.stacked`: all KL(q‖p) and
+   β-VAE members together, all JS^{Gα'} members with their own α, ...); a divergence that draws
+   (MMD) is evaluated member by member inside the member's stream, after its noise, as
+   ``VAE.per_image_terms`` orders them;
 3. every member decodes its own codes at once, and its loss is ``rec.mean() + λ·div.mean()``
-   (Eq. 22), the same expression as a separate run's;
+   (Eq. 22), the separate run's expression with each member's own λ;
 4. the sum of the live members' losses is back-propagated and one Adam steps all stacked weights.
 
 Adam is elementwise (no weight decay, no gradient clipping, no learning-rate schedule), so one
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +89,18 @@ class FusedEngine:
         self.nets = StackedNets([module.net for module in modules]).to(device)
         self.divergences = [module.divergence.to(device) for module in modules]
         self.lams = [module.lam for module in modules]
+        self._lams = torch.tensor(self.lams, dtype=torch.float32, device=device)
+        kinds: dict[Hashable, list[int]] = {}
+        for member, divergence in enumerate(self.divergences):
+            kinds.setdefault(divergence.stack_key(), []).append(member)
+        #: Members evaluated one by one, in their own streams (divergences that may draw).
+        self._alone = kinds.pop(None, [])
+        #: Members evaluated together, one list per kind of divergence.
+        self._stacks = list(kinds.values())
+        self._stacked = sorted(member for members in self._stacks for member in members)
+        #: Where member m's divergence row lands in the concatenation (stacks, then the others).
+        order = [*itertools.chain(*self._stacks), *self._alone]
+        self._rows = torch.tensor(sorted(range(self.size), key=order.__getitem__), device=device)
         self.likelihood = modules[0].likelihood
         # The separate run's optimiser (conf/module: a partial, Adam by default) over the stacked
         # weights, in the one parameter group a separate run has ("net", with its options).
@@ -105,15 +122,26 @@ class FusedEngine:
         """Every member's loss ``[N]``, reconstruction ``[N, B]`` and divergence ``[N, B]`` for the
         training batch ``x`` (z sampled with each member's own noise)."""
         mu, logvar = self.nets.encode(x)
-        noise, divs = [], []
-        for member in range(self.size):
+        noise: dict[int, Tensor] = {}
+        for members in self.streams.alike(self._stacked):
+            with self.streams.together(members):
+                drawn = torch.randn_like(mu[members[0]])
+            for member in members:
+                noise[member] = drawn
+        divs = [
+            type(self.divergences[members[0]]).stacked(
+                [self.divergences[m] for m in members], mu[members], logvar[members]
+            )
+            for members in self._stacks
+        ]
+        for member in self._alone:
             with self.streams.member(member):  # the draws, in the order VAE._step makes them
-                noise.append(torch.randn_like(mu[member]))
-                divs.append(self.divergences[member].value_and_parts(mu[member], logvar[member])[0])
-        z = mu + torch.exp(0.5 * logvar) * torch.stack(noise)
+                noise[member] = torch.randn_like(mu[member])
+                divs.append(self.divergences[member].value_and_parts(mu[member], logvar[member])[0][None])
+        z = mu + torch.exp(0.5 * logvar) * torch.stack([noise[m] for m in range(self.size)])
         rec = self._reconstruction(self.nets.decode(z), x)
-        div = torch.stack(divs)
-        losses = torch.stack([rec[m].mean() + self.lams[m] * div[m].mean() for m in range(self.size)])
+        div = torch.cat(divs)[self._rows]
+        losses = rec.mean(1) + self._lams * div.mean(1)
         return losses, rec, div
 
     def _freeze(self, member: int) -> None:
@@ -182,7 +210,6 @@ class FusedEngine:
         ``train/div``, ``train/loss`` and ``time/epoch_s`` (the group's seconds)."""
         started = time.perf_counter()
         sums = torch.zeros(self.size, len(TRAIN_METRICS), dtype=torch.float32, device=self.device)
-        lams = torch.tensor(self.lams, dtype=torch.float32, device=self.device).unsqueeze(1)
         images = 0
         for x, _ in itertools.islice(batches, n_batches):
             x = x.to(self.device, non_blocking=True)
@@ -192,7 +219,7 @@ class FusedEngine:
             if not self.alive:
                 break
             with torch.no_grad():
-                sums += torch.stack([rec.sum(1), div.sum(1), (rec + lams * div).sum(1)], dim=1)
+                sums += torch.stack([rec.sum(1), div.sum(1), (rec + self._lams[:, None] * div).sum(1)], dim=1)
             images += x.shape[0]
             if 0 < max_steps <= self.progress.global_step:
                 break

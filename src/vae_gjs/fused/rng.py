@@ -9,11 +9,16 @@ generator state per member, starting from the state a separate run has after bui
 network, and swaps it into the default generator while that member draws: the member's code
 calls exactly what the separate run calls (``torch.randn_like``, the divergence's own
 ``forward``), so it gets the same numbers, bit for bit, on the CPU and on CUDA.
+
+Members whose streams are at the same point draw the same numbers for the same calls: members
+that draw only their noise (every divergence but MMD) stay together from their common start, so
+:meth:`MemberStreams.together` draws once for all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
@@ -48,14 +53,34 @@ class MemberStreams:
         start = get_state(device)
         return cls(device, [start] * members)
 
-    @contextmanager
-    def member(self, index: int) -> Iterator[None]:
+    def member(self, index: int) -> contextlib.AbstractContextManager[None]:
         """Member ``index``'s stream is the default generator inside the block; its advanced
         state is kept for the next block, and the previous default state is put back."""
+        return self.together([index])
+
+    def alike(self, indices: Sequence[int]) -> list[list[int]]:
+        """``indices`` in classes of members whose streams are at the same point (equal states),
+        in order of first appearance."""
+        classes: list[list[int]] = []
+        for index in indices:
+            for members in classes:
+                if torch.equal(self.states[members[0]], self.states[index]):
+                    members.append(index)
+                    break
+            else:
+                classes.append([index])
+        return classes
+
+    @contextmanager
+    def together(self, indices: Sequence[int]) -> Iterator[None]:
+        """The common stream of ``indices`` (one class of :meth:`alike`) is the default generator
+        inside the block; every one of them keeps its advanced state, as if each had drawn."""
         outside = get_state(self.device)
-        set_state(self.device, self.states[index])
+        set_state(self.device, self.states[indices[0]])
         try:
             yield
         finally:
-            self.states[index] = get_state(self.device)
+            advanced = get_state(self.device)
+            for index in indices:
+                self.states[index] = advanced
             set_state(self.device, outside)
