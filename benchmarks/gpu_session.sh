@@ -71,12 +71,12 @@ python -c "import torch, lightning, hydra; print('torch', torch.__version__, 'cu
 stamp "installed"
 
 if [[ "$ACCELERATOR" == "gpu" ]]; then
-  timeout 150 python benchmarks/fused.py --device cuda --epochs 100 --rounds 2 --steps 100 \
+  timeout 120 python benchmarks/fused.py --device cuda --epochs 100 --rounds 2 --steps 100 \
     > "$OUT/fused_bench.json" 2> "$OUT/fused_bench.err"
   stamp "benchmark done (exit $?)"
 fi
 
-timeout "${COLUMN_SECONDS:-330}" python train.py -m +experiment=table1 dataset="$DATASET" budget=cpu \
+timeout "${COLUMN_SECONDS:-400}" python train.py -m +experiment=table1 dataset="$DATASET" budget=cpu \
   hydra/launcher=fused hydra.launcher.n_jobs=2 hydra.launcher.max_models=11 \
   trainer.accelerator="$ACCELERATOR" threads=4 logger=csv images_every_n_epochs=null eval.figures=false \
   'eval.evidence_likelihood=[gaussian,bernoulli]' hydra.sweep.dir="$WORK/sweep" \
