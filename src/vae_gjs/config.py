@@ -33,7 +33,7 @@ LIKELIHOODS = ("gaussian", "bernoulli")
 #: Reports that load the sweep's models (written by :mod:`vae_gjs.tasks.evaluate`).
 MODEL_REPORTS = ("fig4",)
 #: Reports of a sweep (the writers of the others: :mod:`vae_gjs.reports.write`).
-REPORTS = ("table1", "fig3", "fig5", "learned_alpha", *MODEL_REPORTS)
+REPORTS = ("table1", "fig3", "fig5", "learned_alpha", "likelihood", *MODEL_REPORTS)
 #: Checkpoints and splits an evaluation can use.
 CHECKPOINTS = ("best", "last")
 SPLITS = ("test", "train", "val")
@@ -262,9 +262,9 @@ def validate_evaluate(cfg: DictConfig) -> None:
         check_choice("report", cfg.report, REPORTS)
         if cfg.get("sweep_dir") is None:
             raise ConfigError(f"report={cfg.report} needs sweep_dir=<folder of run folders>")
-    if cfg.get("table1_dir") is not None and cfg.get("report") != "learned_alpha":
+    if cfg.get("table1_dir") is not None and cfg.get("report") not in ("learned_alpha", "likelihood"):
         raise ConfigError(
-            f"table1_dir={cfg.table1_dir} is only used by report=learned_alpha; "
+            f"table1_dir={cfg.table1_dir} is only used by report=learned_alpha and report=likelihood; "
             f"allowed with report={cfg.get('report')}: table1_dir=null"
         )
     if (cfg.get("run_dir") is None) == (cfg.get("sweep_dir") is None):

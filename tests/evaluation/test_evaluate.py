@@ -209,11 +209,12 @@ def test_weights_of_another_architecture_are_named(tiny_run: Path, tmp_path: Pat
         (["report=table1"], "report=table1 needs sweep_dir"),
         (
             ["sweep_dir=a", "report=table2"],
-            "report='table2' is unknown; allowed: fig3, fig4, fig5, learned_alpha, table1",
+            "report='table2' is unknown; allowed: fig3, fig4, fig5, learned_alpha, likelihood, table1",
         ),
         (
             ["sweep_dir=a", "report=table1", "table1_dir=b"],
-            "table1_dir=b is only used by report=learned_alpha; allowed with report=table1: table1_dir=null",
+            "table1_dir=b is only used by report=learned_alpha and report=likelihood; "
+            "allowed with report=table1: table1_dir=null",
         ),
         ([], "give exactly one of run_dir"),
         (["run_dir=a", "sweep_dir=b"], "give exactly one of run_dir"),

@@ -12,25 +12,36 @@ import pytest
 import yaml
 from PIL import Image
 
+from vae_gjs.errors import RunError
 from vae_gjs.reports import PaperTable, collect, figure3, figure5, table1
+from vae_gjs.reports.likelihood import likelihood_report
 from vae_gjs.reports.markdown import escape
 from vae_gjs.reports.table1 import ALPHAS, ROWS
 
 
 def _run(
-    sweep: Path, divergence: str, alpha: float, train: float, test: float, log_px: float, status="completed"
+    sweep: Path,
+    divergence: str,
+    alpha: float,
+    train: float,
+    test: float,
+    log_px: float,
+    status="completed",
+    lam: float = 1.0,
+    likelihood: str = "gaussian",
 ) -> None:
     run = sweep / (
         f"alpha={alpha},divergence={divergence}"
         if divergence in ("gjs", "dgjs")
-        else f"divergence={divergence}"
+        else f"divergence={divergence},lam={lam:.4g},likelihood={likelihood}"
     )
     run.mkdir(parents=True)
     skew = {"alpha": alpha} if divergence in ("gjs", "dgjs") else {}
     config = {
         "alpha": 0.5,  # the top-level default: only the divergence's own α counts
         "divergence": {"_target_": f"vae_gjs.divergences.{divergence}", **skew},
-        "lam": 1.0,
+        "lam": lam,
+        "likelihood": likelihood,
         "choices": {"dataset": "mnist", "divergence": divergence, "budget": "cpu"},
     }
     (run / "config.yaml").write_text(yaml.safe_dump(config))
@@ -167,3 +178,40 @@ def test_figure3_legend_lies_outside_the_panels_and_titles_name_dataset_and_budg
     assert "MNIST, budget cpu (8 epochs)" in ax5.get_title()
     box5 = ax5.get_legend().get_window_extent(fig5.canvas.get_renderer())
     assert not box5.overlaps(ax5.get_window_extent(fig5.canvas.get_renderer()))
+
+
+def test_likelihood_report_names_each_training_loss_and_its_ratios_against_the_papers(tmp_path: Path) -> None:
+    experiment, table1_sweep = tmp_path / "likelihood", tmp_path / "table1"
+    for divergence, lam, sse in (("kl_qp", 1.0, 10.0), ("kl_pq", 1.0, 13.7), ("beta_vae", 4.0, 13.9)):
+        _run(experiment, divergence, 0.5, sse, sse, -100, likelihood="bernoulli", lam=lam)
+        _run(experiment, divergence, 0.5, sse, sse / 2, -100, lam=lam / 255)
+        _run(table1_sweep, divergence, 0.5, sse, 2 * sse, -100, lam=lam)
+    _run(experiment, "kl_qp", 0.5, 1.0, 1.0, -100, likelihood="bernoulli", lam=3.0)  # another weight
+    _run(table1_sweep, "kl_pq", 0.5, 1.0, 1.0, -100, likelihood="bernoulli", status="failed")  # not counted
+    paths = likelihood_report(collect(experiment), experiment / "reports", table1_sweep)
+    lines = {
+        line.split(" | ")[0].lstrip("| "): line for line in paths["likelihood.md"].read_text().splitlines()
+    }
+    # β-VAE / KL(q‖p) = 1.39, KL(p‖q) / KL(q‖p) = 1.37: the same ratios under each training loss here
+    for name in ("Bernoulli", "255·SSE", "SSE"):
+        assert "| 1.39 | 1.37 |" in lines[name], lines[name]
+    assert "| 10.00 | 13.70 | 13.90 |" in lines["Bernoulli"] and "| 20.00 | 27.40 | 27.80 |" in lines["SSE"]
+    paper = 11.75 / 8.46, 11.61 / 8.46  # Table 1, MNIST
+    distance = abs(math.log(1.39 / paper[0])) + abs(math.log(1.37 / paper[1]))
+    assert f"| {distance:.3f} |" in lines["Bernoulli"]
+    assert "| 1.00 | — | — | — | — | — |" in lines["bernoulli, λ × 3"]  # its own row, not mixed in
+    assert lines["paper"].startswith("| paper | 8.46 | 11.61 | 11.75 | 1.39 | 1.37 | 0 |")
+    rows = list(csv.DictReader(paths["likelihood.csv"].open()))
+    assert len(rows) == 10 and {r["hypothesis"] for r in rows} == {
+        "Bernoulli",
+        "255·SSE",
+        "SSE",
+        "bernoulli, λ × 3",
+    }
+
+
+def test_likelihood_report_refuses_two_runs_of_one_cell(tmp_path: Path) -> None:
+    _run(tmp_path / "a", "kl_qp", 0.5, 10.0, 10.0, -100)
+    _run(tmp_path / "b", "kl_qp", 0.5, 11.0, 11.0, -100)
+    with pytest.raises(RunError, match="two finished kl_qp runs trained with SSE"):
+        likelihood_report(collect(tmp_path / "a"), tmp_path / "reports", tmp_path / "b")

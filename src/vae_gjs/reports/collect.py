@@ -45,6 +45,8 @@ class RunRecord:
     #: log p(x) under each likelihood the run was evaluated with: name -> (mean, CI low, CI high).
     log_px_by_likelihood: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     alpha_learned: float = NAN
+    #: The training likelihood (config.yaml's ``likelihood``: gaussian, i.e. SSE, or bernoulli).
+    likelihood: str = "gaussian"
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -91,6 +93,7 @@ def read_run(path: Path) -> RunRecord:
             for name, entry in evaluation.get("evidence_by_likelihood", {}).items()
         },
         alpha_learned=evaluation.get("learned", {}).get("alpha", results.get("alpha_learned", NAN)),
+        likelihood=str(cfg.get("likelihood", "gaussian")),
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from vae_gjs.reports.collect import RunRecord, collect
 from vae_gjs.reports.figures import figure3, figure5
 from vae_gjs.reports.learned_alpha import learned_alpha
+from vae_gjs.reports.likelihood import likelihood_report
 from vae_gjs.reports.publish import publish
 from vae_gjs.reports.table1 import table1
 
@@ -28,6 +29,7 @@ WRITERS: dict[str, Callable[[list[RunRecord], Path], list[Path]]] = {
     "fig3": lambda records, out: [figure3(records, out / "fig3.png")],
     "fig5": lambda records, out: [figure5(records, out / "fig5.png")],
     "learned_alpha": lambda records, out: _printed(learned_alpha(records, out)),
+    "likelihood": lambda records, out: _printed(likelihood_report(records, out)),
 }
 
 
@@ -38,17 +40,21 @@ def write_report(
     table1_dir: str | Path | None = None,
 ) -> list[Path]:
     """Build ``report`` (table1: Markdown, CSV and LaTeX, also printed; fig3, fig5: PNG;
-    learned_alpha: Markdown and CSV, also printed, and PNG) from the run folders of ``sweep_dir``
+    learned_alpha: Markdown and CSV, also printed, and PNG; likelihood: Markdown and CSV, also
+    printed) from the run folders of ``sweep_dir``
     into ``<sweep_dir>/reports/``, and into the sweep's W&B group when its runs logged to W&B
     (:func:`~vae_gjs.reports.publish.publish`); returns the files written.
     ``evidence_likelihood``: Figure 5 under that decoder likelihood (``fig5_<name>.png``) instead
     of each run's headline evidence. ``table1_dir``: the fixed-α sweep whose best α the
-    learned_alpha report shows alongside. Figure 4 needs the models: :mod:`vae_gjs.tasks.evaluate`."""
+    learned_alpha report shows alongside, or whose baseline runs the likelihood report adds.
+    Figure 4 needs the models: :mod:`vae_gjs.tasks.evaluate`."""
     records, out = collect(sweep_dir), Path(sweep_dir) / "reports"
     if report == "fig5" and evidence_likelihood is not None:
         paths = [figure5(records, out / f"fig5_{evidence_likelihood}.png", likelihood=evidence_likelihood)]
     elif report == "learned_alpha" and table1_dir is not None:
         paths = _printed(learned_alpha(records, out, table1_dir))
+    elif report == "likelihood" and table1_dir is not None:
+        paths = _printed(likelihood_report(records, out, table1_dir))
     else:
         paths = WRITERS[report](records, out)
     log.info("Wrote " + ", ".join(str(p) for p in paths))
