@@ -215,3 +215,9 @@ def test_likelihood_report_refuses_two_runs_of_one_cell(tmp_path: Path) -> None:
     _run(tmp_path / "b", "kl_qp", 0.5, 11.0, 11.0, -100)
     with pytest.raises(RunError, match="two finished kl_qp runs trained with SSE"):
         likelihood_report(collect(tmp_path / "a"), tmp_path / "reports", tmp_path / "b")
+
+
+def test_table1_refuses_two_runs_of_one_baseline_row(sweep: Path) -> None:
+    _run(sweep, "kl_qp", 0.5, 9.0, 9.1, -95, likelihood="bernoulli")  # a second KL(q‖p) row
+    with pytest.raises(RunError, match=r"2 finished kl_qp runs .*report=likelihood"):
+        table1(collect(sweep), sweep / "reports")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from vae_gjs.errors import RunError
 from vae_gjs.reports.collect import RunRecord
 from vae_gjs.reports.markdown import table as md_table
 from vae_gjs.reports.text import csv_table, fmt, missing_line, write_texts
@@ -68,7 +69,13 @@ class Row:
 
 def _only(name: str) -> Callable[[list[RunRecord]], tuple[RunRecord | None, float | None]]:
     def pick(records: list[RunRecord]) -> tuple[RunRecord | None, float | None]:
-        return next((r for r in records if r.divergence == name), None), None
+        runs = [r for r in records if r.divergence == name]
+        if len(runs) > 1:  # e.g. trained with another likelihood or λ: not one Table 1 row
+            raise RunError(
+                f"{len(runs)} finished {name} runs ({', '.join(r.path.name for r in runs)}); Table 1 "
+                "shows one per row (report=likelihood compares training losses)"
+            )
+        return (runs[0] if runs else None), None
 
     return pick
 
