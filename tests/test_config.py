@@ -136,6 +136,7 @@ def test_table1_experiment_is_the_papers_22_runs_grouped_for_wandb() -> None:
         assert cfg.group == "table1-mnist-cpu" and list(cfg.tags) == ["table1", "mnist", "budget-cpu"]
         assert cfg.trainer.max_epochs == 18 and cfg.threads == 1
         assert cfg.eval.batch_size * cfg.eval.n_batches == 10_000  # log p(x) on the whole test set
+        assert list(cfg.eval.evidence_likelihood) == ["gaussian", "bernoulli"]  # Figure 5 both ways
 
 
 def test_learned_alpha_experiment_is_two_families_times_three_starts() -> None:
