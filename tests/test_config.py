@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -155,6 +156,19 @@ def test_learned_alpha_experiment_is_two_families_times_three_starts() -> None:
         assert cfg.module.param_groups.divergence.lr == cfg.optim.lr == 1e-4
         assert cfg.group == "learned_alpha-fmnist-cpu" and cfg.trainer.max_epochs == 18
         assert sweep_subdir(HydraConfig.get().job.override_dirname, 0) == ",".join(sorted(job))
+
+
+@pytest.mark.parametrize(
+    "experiment", sorted(p.stem for p in (Path(__file__).parents[1] / "conf" / "experiment").glob("*.yaml"))
+)
+def test_run_neutral_overrides_do_not_rename_an_experiments_job_folders(experiment: str) -> None:
+    """Re-running a sweep with other threads, logger, picture or logging cadence resumes the same
+    folders (conf/hydra/dirname/experiment.yaml); the dataset and budget name the parent folder."""
+    neutral = ["threads=2", "logger=csv", "images_every_n_epochs=0", "log_every_n_steps=10", "test=false"]
+    compose_train(
+        [f"+experiment={experiment}", "dataset=mnist", "budget=cpu", "divergence=gjs", "alpha=0.3", *neutral]
+    )
+    assert sweep_subdir(HydraConfig.get().job.override_dirname, 0) == "alpha=0.3,divergence=gjs"
 
 
 def test_alpha_on_the_command_line_without_a_skewed_divergence_is_a_warning() -> None:
