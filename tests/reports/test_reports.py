@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 
 from vae_gjs.errors import RunError
-from vae_gjs.reports import PaperTable, collect, figure3, figure5, table1
+from vae_gjs.reports import PaperTable, collect, figure3, figure5, table1, write_report
 from vae_gjs.reports.likelihood import likelihood_report
 from vae_gjs.reports.markdown import escape
 from vae_gjs.reports.table1 import ALPHAS, ROWS
@@ -178,6 +178,35 @@ def test_figure3_legend_lies_outside_the_panels_and_titles_name_dataset_and_budg
     assert "MNIST, budget cpu (8 epochs)" in ax5.get_title()
     box5 = ax5.get_legend().get_window_extent(fig5.canvas.get_renderer())
     assert not box5.overlaps(ax5.get_window_extent(fig5.canvas.get_renderer()))
+
+
+def test_figure5_under_each_listed_likelihood_plots_that_likelihoods_evidence(
+    sweep: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """report=fig5 'evidence_likelihood=[gaussian,bernoulli]': one figure per likelihood, each
+    titled with it and plotting the runs' log p(x) under it (eval.json's evidence_by_likelihood)."""
+    from vae_gjs.reports import figures
+
+    for run in sweep.iterdir():
+        record = json.loads((run / "eval.json").read_text())
+        gaussian = record["metrics"]["test/log_px"]
+        record["evidence"] = {"likelihood": "gaussian"}
+        record["evidence_by_likelihood"] = {
+            name: {"mean": mean, "ci95": [mean - 1, mean + 1]}
+            for name, mean in (("gaussian", gaussian), ("bernoulli", gaussian / 3))
+        }
+        (run / "eval.json").write_text(json.dumps(record))
+    kept = {}
+    monkeypatch.setattr(
+        figures, "save_figure", lambda fig, path: kept.setdefault(Path(path).name, fig) and Path(path)
+    )
+    paths = write_report("fig5", sweep, ["gaussian", "bernoulli"])
+    assert [p.name for p in paths] == ["fig5_gaussian.png", "fig5_bernoulli.png"]
+    for name, scale in (("gaussian", 1), ("bernoulli", 3)):
+        (ax,) = kept[f"fig5_{name}.png"].axes
+        assert f"({name} decoder likelihood)" in ax.get_title()
+        dgjs = next(c for c in ax.containers if c.get_label() == dict(figures.FAMILIES)["dgjs"])
+        assert list(dgjs.lines[0].get_ydata()) == pytest.approx([(-90 - a) / scale for a in ALPHAS])
 
 
 def test_likelihood_report_names_each_training_loss_and_its_ratios_against_the_papers(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vae_gjs.reports.collect import RunRecord, collect
@@ -36,7 +36,7 @@ WRITERS: dict[str, Callable[[list[RunRecord], Path], list[Path]]] = {
 def write_report(
     report: str,
     sweep_dir: str | Path,
-    evidence_likelihood: str | None = None,
+    evidence_likelihoods: Sequence[str] = (),
     table1_dir: str | Path | None = None,
 ) -> list[Path]:
     """Build ``report`` (table1: Markdown, CSV and LaTeX, also printed; fig3, fig5: PNG;
@@ -44,13 +44,13 @@ def write_report(
     printed) from the run folders of ``sweep_dir``
     into ``<sweep_dir>/reports/``, and into the sweep's W&B group when its runs logged to W&B
     (:func:`~vae_gjs.reports.publish.publish`); returns the files written.
-    ``evidence_likelihood``: Figure 5 under that decoder likelihood (``fig5_<name>.png``) instead
-    of each run's headline evidence. ``table1_dir``: the fixed-α sweep whose best α the
+    ``evidence_likelihoods``: Figure 5 under each of these decoder likelihoods (``fig5_<name>.png``
+    each) instead of each run's headline evidence. ``table1_dir``: the fixed-α sweep whose best α the
     learned_alpha report shows alongside, or whose baseline runs the likelihood report adds.
     Figure 4 needs the models: :mod:`vae_gjs.tasks.evaluate`."""
     records, out = collect(sweep_dir), Path(sweep_dir) / "reports"
-    if report == "fig5" and evidence_likelihood is not None:
-        paths = [figure5(records, out / f"fig5_{evidence_likelihood}.png", likelihood=evidence_likelihood)]
+    if report == "fig5" and evidence_likelihoods:
+        paths = [figure5(records, out / f"fig5_{name}.png", likelihood=name) for name in evidence_likelihoods]
     elif report == "learned_alpha" and table1_dir is not None:
         paths = _printed(learned_alpha(records, out, table1_dir))
     elif report == "likelihood" and table1_dir is not None:

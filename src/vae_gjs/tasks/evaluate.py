@@ -34,8 +34,8 @@ def evaluate(cfg: DictConfig) -> Any:
         if cfg.report == "fig4":
             return [write_figure4(cfg)]
         chosen = cfg.get("evidence_likelihood")
-        likelihood = None if chosen is None else evidence_likelihoods(chosen, "")[0]
-        return write_report(cfg.report, cfg.sweep_dir, likelihood, cfg.get("table1_dir"))
+        likelihoods = [] if chosen is None else evidence_likelihoods(chosen, "")
+        return write_report(cfg.report, cfg.sweep_dir, likelihoods, cfg.get("table1_dir"))
     if cfg.sweep_dir is not None:
         return evaluate_sweep(cfg.sweep_dir, cfg)
     return evaluate_run(cfg.run_dir, cfg)
