@@ -5,6 +5,8 @@ Thin entry point: compose (Hydra), validate, then hand over to :func:`vae_gjs.ta
 Writes ``<run>/eval.json`` and ``<run>/figures/*.png``; options in conf/evaluate.yaml.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -20,4 +22,5 @@ def main(cfg: DictConfig) -> object:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = cli.quoted_paths(sys.argv[1:])  # a sweep job's folder holds '=' and ','
     main()

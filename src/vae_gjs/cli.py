@@ -31,6 +31,21 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
+def quoted_paths(
+    args: list[str], keys: tuple[str, ...] = ("run_dir", "sweep_dir", "table1_dir", "data_dir")
+) -> list[str]:
+    """Command-line ``args`` with each unquoted folder value of ``keys`` quoted for Hydra's
+    override grammar: a sweep job's folder (``.../alpha=0.3,divergence=gjs``) holds ``=`` and
+    ``,``, which Hydra would otherwise refuse with a grammar error that names neither."""
+    quoted = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep and key in keys and value[:1] not in ("'", '"') and any(c in value for c in "=,[]{}() "):
+            arg = f"{key}='" + value.replace("'", "\\'") + "'"
+        quoted.append(arg)
+    return quoted
+
+
 def _in_sweep() -> bool:
     from hydra.core.hydra_config import HydraConfig
 

@@ -355,3 +355,23 @@ def test_figure4_shows_each_model_with_its_top_dimensions(
     _edit_config(empty / "divergence=beta_vae", choices={"dataset": "mnist", "divergence": "beta_vae"})
     with pytest.raises(RunError, match="no finished and evaluated run"):
         main(compose_train([f"sweep_dir={empty}", "report=fig4", *quick], config="evaluate"))
+
+
+def test_a_sweep_jobs_folder_needs_no_quoting(tmp_path: Path) -> None:
+    """``run_dir=<sweep>/alpha=0.3,divergence=gjs`` reaches evaluate.py as that folder (Hydra's
+    grammar would refuse the '=' and ',' unquoted); quoted values and other keys pass unchanged."""
+    from vae_gjs.cli import quoted_paths
+
+    job = tmp_path / "alpha=0.3,divergence=gjs"
+    assert quoted_paths([f"run_dir={job}", "k=2", "'evidence_likelihood=[gaussian,bernoulli]'"]) == [
+        f"run_dir='{job}'",
+        "k=2",
+        "'evidence_likelihood=[gaussian,bernoulli]'",
+    ]
+    assert quoted_paths([f"sweep_dir='{job}'", "run_dir=outputs/run"]) == [
+        f"sweep_dir='{job}'",
+        "run_dir=outputs/run",
+    ]
+    result = run_script("evaluate.py", f"run_dir={job}", timeout=60)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"Error: run folder {job} does not exist" in result.stderr
