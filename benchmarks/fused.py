@@ -3,9 +3,12 @@
     python benchmarks/fused.py                   # CPU: the 9-α gjs group vs one run, 1 and 2 threads
     python benchmarks/fused.py --device cuda     # GPU: the 22-member Table 1 group vs one run, same card
     python benchmarks/fused.py --operators       # operators a step dispatches: Table 1 group vs one run
+    python benchmarks/fused.py --layers batched members   # both ways of running the members' layers
 
 Both sides run the real code on real MNIST batches (batch 64): the fused side is
 :class:`vae_gjs.fused.engine.FusedEngine` (stacked weights, per-member random streams, one Adam);
+its layers run the device's default way (member by member on a CPU, batched with ``vmap`` on a
+GPU) or, with ``--layers``, each way given, measured in the same alternating rounds;
 the separate side is the bare PyTorch loop of one model (``benchmarks/run.py``'s floor: Lightning's
 path reaches 0.95-0.97 of it, so the ratio printed is a lower bound). "Model-images/s" counts
 every member's images: fused steps/s × members × 64. ``--device cuda`` also projects the
@@ -80,12 +83,18 @@ def _batches(device: torch.device) -> Any:
             yield x.to(device, non_blocking=True)
 
 
+#: ``--layers``: the engine's ``batched`` argument (None: the device's default).
+LAYERS = {"default": None, "batched": True, "members": False}
+
+
 class Fused:
     """Steps of the fused engine over ``members``."""
 
-    def __init__(self, members: list[tuple[str, ...]], device: torch.device) -> None:
+    def __init__(
+        self, members: list[tuple[str, ...]], device: torch.device, batched: bool | None = None
+    ) -> None:
         modules, streams = build_members(members, device)
-        self.engine = FusedEngine(modules, streams, device)
+        self.engine = FusedEngine(modules, streams, device, batched)
         self.batches = _batches(device)
 
     def __call__(self) -> None:
@@ -146,33 +155,52 @@ def steps_per_s(step: Any, steps: int, device: torch.device) -> float:
 
 
 def compare(
-    members: list[tuple[str, ...]], device: torch.device, steps: int, warmup: int, rounds: int
+    members: list[tuple[str, ...]],
+    device: torch.device,
+    steps: int,
+    warmup: int,
+    rounds: int,
+    layers: list[str],
 ) -> dict[str, Any]:
-    """Separate and fused measured in alternating rounds (a shared machine's load then hits both
-    alike); the medians of the rounds, and the median of the per-round ratios."""
-    separate, fused = Separate(device), Fused(members, device)
-    for step in (separate, fused):
+    """Separate and fused (each way of ``layers``) measured in alternating rounds (a shared
+    machine's load then hits all alike); the medians of the rounds, and the median of the
+    per-round ratios."""
+    separate = Separate(device)
+    fused = {way: Fused(members, device, LAYERS[way]) for way in layers}
+    for step in (separate, *fused.values()):
         steps_per_s(step, warmup, device)
     n = len(members)
     fused_steps = max(steps // n, 5) if device.type == "cpu" else steps
-    single_rates, fused_rates = [], []
+    single_rates: list[float] = []
+    fused_rates: dict[str, list[float]] = {way: [] for way in layers}
     for _ in range(rounds):
         single_rates.append(steps_per_s(separate, steps, device))
-        fused_rates.append(steps_per_s(fused, fused_steps, device))
-    single, together = statistics.median(single_rates), statistics.median(fused_rates)
-    return {
+        for way, step in fused.items():
+            fused_rates[way].append(steps_per_s(step, fused_steps, device))
+    single = statistics.median(single_rates)
+    result: dict[str, Any] = {
         "members": n,
-        "separate_operators_per_step": operators_per_step(separate),
-        "fused_operators_per_step": operators_per_step(fused),
-        "separate_steps_per_s": round(single, 2),
-        "fused_steps_per_s": round(together, 2),
-        "separate_model_images_per_s": round(single * BATCH),
-        "fused_model_images_per_s": round(together * n * BATCH),
-        "ratio": round(
-            statistics.median(f * n / s for f, s in zip(fused_rates, single_rates, strict=True)), 3
-        ),
         "rounds": rounds,
+        "separate_operators_per_step": operators_per_step(separate),
+        "separate_steps_per_s": round(single, 2),
+        "separate_model_images_per_s": round(single * BATCH),
     }
+    for way, step in fused.items():
+        together = statistics.median(fused_rates[way])
+        prefix = "fused" if way == "default" else f"fused_{way}"
+        result.update(
+            {
+                f"{prefix}_batched": step.engine.nets.batched,
+                f"{prefix}_operators_per_step": operators_per_step(step),
+                f"{prefix}_steps_per_s": round(together, 2),
+                f"{prefix}_model_images_per_s": round(together * n * BATCH),
+                f"{prefix}_ratio": round(
+                    statistics.median(f * n / s for f, s in zip(fused_rates[way], single_rates, strict=True)),
+                    3,
+                ),
+            }
+        )
+    return result
 
 
 def main() -> None:
@@ -185,6 +213,13 @@ def main() -> None:
         "--steps", type=int, default=None, help="separate steps a round (default: 45 CPU, 200 GPU)"
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        choices=sorted(LAYERS),
+        default=["default"],
+        help="how the fused members' layers run: the device's default, batched (vmap), members (one by one)",
+    )
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=100, help="epochs of the projected GPU column")
     parser.add_argument(
@@ -199,7 +234,7 @@ def main() -> None:
         "load_average_at_start": os.getloadavg(),
     }
     if args.operators:
-        separate, fused = Separate(device), Fused(TABLE1, device)
+        separate, fused = Separate(device), Fused(TABLE1, device, LAYERS[args.layers[0]])
         for step in (separate, fused):
             steps_per_s(step, 2, device)
         summary["operators_per_step"] = {
@@ -208,11 +243,12 @@ def main() -> None:
         }
     elif device.type == "cuda":
         steps = args.steps or 200
-        result = compare(TABLE1, device, steps, args.warmup, args.rounds)
+        result = compare(TABLE1, device, steps, args.warmup, args.rounds, args.layers)
         column_steps = args.epochs * STEPS_PER_EPOCH
-        result["projected_column_training_minutes_fused"] = round(
-            column_steps / result["fused_steps_per_s"] / 60, 1
-        )
+        for key in [key for key in result if key.endswith("steps_per_s") and key.startswith("fused")]:
+            result[f"projected_column_training_minutes_{key.removesuffix('_steps_per_s')}"] = round(
+                column_steps / result[key] / 60, 1
+            )
         result["projected_column_training_minutes_separate_one_after_another"] = round(
             len(TABLE1) * column_steps / result["separate_steps_per_s"] / 60, 1
         )
@@ -222,7 +258,7 @@ def main() -> None:
         for threads in args.threads:
             torch.set_num_threads(threads)
             summary[f"gjs_9_alpha_group_threads_{threads}"] = compare(
-                GJS_GROUP, device, steps, args.warmup, args.rounds
+                GJS_GROUP, device, steps, args.warmup, args.rounds, args.layers
             )
     summary["load_average_at_end"] = os.getloadavg()
     print(json.dumps(summary, indent=2))

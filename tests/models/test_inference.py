@@ -9,7 +9,7 @@ from torch import nn
 
 from vae_gjs.evaluation.evidence import importance_log_px_by_likelihood
 from vae_gjs.models import Bernoulli, Burgess, Gaussian, inference_net
-from vae_gjs.models.inference import ChannelsLast, SubPixelConvTranspose2d
+from vae_gjs.models.inference import ChannelsLast, SubPixelConvTranspose2d, rewrite_thin_deconvs
 
 
 @pytest.mark.parametrize(
@@ -27,6 +27,35 @@ def test_sub_pixel_rewrite_equals_the_transposed_convolution(
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
     cl = x.contiguous(memory_format=torch.channels_last)  # the layout the inference decoder feeds it
     torch.testing.assert_close(SubPixelConvTranspose2d(deconv)(cl), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_the_rewrite_trains_like_the_transposed_convolution() -> None:
+    """Same parameters (the layer's own), same gradients for input, weight and bias."""
+    torch.manual_seed(2)
+    deconv = nn.ConvTranspose2d(32, 3, 4, stride=2, padding=1)
+    rewritten = SubPixelConvTranspose2d(deconv)
+    assert rewritten.weight is deconv.weight and rewritten.bias is deconv.bias
+    x = torch.randn(5, 32, 6, 7, requires_grad=True)
+    upstream = torch.randn(5, 3, 12, 14)
+    grads = []
+    for layer in (deconv, rewritten):
+        grads.append(torch.autograd.grad(layer(x), (x, deconv.weight, deconv.bias), upstream))
+    for ours, theirs in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_rewrite_thin_deconvs_keeps_the_networks_parameters() -> None:
+    torch.manual_seed(3)
+    net = Burgess(1, 32)
+    keys = list(net.state_dict())
+    z = torch.randn(7, 10)
+    expected = net.decode(z)
+    assert rewrite_thin_deconvs(net) is net
+    assert list(net.state_dict()) == keys  # a checkpoint loads into either
+    (rewritten,) = [m for m in net.modules() if isinstance(m, SubPixelConvTranspose2d)]
+    assert rewritten.out_channels == 1
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in net.modules()) == 2  # the 32-channel ones stay
+    torch.testing.assert_close(net.decode(z), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_other_transposed_convolutions_are_refused() -> None:

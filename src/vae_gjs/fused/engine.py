@@ -2,7 +2,8 @@
 
 Each step, for one shared batch ``x``:
 
-1. every member encodes ``x`` at once (:class:`~vae_gjs.fused.stack.StackedNets`);
+1. every member encodes ``x`` (:class:`~vae_gjs.fused.stack.StackedNets`: all at once with
+   ``vmap`` on a GPU, member by member on a CPU);
 2. each member's reparameterisation noise ``torch.randn_like(mu)`` is drawn in its own random
    stream (:class:`~vae_gjs.fused.rng.MemberStreams`) by the call ``VAE.per_image_terms`` makes:
    once for all members whose streams are at one point, when their divergences draw nothing
@@ -11,19 +12,23 @@ Each step, for one shared batch ``x``:
    β-VAE members together, all JS^{Gα'} members with their own α, ...); a divergence that draws
    (MMD) is evaluated member by member inside the member's stream, after its noise, as
    ``VAE.per_image_terms`` orders them;
-3. every member decodes its own codes at once, and its loss is ``rec.mean() + λ·div.mean()``
+3. every member decodes its own codes, and its loss is ``rec.mean() + λ·div.mean()``
    (Eq. 22), the separate run's expression with each member's own λ;
 4. the sum of the live members' losses is back-propagated and one Adam steps all stacked weights.
 
 Adam is elementwise (no weight decay, no gradient clipping, no learning-rate schedule), so one
 Adam over the stacked weights is N independent Adams (the optimiser is the members' own
-``conf/module`` partial; the launcher fuses only members whose optimiser configs are equal).
+``conf/module`` partial; the launcher fuses only members whose optimiser configs are equal). It
+runs its single-pass kernel (``fused=True``) where it has one and the config leaves the choice
+open: the stacked weights and moments do not fit a core's cache, and the default implementation
+passes over them once per operation.
 A member whose loss is not finite is stopped alone: it is marked failed, its weights and Adam
 moments are frozen from that step on (restored after every step), and the others go on.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -40,6 +45,17 @@ from vae_gjs.module import VAE, PerImageTerms, non_finite_error
 
 #: Per-image metrics averaged over a training epoch (as ``VAE`` logs them).
 TRAIN_METRICS = ("rec", "div", "loss")
+
+
+def single_pass_options(factory: Callable[..., torch.optim.Optimizer]) -> dict[str, bool]:
+    """``{"fused": True}`` if the optimiser ``factory`` (a class or a ``functools.partial`` of one)
+    has a fused kernel and its config sets neither ``fused`` nor ``foreach``; else ``{}``."""
+    try:
+        parameters = inspect.signature(getattr(factory, "func", factory)).parameters
+    except (TypeError, ValueError):
+        return {}
+    chosen = {"fused", "foreach"} & set(getattr(factory, "keywords", {}))
+    return {"fused": True} if "fused" in parameters and not chosen else {}
 
 
 def limit_batches(length: int, limit: int | float | None) -> int:
@@ -75,9 +91,14 @@ class FusedEngine:
             their nets (initial weights), divergences, λ, likelihood and learning rate.
         streams: each member's random stream (see :mod:`vae_gjs.fused.rng`).
         device: where the stacked model runs.
+        batched: the members' layers in one call each (``vmap``) or member by member
+            (:class:`~vae_gjs.fused.stack.StackedNets`); by default batched on a GPU and member
+            by member on a CPU, the faster way on each (docs/fused.md).
     """
 
-    def __init__(self, modules: list[VAE], streams: MemberStreams, device: torch.device) -> None:
+    def __init__(
+        self, modules: list[VAE], streams: MemberStreams, device: torch.device, batched: bool | None = None
+    ) -> None:
         likelihoods = {module.likelihood.name for module in modules}
         if len(likelihoods) != 1:
             raise ValueError(f"fused members need one likelihood, got {sorted(likelihoods)}")
@@ -86,7 +107,8 @@ class FusedEngine:
         self.modules = modules
         self.size = len(modules)
         self.device = device
-        self.nets = StackedNets([module.net for module in modules]).to(device)
+        batched = device.type != "cpu" if batched is None else batched
+        self.nets = StackedNets([module.net for module in modules], batched).to(device)
         self.divergences = [module.divergence.to(device) for module in modules]
         self.lams = [module.lam for module in modules]
         self._lams = torch.tensor(self.lams, dtype=torch.float32, device=device)
@@ -105,7 +127,9 @@ class FusedEngine:
         # The separate run's optimiser (conf/module: a partial, Adam by default) over the stacked
         # weights, in the one parameter group a separate run has ("net", with its options).
         (group,) = modules[0].parameter_groups()
-        self.optimizer = modules[0].optimizer([{**group, "params": list(self.nets.parameters())}])
+        factory = modules[0].optimizer
+        self._single_pass = single_pass_options(factory)
+        self.optimizer = factory([{**group, "params": list(self.nets.parameters())}], **self._single_pass)
         self.streams = streams
         self.progress = Progress()
         self._frozen: dict[int, list[dict[str, Tensor]]] = {}
@@ -277,6 +301,7 @@ class FusedEngine:
     def member_optimizer_state(self, member: int) -> dict[str, Any]:
         """Member ``member``'s Adam state as its separate run's ``optimizer.state_dict()``."""
         group = {key: value for key, value in self.optimizer.param_groups[0].items() if key != "params"}
+        group.update({key: None for key in self._single_pass})  # the separate run's default choice
         params = list(self.nets.parameters())
         state = {}
         for index, param in enumerate(params):
@@ -302,10 +327,12 @@ class FusedEngine:
                 continue
             state = self.optimizer.state[param]
             if not state:
-                state["step"] = saved["step"].clone()
+                options = self.optimizer.param_groups[0]  # Adam keeps a fused kernel's step on the device
+                on_device = options.get("fused") or options.get("capturable")
+                state["step"] = saved["step"].to(param.device if on_device else "cpu", copy=True)
                 state["exp_avg"] = torch.zeros_like(param)
                 state["exp_avg_sq"] = torch.zeros_like(param)
-            elif not torch.equal(state["step"], saved["step"]):
+            elif float(state["step"]) != float(saved["step"]):
                 raise ValueError(
                     f"members resume from different steps ({float(state['step'])} vs {float(saved['step'])})"
                 )

@@ -1,5 +1,6 @@
-"""A faster, numerically equivalent decoder for inference (the model evidence decodes 1.28 million
-latent codes for the MNIST test set).
+"""Faster forms of a network's layers that compute the same function: for inference (the model
+evidence decodes 1.28 million latent codes for the MNIST test set) and for the fused engine's
+member-by-member training on a CPU (:mod:`vae_gjs.fused.stack`).
 
 A transposed convolution with a 4×4 kernel, stride 2 and padding 1 computes each output pixel
 ``(2m + a, 2n + b)`` from the 2×2 input pixels ``m - 1 + a … m + a`` (rows) and
@@ -17,7 +18,10 @@ therefore rewrites only the thin layers, makes every ReLU work in place, and run
 on channels-last activations (oneDNN's native layout: no reorder of each output). The
 importance-sampled log p(x) of 10,000 MNIST test images (K = 128, 512 codes a call) then takes
 77 s on 2 threads against 198 s with ``net.decode`` (``python benchmarks/run.py --only eval``,
-docs/performance.md).
+docs/performance.md). :func:`rewrite_thin_deconvs` alone is what training uses: the rewritten
+layer keeps the transposed convolution's own ``weight`` and ``bias`` (same names, same shapes,
+so a ``state_dict`` and ``functional_call`` see the original layer) and derives the sub-kernels
+from them on every call, differentiably.
 """
 
 from __future__ import annotations
@@ -30,41 +34,45 @@ from torch import Tensor, nn
 
 #: Parity -> kernel index used by window row (or column) 0 and 1 of the 2×2 sub-kernel.
 TAPS = ((3, 1), (2, 0))
+#: The kernel rows (or columns) of the sub-kernels, parity-major: index ``2·a + t`` is ``TAPS[a][t]``.
+_TAP_INDEX = [tap for parity in TAPS for tap in parity]
 #: Transposed convolutions with at most this many output channels are rewritten.
 THIN = 4
 
 
+def sub_pixel_kernel(weight: Tensor) -> Tensor:
+    """The ``[4·C_out, C_in, 2, 2]`` kernel of the 2×2 convolution (output channel ``(a, b, c)``,
+    parity-major) for a transposed convolution's ``weight [C_in, C_out, 4, 4]``; differentiable."""
+    c_in, c_out = weight.shape[:2]
+    taps = weight[:, :, _TAP_INDEX][:, :, :, _TAP_INDEX]  # [C_in, C_out, (a, t), (b, u)]
+    taps = taps.reshape(c_in, c_out, 2, 2, 2, 2).permute(2, 4, 1, 0, 3, 5)  # [a, b, C_out, C_in, t, u]
+    return taps.reshape(4 * c_out, c_in, 2, 2)
+
+
 class SubPixelConvTranspose2d(nn.Module):
     """``nn.ConvTranspose2d(C_in, C_out, 4, stride=2, padding=1)`` as a 2×2 convolution with
-    ``4·C_out`` channels and an interleave of the four parity planes (module docstring)."""
+    ``4·C_out`` channels and an interleave of the four parity planes (module docstring). Holds the
+    layer's own ``weight`` and ``bias``, so it trains like the layer it replaces."""
 
     def __init__(self, deconv: nn.ConvTranspose2d) -> None:
         super().__init__()
         if not rewritable(deconv):
             raise ValueError(f"{deconv} is not a 4x4, stride 2, padding 1 transposed convolution")
-        weight = deconv.weight.detach()  # [C_in, C_out, 4, 4]
-        c_in, c_out = weight.shape[:2]
-        sub = weight.new_empty(2, 2, c_out, c_in, 2, 2)
-        for a in (0, 1):
-            for b in (0, 1):
-                for t in (0, 1):
-                    for u in (0, 1):
-                        sub[a, b, :, :, t, u] = weight[:, :, TAPS[a][t], TAPS[b][u]].T
-        self.out_channels = c_out
-        self.register_buffer("weight", sub.reshape(4 * c_out, c_in, 2, 2))
-        bias = deconv.bias.detach() if deconv.bias is not None else weight.new_zeros(c_out)
-        self.register_buffer("bias", bias.repeat(4))
+        self.out_channels = deconv.out_channels
+        self.weight = deconv.weight
+        self.bias = deconv.bias
 
     def forward(self, x: Tensor) -> Tensor:
         batch, _, height, width = x.shape
         c_out = self.out_channels
-        planes = F.conv2d(x, self.weight, self.bias, padding=1)
+        bias = None if self.bias is None else self.bias.repeat(4)
+        planes = F.conv2d(x, sub_pixel_kernel(self.weight), bias, padding=1)
         planes = planes.reshape(batch, 2, 2, c_out, height + 1, width + 1)
-        out = x.new_empty(batch, c_out, height, 2, width, 2)
-        for a in (0, 1):
-            for b in (0, 1):
-                out[:, :, :, a, :, b] = planes[:, a, b, :, a : a + height, b : b + width]
-        return out.view(batch, c_out, 2 * height, 2 * width)
+        rows = [
+            torch.stack([planes[:, a, b, :, a : a + height, b : b + width] for b in (0, 1)], dim=-1)
+            for a in (0, 1)
+        ]  # rows[a]: [B, C_out, H, W, 2 (b)]
+        return torch.stack(rows, dim=3).reshape(batch, c_out, 2 * height, 2 * width)
 
 
 def rewritable(module: nn.Module) -> bool:
@@ -91,9 +99,24 @@ class ChannelsLast(nn.Module):
         return self.module(x.contiguous(memory_format=torch.channels_last))
 
 
+def _thin(module: nn.Module) -> bool:
+    return rewritable(module) and module.out_channels <= THIN
+
+
+def rewrite_thin_deconvs(net: nn.Module) -> nn.Module:
+    """Replace, in place, every thin (≤ ``THIN`` output channels) 4×4 stride-2 transposed
+    convolution of ``net`` by its :class:`SubPixelConvTranspose2d` (same parameters); returns ``net``."""
+    for name, child in net.named_children():
+        if _thin(child):
+            setattr(net, name, SubPixelConvTranspose2d(child))
+        else:
+            rewrite_thin_deconvs(child)
+    return net
+
+
 def _rewrite(module: nn.Module) -> None:
     for name, child in module.named_children():
-        if rewritable(child) and child.out_channels <= THIN:
+        if _thin(child):
             setattr(module, name, ChannelsLast(SubPixelConvTranspose2d(child)))
         elif isinstance(child, (nn.Conv2d, nn.ConvTranspose2d)):
             setattr(module, name, ChannelsLast(child))
