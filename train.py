@@ -4,6 +4,8 @@ Thin entry point: compose (Hydra), validate, then hand over to :func:`vae_gjs.ta
 Lightning is imported only after validation, so ``--help`` and bad values answer at once.
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -20,4 +22,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    # a checkpoint in a sweep job's folder (``.../alpha=0.3,divergence=gjs/...``) needs no quoting
+    sys.argv[1:] = cli.quoted_paths(sys.argv[1:], keys=("ckpt_path",), marks="=")
     main()

@@ -32,15 +32,18 @@ def one_line(message: str) -> str:
 
 
 def quoted_paths(
-    args: list[str], keys: tuple[str, ...] = ("run_dir", "sweep_dir", "table1_dir", "data_dir")
+    args: list[str],
+    keys: tuple[str, ...] = ("run_dir", "sweep_dir", "table1_dir", "data_dir"),
+    marks: str = "=,[]{}() ",
 ) -> list[str]:
-    """Command-line ``args`` with each unquoted folder value of ``keys`` quoted for Hydra's
-    override grammar: a sweep job's folder (``.../alpha=0.3,divergence=gjs``) holds ``=`` and
-    ``,``, which Hydra would otherwise refuse with a grammar error that names neither."""
+    """Command-line ``args`` with each unquoted path value of ``keys`` that holds one of ``marks``
+    quoted for Hydra's override grammar: a sweep job's folder (``.../alpha=0.3,divergence=gjs``)
+    holds ``=`` and ``,``, which Hydra would otherwise refuse with a grammar error that names
+    neither. (``train.py`` quotes only values with ``=``: ``-m ckpt_path=a.ckpt,b.ckpt`` still sweeps.)"""
     quoted = []
     for arg in args:
         key, sep, value = arg.partition("=")
-        if sep and key in keys and value[:1] not in ("'", '"') and any(c in value for c in "=,[]{}() "):
+        if sep and key in keys and value[:1] not in ("'", '"') and any(c in value for c in marks):
             arg = f"{key}='" + value.replace("'", "\\'") + "'"
         quoted.append(arg)
     return quoted

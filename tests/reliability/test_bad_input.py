@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import CONF, DATA_DIR, TINY, compose_train, copy_run
+from tests.conftest import CONF, DATA_DIR, TINY, compose_train, copy_run, run_script
 from tests.reliability.helpers import Launched, cli, launch, one_line_error, stop_all, train_error
 from vae_gjs.rundir import RunDir
 
@@ -240,6 +240,25 @@ def test_train_ckpt_path_last_without_checkpoint(tmp_path: Path, monkeypatch: py
         message == f"Error: {tmp_path / 'run'} has no last checkpoint (last.ckpt); checkpoints present: none"
     )
     assert not (tmp_path / "run" / "status.json").exists()
+
+
+def test_train_ckpt_path_in_a_sweep_jobs_folder_needs_no_quoting(tmp_path: Path) -> None:
+    """``ckpt_path=<sweep>/alpha=0.3,divergence=gjs/...`` reaches train.py as that file (Hydra's
+    grammar would refuse the '=' and ',' unquoted): here a missing one, named in one line."""
+    from vae_gjs.cli import quoted_paths
+
+    checkpoint = tmp_path / "alpha=0.3,divergence=gjs" / "checkpoints" / "last.ckpt"
+    assert quoted_paths([f"ckpt_path={checkpoint}"], keys=("ckpt_path",), marks="=") == [
+        f"ckpt_path='{checkpoint}'"
+    ]
+    assert quoted_paths(["ckpt_path=a.ckpt,b.ckpt"], keys=("ckpt_path",), marks="=") == [
+        "ckpt_path=a.ckpt,b.ckpt"
+    ]
+    result = run_script(
+        "train.py", f"ckpt_path={checkpoint}", f"hydra.run.dir={tmp_path / 'run'}", timeout=60
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"ckpt_path='{checkpoint}' does not exist" in result.stderr
 
 
 def test_train_unknown_trainer_argument_leaves_no_running_status(
