@@ -99,31 +99,25 @@ class ChannelsLast(nn.Module):
         return self.module(x.contiguous(memory_format=torch.channels_last))
 
 
-def _thin(module: nn.Module) -> bool:
-    return rewritable(module) and module.out_channels <= THIN
-
-
 def rewrite_thin_deconvs(net: nn.Module) -> nn.Module:
     """Replace, in place, every thin (≤ ``THIN`` output channels) 4×4 stride-2 transposed
     convolution of ``net`` by its :class:`SubPixelConvTranspose2d` (same parameters); returns ``net``."""
     for name, child in net.named_children():
-        if _thin(child):
+        if rewritable(child) and child.out_channels <= THIN:
             setattr(net, name, SubPixelConvTranspose2d(child))
         else:
             rewrite_thin_deconvs(child)
     return net
 
 
-def _rewrite(module: nn.Module) -> None:
+def _channels_last_and_in_place(module: nn.Module) -> None:
     for name, child in module.named_children():
-        if _thin(child):
-            setattr(module, name, ChannelsLast(SubPixelConvTranspose2d(child)))
-        elif isinstance(child, (nn.Conv2d, nn.ConvTranspose2d)):
+        if isinstance(child, (nn.Conv2d, nn.ConvTranspose2d, SubPixelConvTranspose2d)):
             setattr(module, name, ChannelsLast(child))
         elif isinstance(child, nn.ReLU):
             setattr(module, name, nn.ReLU(inplace=True))
         else:
-            _rewrite(child)
+            _channels_last_and_in_place(child)
 
 
 def inference_net(net: nn.Module) -> nn.Module:
@@ -131,6 +125,6 @@ def inference_net(net: nn.Module) -> nn.Module:
     (:class:`SubPixelConvTranspose2d`), whose convolutions see channels-last inputs and whose
     ReLUs work in place: the same ``encode``/``decode``, faster, for inference only (under
     ``torch.inference_mode``; in-place ReLUs and frozen weights leave nothing to train)."""
-    fast = copy.deepcopy(net).eval()
-    _rewrite(fast)
+    fast = rewrite_thin_deconvs(copy.deepcopy(net).eval())
+    _channels_last_and_in_place(fast)
     return fast.requires_grad_(False)
