@@ -106,12 +106,9 @@ class Separate:
 
     def __init__(self, device: torch.device) -> None:
         (module,), _ = build_members([("divergence=gjs", "alpha=0.5")], device)
-        self.net, self.divergence, self.likelihood = (
-            module.net.to(device),
-            module.divergence,
-            module.likelihood,
-        )
-        self.optimiser = module.optimizer(module.parameter_groups())
+        module.to(device).on_fit_start()  # the layers and the optimiser a fit on this device uses
+        self.net, self.divergence, self.likelihood = module.net, module.divergence, module.likelihood
+        self.optimiser = module.configure_optimizers()
         self.batches = _batches(device)
 
     def __call__(self) -> None:

@@ -102,10 +102,11 @@ def bare_loop(steps: int, warmup: int, threads: int, compile_net: bool = False) 
     torch.manual_seed(0)
     cfg = compose_train([f"data_dir={DATA_DIR}"])
     module = build_module(cfg.module, (1, 32, 32))
+    module.on_fit_start()  # the layers and the optimiser a fit on this device uses
+    optimiser = module.configure_optimizers()
     net, divergence, likelihood = module.net, module.divergence, module.likelihood
     if compile_net:
         net.compile()
-    optimiser = torch.optim.Adam(net.parameters(), lr=1e-4)
     batches = iter(InMemoryBatches(_mnist().splits["train"], BATCH, shuffle=True, seed=0))
     fetch = 0.0
     for step in range(warmup + steps):

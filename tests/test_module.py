@@ -14,7 +14,8 @@ from vae_gjs.data import MNIST
 from vae_gjs.divergences import GJS, Divergence, KLqp
 from vae_gjs.errors import NonFiniteLossError
 from vae_gjs.models import Burgess
-from vae_gjs.module import VAE
+from vae_gjs.models.inference import SubPixelConvTranspose2d
+from vae_gjs.module import VAE, single_pass_options
 
 
 def _vae(divergence: Divergence | None = None, lam: float = 1.0) -> VAE:
@@ -73,6 +74,7 @@ def test_loss_decreases_on_a_real_slice_of_mnist(data_dir: Path, tmp_path: Path)
     )
     before = trainer.test(vae, datamodule=dm, verbose=False)[0]["test/loss"]
     trainer.fit(vae, datamodule=dm)
+    assert isinstance(vae.net.decoder.deconvs[-1], SubPixelConvTranspose2d)  # a CPU trains it so
     after = trainer.test(vae, datamodule=dm, verbose=False)[0]
     assert torch.isfinite(torch.tensor(list(after.values()))).all()
     assert after["test/loss"] < 0.6 * before, (before, after)
@@ -123,6 +125,25 @@ def test_optimizer_gets_one_named_parameter_group_per_role_with_its_options() ->
     assert net_params == sum(p.numel() for p in vae.net.parameters())
     plain = _vae().configure_optimizers()  # a divergence without parameters has no group
     assert [g["name"] for g in plain.param_groups] == ["net"] and isinstance(plain, torch.optim.Adam)
+    assert optimizer.defaults["fused"] is plain.defaults["fused"] is True  # the single-pass kernel
+
+
+@pytest.mark.parametrize(
+    ("factory", "options"),
+    [
+        (partial(torch.optim.Adam, lr=1e-4), {"fused": True}),  # conf/module's partial
+        (torch.optim.AdamW, {"fused": True}),
+        (partial(torch.optim.Adam, lr=1e-4, foreach=False), {}),  # the config chose
+        (partial(torch.optim.Adam, fused=False), {}),
+        (partial(torch.optim.Adagrad), {"fused": True}),
+        (torch.optim.RMSprop, {}),  # no fused kernel
+        (lambda params: torch.optim.SGD(params, lr=0.1), {}),  # not a signature with `fused`
+    ],
+)
+def test_the_single_pass_kernel_only_where_it_exists_and_the_config_left_it_open(factory, options) -> None:
+    assert single_pass_options(factory) == options
+    parameter = torch.nn.Parameter(torch.ones(3))
+    factory([parameter], **options)  # the optimiser accepts what was chosen
 
 
 def test_one_instantiate_builds_the_module_of_the_composed_config() -> None:

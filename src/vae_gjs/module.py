@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from torchmetrics import MeanMetric
 
 from vae_gjs.divergences import Divergence, kl_normal_dims
 from vae_gjs.errors import NonFiniteLossError, check_non_negative
-from vae_gjs.models import build_likelihood
+from vae_gjs.models import build_likelihood, rewrite_thin_deconvs
 
 #: Builds an optimiser from parameter groups (``functools.partial(torch.optim.Adam, lr=...)``).
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
@@ -55,6 +56,19 @@ class PerImageTerms:
             "kl_qp": self.kl_qp_dims().sum(-1),
             **self.parts,
         }
+
+
+def single_pass_options(factory: Callable[..., torch.optim.Optimizer]) -> dict[str, bool]:
+    """``{"fused": True}`` if the optimiser ``factory`` (a class or a ``functools.partial`` of one)
+    has a single-pass (fused) kernel and its config sets neither ``fused`` nor ``foreach``; else
+    ``{}``. Adam's is one pass over each weight, gradient and moment where the default makes one
+    per operation (measured in docs/performance.md); the same update, to float32 rounding."""
+    try:
+        parameters = inspect.signature(getattr(factory, "func", factory)).parameters
+    except (TypeError, ValueError):
+        return {}
+    chosen = {"fused", "foreach"} & set(getattr(factory, "keywords", {}))
+    return {"fused": True} if "fused" in parameters and not chosen else {}
 
 
 def non_finite_error(step: int, epoch: int, rec: Tensor, div: Tensor) -> NonFiniteLossError:
@@ -226,7 +240,13 @@ class VAE(L.LightningModule):
         return groups
 
     def configure_optimizers(self) -> Any:
-        return self.optimizer(self.parameter_groups())
+        return self.optimizer(self.parameter_groups(), **single_pass_options(self.optimizer))
+
+    def on_fit_start(self) -> None:
+        """On a CPU, train the decoder's thin last layer in its sub-pixel form (the same
+        parameters and function, faster there: docs/performance.md); elsewhere leave it as built."""
+        if self.device.type == "cpu":
+            rewrite_thin_deconvs(self.net)
 
 
 def build_module(config: Mapping[str, Any], image_shape: tuple[int, int, int]) -> VAE:

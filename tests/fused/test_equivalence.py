@@ -16,12 +16,15 @@ from vae_gjs.fused.group import FusedGroup
 from vae_gjs.tasks.train import train
 
 STEPS = 24
-#: Relative tolerance on each step's loss. Step 0 agrees to ~1e-7 (same weights, same batch, same
-#: noise: only the reduction order of the batched kernels, or of the sub-pixel last layer, and of
-#: Adam's single-pass kernel differs); the differences then grow through 24 Adam steps to ~1e-5
-#: (measured 6e-6 at 30 steps). 1e-4 is 10x the largest seen,
-#: 1,000x below the loss's own change per step (~1%), so a wrong batch, noise or weight fails.
-RTOL = 1e-4
+#: Relative tolerance on each step's loss, by the way the members' layers run. Step 0 agrees
+#: exactly both ways (same weights, batch and noise). Member by member (a CPU's way) every kernel
+#: is the separate run's own (its sub-pixel last layer and Adam's single-pass kernel included): only
+#: the group's reductions of stacked divergence terms add in another order, measured 9e-8 at most
+#: after 30 steps (two of the three members bit-identical). Batched, the grouped kernels add in
+#: another order and the differences grow through the Adam steps to 1.8e-5 at 30 steps. Each
+#: tolerance is 5-10x the largest seen and 100x or more below the loss's own change per step (~1%),
+#: so a wrong batch, noise or weight fails.
+RTOL = {False: 1e-6, True: 1e-4}
 
 
 class LossRecorder(Callback):
@@ -79,8 +82,8 @@ def test_fused_losses_match_separate_runs_step_by_step(
     assert not torch.equal(group.engine.streams.states[0], group.engine.streams.states[2])
     fused = np.array(recorded).T
     assert fused.shape == separate_losses.shape == (3, STEPS)
-    np.testing.assert_allclose(fused[:, 0], separate_losses[:, 0], rtol=1e-6)
-    np.testing.assert_allclose(fused, separate_losses, rtol=RTOL)
+    np.testing.assert_array_equal(fused[:, 0], separate_losses[:, 0])
+    np.testing.assert_allclose(fused, separate_losses, rtol=RTOL[batched])
     # The members really differ (else the test could not tell their noise or divergence apart).
     assert len({round(v, 3) for v in fused[:, -1]}) == 3
 

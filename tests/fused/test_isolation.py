@@ -3,17 +3,14 @@ loss goes non-finite stops alone (failed, its weights at that step saved, never 
 
 from __future__ import annotations
 
-import functools
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
 from tests.fused.conftest import member_config
 from vae_gjs.checkpoints import read_checkpoint
 from vae_gjs.errors import NonFiniteLossError
-from vae_gjs.fused.engine import single_pass_options
 from vae_gjs.fused.group import FusedGroup
 
 STEPS = ("trainer.max_steps=6", "test=false")
@@ -43,24 +40,6 @@ def test_one_adam_over_stacked_weights_is_independent_adams(tmp_path: Path, batc
     first_plain, first_heavy = _weights(plain, 0), _weights(heavy, 0)
     assert all(torch.equal(first_plain[k], first_heavy[k]) for k in first_plain)
     assert not all(torch.equal(_weights(plain, 1)[k], _weights(heavy, 1)[k]) for k in first_plain)
-
-
-@pytest.mark.parametrize(
-    ("factory", "options"),
-    [
-        (functools.partial(torch.optim.Adam, lr=1e-4), {"fused": True}),  # conf/module's partial
-        (torch.optim.AdamW, {"fused": True}),
-        (functools.partial(torch.optim.Adam, lr=1e-4, foreach=False), {}),  # the config chose
-        (functools.partial(torch.optim.Adam, fused=False), {}),
-        (functools.partial(torch.optim.Adagrad), {"fused": True}),
-        (torch.optim.RMSprop, {}),  # no fused kernel
-        (lambda params: torch.optim.SGD(params, lr=0.1), {}),  # not a signature with `fused`
-    ],
-)
-def test_the_single_pass_kernel_only_where_it_exists_and_the_config_left_it_open(factory, options) -> None:
-    assert single_pass_options(factory) == options
-    parameter = torch.nn.Parameter(torch.ones(3))
-    factory([parameter], **options)  # the optimiser accepts what was chosen
 
 
 def test_a_non_finite_member_stops_alone(tmp_path: Path) -> None:

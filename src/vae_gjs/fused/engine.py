@@ -28,7 +28,6 @@ moments are frozen from that step on (restored after every step), and the others
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import time
 from collections.abc import Callable, Hashable, Iterable
@@ -41,21 +40,10 @@ from torch import Tensor, nn
 from vae_gjs.errors import NonFiniteLossError
 from vae_gjs.fused.rng import MemberStreams
 from vae_gjs.fused.stack import StackedNets
-from vae_gjs.module import VAE, PerImageTerms, non_finite_error
+from vae_gjs.module import VAE, PerImageTerms, non_finite_error, single_pass_options
 
 #: Per-image metrics averaged over a training epoch (as ``VAE`` logs them).
 TRAIN_METRICS = ("rec", "div", "loss")
-
-
-def single_pass_options(factory: Callable[..., torch.optim.Optimizer]) -> dict[str, bool]:
-    """``{"fused": True}`` if the optimiser ``factory`` (a class or a ``functools.partial`` of one)
-    has a fused kernel and its config sets neither ``fused`` nor ``foreach``; else ``{}``."""
-    try:
-        parameters = inspect.signature(getattr(factory, "func", factory)).parameters
-    except (TypeError, ValueError):
-        return {}
-    chosen = {"fused", "foreach"} & set(getattr(factory, "keywords", {}))
-    return {"fused": True} if "fused" in parameters and not chosen else {}
 
 
 def limit_batches(length: int, limit: int | float | None) -> int:
@@ -128,8 +116,8 @@ class FusedEngine:
         # weights, in the one parameter group a separate run has ("net", with its options).
         (group,) = modules[0].parameter_groups()
         factory = modules[0].optimizer
-        self._single_pass = single_pass_options(factory)
-        self.optimizer = factory([{**group, "params": list(self.nets.parameters())}], **self._single_pass)
+        stacked = [{**group, "params": list(self.nets.parameters())}]
+        self.optimizer = factory(stacked, **single_pass_options(factory))
         self.streams = streams
         self.progress = Progress()
         self._frozen: dict[int, list[dict[str, Tensor]]] = {}
@@ -301,7 +289,6 @@ class FusedEngine:
     def member_optimizer_state(self, member: int) -> dict[str, Any]:
         """Member ``member``'s Adam state as its separate run's ``optimizer.state_dict()``."""
         group = {key: value for key, value in self.optimizer.param_groups[0].items() if key != "params"}
-        group.update({key: None for key in self._single_pass})  # the separate run's default choice
         params = list(self.nets.parameters())
         state = {}
         for index, param in enumerate(params):
