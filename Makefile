@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: install train test lint format bench bench-fused clean-venv
+.PHONY: install train test lint format bench bench-fused bench-fused-sweep clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: $(STAMP)
 
 bench-fused: $(STAMP)
 	$(PY) benchmarks/fused.py $(ARGS)
+
+bench-fused-sweep: $(STAMP)
+	$(PY) benchmarks/fused_sweep.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)
