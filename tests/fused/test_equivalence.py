@@ -18,9 +18,10 @@ from vae_gjs.tasks.train import train
 STEPS = 24
 #: Relative tolerance on each step's loss, by the way the members' layers run. Step 0 agrees
 #: exactly both ways (same weights, batch and noise). Member by member (a CPU's way) every kernel
-#: is the separate run's own (its sub-pixel last layer and Adam's single-pass kernel included): only
-#: the group's reductions of stacked divergence terms add in another order, measured 9e-8 at most
-#: after 30 steps (two of the three members bit-identical). Batched, the grouped kernels add in
+#: is the separate run's own (its sub-pixel last layer and Adam's single-pass kernel included); Adam's
+#: kernel rounds some elements of a stacked tensor in its vector body that a separate run's shorter
+#: tensor has in its scalar remainder (1 ulp; docs/fused.md), measured 9e-8 at most after 30 steps
+#: (the losses of two of the three members bit-identical). Batched, the grouped kernels add in
 #: another order and the differences grow through the Adam steps to 1.8e-5 at 30 steps. Each
 #: tolerance is 5-10x the largest seen and 100x or more below the loss's own change per step (~1%),
 #: so a wrong batch, noise or weight fails.
