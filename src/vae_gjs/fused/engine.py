@@ -116,11 +116,19 @@ class FusedEngine:
         # weights, in the one parameter group a separate run has ("net", with its options).
         (group,) = modules[0].parameter_groups()
         factory = modules[0].optimizer
-        stacked = [{**group, "params": list(self.nets.parameters())}]
-        self.optimizer = factory(stacked, **single_pass_options(factory))
+        # The optimiser steps each member's own slices of the stacked weights (views sharing their
+        # storage), not the stacked tensors: Adam's single-pass kernel then updates a member's tensors
+        # exactly as its separate run's (it rounds a tensor's vector blocks and its remainder
+        # differently, so a stacked tensor would shift a member's elements between the two), and a
+        # failed member is left out by giving its slices no gradient.
+        self._slices = [
+            [param.detach()[member].requires_grad_() for param in self.nets.parameters()]
+            for member in range(self.size)
+        ]
+        pieces = [{**group, "params": [piece for slices in self._slices for piece in slices]}]
+        self.optimizer = factory(pieces, **single_pass_options(factory))
         self.streams = streams
         self.progress = Progress()
-        self._frozen: dict[int, list[dict[str, Tensor]]] = {}
 
     # ------------------------------------------------------------------ one step
 
@@ -156,28 +164,6 @@ class FusedEngine:
         losses = rec.mean(1) + self._lams * div.mean(1)
         return losses, rec, div
 
-    def _freeze(self, member: int) -> None:
-        """Remember member ``member``'s weights and Adam moments; they are put back after every step."""
-        snapshot = []
-        for param in self.nets.parameters():
-            state = self.optimizer.state.get(param, {})
-            snapshot.append(
-                {
-                    "param": param.detach()[member].clone(),
-                    **{key: state[key][member].clone() for key in ("exp_avg", "exp_avg_sq") if key in state},
-                }
-            )
-        self._frozen[member] = snapshot
-
-    @torch.no_grad()
-    def _restore_frozen(self) -> None:
-        for member, snapshot in self._frozen.items():
-            for param, saved in zip(self.nets.parameters(), snapshot, strict=True):
-                param[member].copy_(saved["param"])
-                state = self.optimizer.state[param]
-                for key in ("exp_avg", "exp_avg_sq"):
-                    state[key][member].copy_(saved[key]) if key in saved else state[key][member].zero_()
-
     @property
     def alive(self) -> list[int]:
         return [m for m in range(self.size) if m not in self.progress.failed]
@@ -197,14 +183,17 @@ class FusedEngine:
                         self.progress.global_step, self.progress.epoch, rec[member], div[member]
                     )
                     self.progress.failed_step[member] = self.progress.global_step
-                    self._freeze(member)
                     newly_failed.append(member)
             alive = self.alive
         self.optimizer.zero_grad(set_to_none=True)
+        self.nets.zero_grad(set_to_none=True)
         if alive:
             losses[alive].sum().backward()
+            grads = [param.grad.unbind(0) for param in self.nets.parameters()]
+            for member in alive:
+                for piece, grad in zip(self._slices[member], grads, strict=True):
+                    piece.grad = grad[member]
             self.optimizer.step()
-            self._restore_frozen()
             self.progress.global_step += 1
         return losses, rec, div, newly_failed
 
@@ -289,39 +278,27 @@ class FusedEngine:
     def member_optimizer_state(self, member: int) -> dict[str, Any]:
         """Member ``member``'s Adam state as its separate run's ``optimizer.state_dict()``."""
         group = {key: value for key, value in self.optimizer.param_groups[0].items() if key != "params"}
-        params = list(self.nets.parameters())
-        state = {}
-        for index, param in enumerate(params):
-            stacked = self.optimizer.state.get(param)
-            if stacked:
-                state[index] = {
-                    "step": torch.tensor(float(self.progress.member_step(member))),
-                    "exp_avg": stacked["exp_avg"][member].cpu().clone(),
-                    "exp_avg_sq": stacked["exp_avg_sq"][member].cpu().clone(),
-                }
-        return {"state": state, "param_groups": [{**group, "params": list(range(len(params)))}]}
+        slices = self._slices[member]
+        state = {
+            index: {key: value.detach().cpu().clone() for key, value in self.optimizer.state[piece].items()}
+            for index, piece in enumerate(slices)
+            if self.optimizer.state.get(piece)
+        }
+        return {"state": state, "param_groups": [{**group, "params": list(range(len(slices)))}]}
 
     @torch.no_grad()
     def load_member(self, member: int, weights: dict[str, Tensor], optimizer: dict[str, Any]) -> None:
-        """Put a separate-run checkpoint's weights and Adam state into slice ``member``."""
+        """Put a separate-run checkpoint's weights and Adam state into member ``member``."""
         self.nets.load_member(
             member,
             {key.removeprefix("net."): value for key, value in weights.items() if key.startswith("net.")},
         )
-        for index, param in enumerate(self.nets.parameters()):
+        options = self.optimizer.param_groups[0]  # Adam keeps a fused kernel's step on the device
+        step_on_device = bool(options.get("fused") or options.get("capturable"))
+        for index, piece in enumerate(self._slices[member]):
             saved = optimizer["state"].get(index)
-            if saved is None:
-                continue
-            state = self.optimizer.state[param]
-            if not state:
-                options = self.optimizer.param_groups[0]  # Adam keeps a fused kernel's step on the device
-                on_device = options.get("fused") or options.get("capturable")
-                state["step"] = saved["step"].to(param.device if on_device else "cpu", copy=True)
-                state["exp_avg"] = torch.zeros_like(param)
-                state["exp_avg_sq"] = torch.zeros_like(param)
-            elif float(state["step"]) != float(saved["step"]):
-                raise ValueError(
-                    f"members resume from different steps ({float(state['step'])} vs {float(saved['step'])})"
-                )
-            state["exp_avg"][member].copy_(saved["exp_avg"])
-            state["exp_avg_sq"][member].copy_(saved["exp_avg_sq"])
+            if saved is not None:
+                self.optimizer.state[piece] = {
+                    key: value.to(piece.device if key != "step" or step_on_device else "cpu", copy=True)
+                    for key, value in saved.items()
+                }
