@@ -14,16 +14,17 @@ Each step, for one shared batch ``x``:
    ``VAE.per_image_terms`` orders them;
 3. every member decodes its own codes, and its loss is ``rec.mean() + λ·div.mean()``
    (Eq. 22), the separate run's expression with each member's own λ;
-4. the sum of the live members' losses is back-propagated and one Adam steps all stacked weights.
+4. the sum of the live members' losses is back-propagated, and one Adam steps every live member's
+   own slices of the stacked weights.
 
 Adam is elementwise (no weight decay, no gradient clipping, no learning-rate schedule), so one
-Adam over the stacked weights is N independent Adams (the optimiser is the members' own
-``conf/module`` partial; the launcher fuses only members whose optimiser configs are equal). It
-runs its single-pass kernel (``fused=True``) where it has one and the config leaves the choice
-open: the stacked weights and moments do not fit a core's cache, and the default implementation
-passes over them once per operation.
-A member whose loss is not finite is stopped alone: it is marked failed, its weights and Adam
-moments are frozen from that step on (restored after every step), and the others go on.
+Adam over the members' slices is N independent Adams (the optimiser is the members' own
+``conf/module`` partial, with its single-pass kernel as a separate run has it; the launcher fuses
+only members whose optimiser configs are equal). Each member's slices are tensors of its separate
+run's shapes, so the kernel treats them as the separate run's and a member on a CPU trains bit for
+bit as its separate run. A member whose loss is not finite is stopped alone: it is marked failed,
+its slices get no gradient from that step on (so its weights and Adam state stay as they were),
+and the others go on.
 """
 
 from __future__ import annotations
@@ -112,8 +113,8 @@ class FusedEngine:
         order = [*itertools.chain(*self._stacks), *self._alone]
         self._rows = torch.tensor(sorted(range(self.size), key=order.__getitem__), device=device)
         self.likelihood = modules[0].likelihood
-        # The separate run's optimiser (conf/module: a partial, Adam by default) over the stacked
-        # weights, in the one parameter group a separate run has ("net", with its options).
+        # The separate run's optimiser (conf/module: a partial, Adam by default), in the one
+        # parameter group a separate run has ("net", with its options).
         (group,) = modules[0].parameter_groups()
         factory = modules[0].optimizer
         # The optimiser steps each member's own slices of the stacked weights (views sharing their
