@@ -42,7 +42,7 @@ def test_one_adam_over_stacked_weights_is_independent_adams(tmp_path: Path, batc
     assert not all(torch.equal(_weights(plain, 1)[k], _weights(heavy, 1)[k]) for k in first_plain)
 
 
-def test_a_non_finite_member_stops_alone(tmp_path: Path) -> None:
+def test_a_non_finite_member_stops_alone(tmp_path: Path, batched: bool) -> None:
     failing = _group(tmp_path / "fail", (*NAN_AT, "+divergence.at=2"))
     outcomes = failing.run()
     assert outcomes[0] is None and isinstance(outcomes[1], NonFiniteLossError)

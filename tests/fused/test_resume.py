@@ -28,7 +28,9 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k != "time/epoch_s"} for row in csv.DictReader(handle)]
 
 
-def test_kill_and_resume_is_bit_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_and_resume_is_bit_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batched: bool
+) -> None:
     FusedGroup(_configs(tmp_path / "whole")).run()
 
     epochs = []
