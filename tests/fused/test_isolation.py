@@ -30,7 +30,7 @@ def _weights(group: FusedGroup, member: int) -> dict[str, torch.Tensor]:
     return group.engine.member_weights(member)
 
 
-def test_one_adam_over_stacked_weights_is_independent_adams(tmp_path: Path, batched: bool) -> None:
+def test_one_adam_over_the_members_is_independent_adams(tmp_path: Path, batched: bool) -> None:
     """Changing member 1's loss (λ = 1 vs λ = 50) leaves member 0's weights bit-identical."""
     plain = _group(tmp_path / "a", ("divergence=kl_qp",))
     heavy = _group(tmp_path / "b", ("divergence=kl_qp", "lam=50"))
