@@ -16,7 +16,7 @@ from torchmetrics import MeanMetric
 
 from vae_gjs.divergences import Divergence, kl_normal_dims
 from vae_gjs.errors import NonFiniteLossError, check_non_negative
-from vae_gjs.models import build_likelihood, rewrite_thin_deconvs
+from vae_gjs.models import build_likelihood, training_form
 
 #: Builds an optimiser from parameter groups (``functools.partial(torch.optim.Adam, lr=...)``).
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
@@ -243,10 +243,8 @@ class VAE(L.LightningModule):
         return self.optimizer(self.parameter_groups(), **single_pass_options(self.optimizer))
 
     def on_fit_start(self) -> None:
-        """On a CPU, train the decoder's thin last layer in its sub-pixel form (the same
-        parameters and function, faster there: docs/performance.md); elsewhere leave it as built."""
-        if self.device.type == "cpu":
-            rewrite_thin_deconvs(self.net)
+        """Train the net in its form for this device (:func:`~vae_gjs.models.training_form`)."""
+        training_form(self.net, self.device)
 
 
 def build_module(config: Mapping[str, Any], image_shape: tuple[int, int, int]) -> VAE:

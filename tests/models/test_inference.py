@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from vae_gjs.evaluation.evidence import importance_log_px_by_likelihood
-from vae_gjs.models import Bernoulli, Burgess, Gaussian, inference_net
+from vae_gjs.models import Bernoulli, Burgess, Gaussian, inference_net, training_form
 from vae_gjs.models.inference import ChannelsLast, SubPixelConvTranspose2d, rewrite_thin_deconvs
 
 
@@ -56,6 +56,16 @@ def test_rewrite_thin_deconvs_keeps_the_networks_parameters() -> None:
     assert rewritten.out_channels == 1
     assert sum(isinstance(m, nn.ConvTranspose2d) for m in net.modules()) == 2  # the 32-channel ones stay
     torch.testing.assert_close(net.decode(z), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("device", "sub_pixel_layers"), [("cpu", 1), ("cuda", 0), ("meta", 0)])
+def test_training_form_rewrites_the_thin_layer_on_a_cpu_only(device: str, sub_pixel_layers: int) -> None:
+    """The one place that decides a run's (and a fused member's) training form; nothing is moved."""
+    net = Burgess(1, 32)
+    assert training_form(net, torch.device(device)) is net
+    assert sum(isinstance(m, SubPixelConvTranspose2d) for m in net.modules()) == sub_pixel_layers
+    assert sum(isinstance(m, nn.ConvTranspose2d) for m in net.modules()) == 3 - sub_pixel_layers
+    assert {p.device.type for p in net.parameters()} == {"cpu"}
 
 
 def test_other_transposed_convolutions_are_refused() -> None:

@@ -97,7 +97,7 @@ class FusedEngine:
         self.size = len(modules)
         self.device = device
         batched = device.type != "cpu" if batched is None else batched
-        self.nets = StackedNets([module.net for module in modules], batched).to(device)
+        self.nets = StackedNets([module.net for module in modules], device, batched).to(device)
         self.divergences = [module.divergence.to(device) for module in modules]
         self.lams = [module.lam for module in modules]
         self._lams = torch.tensor(self.lams, dtype=torch.float32, device=device)

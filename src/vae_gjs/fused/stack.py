@@ -9,10 +9,10 @@ architecture), which one optimiser steps. ``encode``/``decode`` run
   one kernel launch a layer for all members, where a small model's step is bound by launches;
 * **member by member** (a CPU's way): on each member's slice of the weights in turn, so every
   kernel is the single model's kernel on a member-sized tensor that stays in a core's cache
-  (stacked activations do not, and vmap reorders them between layers); the thin last
-  transposed convolution runs in its sub-pixel form
-  (:func:`vae_gjs.models.inference.rewrite_thin_deconvs`: the same function; forward + backward
-  3.5 instead of 5.8 ms a model-step on the 2-core machine).
+  (stacked activations do not, and vmap reorders them between layers), in the form a separate
+  run trains on that device (:func:`vae_gjs.models.inference.training_form`: on a CPU the thin last
+  transposed convolution in its sub-pixel form, forward + backward 3.5 instead of 5.8 ms a
+  model-step on the 2-core machine).
   Measured in docs/fused.md.
 
 Nothing couples members: member ``m``'s outputs depend only on slice ``m`` of every weight, so
@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from vae_gjs.models.inference import rewrite_thin_deconvs
+from vae_gjs.models.inference import training_form
 
 
 class _Method(nn.Module):
@@ -68,11 +68,12 @@ class StackedNets(nn.Module):
     """``len(nets)`` networks of one architecture as stacked parameters.
 
     ``params[i]`` is ``[N, *shape]`` for the ``i``-th of ``nets[0].named_parameters()`` (the
-    order of a single run's ``VAE.parameters()``, hence of its Adam state). ``batched``: all
-    members in one call a layer (``vmap``), else member by member (module docstring).
+    order of a single run's ``VAE.parameters()``, hence of its Adam state), on ``device``.
+    ``batched``: all members in one call a layer (``vmap``), else member by member (module
+    docstring).
     """
 
-    def __init__(self, nets: Sequence[nn.Module], batched: bool = True) -> None:
+    def __init__(self, nets: Sequence[nn.Module], device: torch.device, batched: bool = True) -> None:
         super().__init__()
         if not nets:
             raise ValueError("StackedNets needs at least one network")
@@ -91,7 +92,7 @@ class StackedNets(nn.Module):
             self._encode = _vmapped(template, "encode", batched_inputs=False)
             self._decode = _vmapped(template, "decode", batched_inputs=True)
         else:
-            template = rewrite_thin_deconvs(template).to("meta")
+            template = training_form(template, device).to("meta")
             self._encode_one = _functional(template, "encode")
             self._decode_one = _functional(template, "decode")
 

@@ -1,7 +1,7 @@
 """Encoder/decoder architectures and decoder likelihoods (independent of the divergence)."""
 
 from vae_gjs.models.burgess import Burgess, BurgessDecoder, BurgessEncoder
-from vae_gjs.models.inference import inference_net, rewrite_thin_deconvs
+from vae_gjs.models.inference import inference_net, training_form
 from vae_gjs.models.likelihoods import Bernoulli, Gaussian, Likelihood, build_likelihood, sse
 
 __all__ = [
@@ -13,6 +13,6 @@ __all__ = [
     "Likelihood",
     "build_likelihood",
     "inference_net",
-    "rewrite_thin_deconvs",
     "sse",
+    "training_form",
 ]

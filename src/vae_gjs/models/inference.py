@@ -18,10 +18,10 @@ therefore rewrites only the thin layers, makes every ReLU work in place, and run
 on channels-last activations (oneDNN's native layout: no reorder of each output). The
 importance-sampled log p(x) of 10,000 MNIST test images (K = 128, 512 codes a call) then takes
 77 s on 2 threads against 198 s with ``net.decode`` (``python benchmarks/run.py --only eval``,
-docs/performance.md). :func:`rewrite_thin_deconvs` alone is what training uses: the rewritten
-layer keeps the transposed convolution's own ``weight`` and ``bias`` (same names, same shapes,
-so a ``state_dict`` and ``functional_call`` see the original layer) and derives the sub-kernels
-from them on every call, differentiably.
+docs/performance.md). :func:`training_form` (:func:`rewrite_thin_deconvs` on a CPU) is what
+training uses: the rewritten layer keeps the transposed convolution's own ``weight`` and
+``bias`` (same names, same shapes, so a ``state_dict`` and ``functional_call`` see the original
+layer) and derives the sub-kernels from them on every call, differentiably.
 """
 
 from __future__ import annotations
@@ -108,6 +108,13 @@ def rewrite_thin_deconvs(net: nn.Module) -> nn.Module:
         else:
             rewrite_thin_deconvs(child)
     return net
+
+
+def training_form(net: nn.Module, device: torch.device) -> nn.Module:
+    """``net``, in place, in the form a run trains it in on ``device``: on a CPU its thin
+    transposed convolutions in their sub-pixel form (:func:`rewrite_thin_deconvs`: the same
+    parameters, ``state_dict`` and function, faster there: docs/performance.md); elsewhere as built."""
+    return rewrite_thin_deconvs(net) if device.type == "cpu" else net
 
 
 def _channels_last_and_in_place(module: nn.Module) -> None:
