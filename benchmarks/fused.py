@@ -4,6 +4,7 @@
     python benchmarks/fused.py --device cuda     # GPU: the 22-member Table 1 group vs one run, same card
     python benchmarks/fused.py --operators       # operators a step: Table 1 group (both ways) vs one run
     python benchmarks/fused.py --layers batched members   # both ways of running the members' layers
+    python benchmarks/fused.py --evaluation      # log p(x)'s decode: member by member vs batched
 
 Both sides run the real code on real MNIST batches (batch 64): the fused side is
 :class:`vae_gjs.fused.engine.FusedEngine` (stacked weights, per-member random streams, one Adam);
@@ -15,7 +16,11 @@ every member's images: fused steps/s × members × 64. ``--device cuda`` also pr
 training wall time of a 100-epoch MNIST Table 1 column (22 runs, 938 steps an epoch) fused, and
 separately one run after the other. Both modes also count the operators one step dispatches
 (forward, backward and Adam: each a kernel launch on a GPU, where a step of these small models
-is bound by launches, not FLOPs): the count does not depend on the machine. Prints one JSON
+is bound by launches, not FLOPs): the count does not depend on the machine. ``--evaluation``
+times, instead of training steps, the decode that dominates a group's evaluation (log p(x),
+chunks of 512 codes): member by member with the evaluation's inference net, as a group
+evaluates, against all members in one vmapped call (the members of a Table 1 group: 11 on a
+CPU, 22 on a GPU). Prints one JSON
 summary (finishes in about a minute on an H100; a few minutes on 2 CPU cores).
 """
 
@@ -40,8 +45,11 @@ from tests.conftest import DATA_DIR, compose_train  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from vae_gjs.data import MNIST, InMemoryBatches  # noqa: E402
+from vae_gjs.evaluation.evidence import MAX_DECODE  # noqa: E402
 from vae_gjs.fused.engine import FusedEngine  # noqa: E402
 from vae_gjs.fused.rng import MemberStreams, get_state  # noqa: E402
+from vae_gjs.fused.stack import StackedNets  # noqa: E402
+from vae_gjs.models import Burgess, inference_net  # noqa: E402
 from vae_gjs.module import VAE, build_module  # noqa: E402
 
 BATCH = 64
@@ -200,6 +208,42 @@ def compare(
     return result
 
 
+def evaluation_decode(members: int, device: torch.device, rounds: int, calls: int = 4) -> dict[str, Any]:
+    """Milliseconds a member-decode of ``MAX_DECODE`` codes (log p(x)'s chunk), medians of
+    alternating rounds: member by member with the evaluation's inference net (channels-last
+    weights on a CPU, as ``evaluate_run`` makes them), and all members in one vmapped call."""
+    torch.manual_seed(0)
+    nets = [Burgess(1, 32).to(device).eval() for _ in range(members)]
+    if device.type == "cpu":
+        nets = [net.to(memory_format=torch.channels_last) for net in nets]  # type: ignore[call-overload]
+    fast = [inference_net(net) for net in nets]
+    stacked = StackedNets(nets, device, batched=True).to(device).requires_grad_(False)
+    z = torch.randn(members, MAX_DECODE, nets[0].latent_dim, device=device)
+    ways = {
+        "members": lambda: [net.decode(codes) for net, codes in zip(fast, z, strict=True)],
+        "batched": lambda: stacked.decode(z),
+    }
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    with torch.inference_mode():
+        difference = (torch.stack(ways["members"]()) - ways["batched"]()).abs().max()
+        for _ in range(rounds):
+            for way, decode in ways.items():
+                _sync(device)
+                start = time.perf_counter()
+                for _ in range(calls):
+                    decode()
+                _sync(device)
+                times[way].append((time.perf_counter() - start) / calls / members * 1e3)
+    result: dict[str, Any] = {"members": members, "codes_per_decode": MAX_DECODE, "rounds": rounds}
+    for way, values in times.items():
+        result[f"{way}_ms_per_member_decode"] = round(statistics.median(values), 3)
+    result["batched_over_members_time"] = round(
+        statistics.median(b / m for b, m in zip(times["batched"], times["members"], strict=True)), 3
+    )
+    result["max_abs_difference"] = float(difference)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -222,6 +266,9 @@ def main() -> None:
     parser.add_argument(
         "--operators", action="store_true", help="only count the operators of a step (no timing)"
     )
+    parser.add_argument(
+        "--evaluation", action="store_true", help="time log p(x)'s decode (member by member vs batched)"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     summary: dict[str, Any] = {
@@ -230,7 +277,14 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
     }
-    if args.operators:  # both ways of running the layers, whatever the device
+    if args.evaluation:  # a Table 1 group's members: both groups of the column at once on a GPU
+        members = len(TABLE1) if device.type == "cuda" else len(TABLE1) // 2
+        for threads in args.threads if device.type == "cpu" else [None]:
+            if threads is not None:
+                torch.set_num_threads(threads)
+            key = "evaluation_decode" + ("" if threads is None else f"_threads_{threads}")
+            summary[key] = evaluation_decode(members, device, args.rounds)
+    elif args.operators:  # both ways of running the layers, whatever the device
         separate = Separate(device)
         steps_per_s(separate, 2, device)
         summary["operators_per_step"] = {"separate": operators_per_step(separate)}

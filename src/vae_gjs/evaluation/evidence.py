@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 
 LOG_2PI = math.log(2 * math.pi)
+#: Latent codes a ``decode`` call at most (module docstring).
+MAX_DECODE = 512
 
 Encode = Callable[[Tensor], tuple[Tensor, Tensor]]
 Decode = Callable[[Tensor], Tensor]
@@ -50,7 +52,7 @@ def importance_log_px(
     log_likelihood: LogLikelihood,
     k: int,
     generator: torch.Generator | None = None,
-    max_decode: int = 512,
+    max_decode: int = MAX_DECODE,
 ) -> ImportanceEstimate:
     """Importance-sampled log p(x) of a batch ``x [B, ...]`` with q(z|x) as the proposal
     (:func:`importance_log_px_by_likelihood` with one likelihood)."""
@@ -67,7 +69,7 @@ def importance_log_px_by_likelihood(
     log_likelihoods: Mapping[str, LogLikelihood],
     k: int,
     generator: torch.Generator | None = None,
-    max_decode: int = 512,
+    max_decode: int = MAX_DECODE,
 ) -> dict[str, ImportanceEstimate]:
     """Importance-sampled log p(x) of a batch ``x [B, ...]`` with q(z|x) as the proposal, under
     each decoder likelihood of ``log_likelihoods`` from the *same* K samples and decodes.
@@ -171,7 +173,7 @@ def model_evidence(
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: Callable[[Iterable[Any], int], Iterable[Any]] = lambda it, total: it,
-    max_decode: int = 512,
+    max_decode: int = MAX_DECODE,
 ) -> dict[str, EvidenceResult]:
     """Importance-sampled log p(x) over the first ``n_batches`` batches (all if fewer), under each
     likelihood of ``log_likelihoods`` (same samples for all), with the noise drawn from a CPU
