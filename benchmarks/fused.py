@@ -4,6 +4,7 @@
     python benchmarks/fused.py --device cuda     # GPU: the 22-member Table 1 group vs one run, same card
     python benchmarks/fused.py --operators       # operators a step: Table 1 group (both ways) vs one run
     python benchmarks/fused.py --layers batched members   # both ways of running the members' layers
+    python benchmarks/fused.py --device cuda --layers default graphed   # + the layers as CUDA graphs
     python benchmarks/fused.py --evaluation      # log p(x)'s decode: member by member vs batched
 
 Both sides run the real code on real MNIST batches (batch 64): the fused side is
@@ -42,6 +43,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 import lightning as L  # noqa: E402
 import torch  # noqa: E402
 from tests.conftest import DATA_DIR, compose_train  # noqa: E402
+from torch import nn  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from vae_gjs.data import MNIST, InMemoryBatches  # noqa: E402
@@ -53,6 +55,7 @@ from vae_gjs.models import Burgess, inference_net  # noqa: E402
 from vae_gjs.module import VAE, build_module  # noqa: E402
 
 BATCH = 64
+IMAGE = (1, 32, 32)  # MNIST at the Burgess net's size
 STEPS_PER_EPOCH = 938  # MNIST: 60,000 images in batches of 64
 ALPHAS = [f"alpha={a / 10:g}" for a in range(1, 10)]
 #: The members of a Table 1 column (conf/experiment/table1.yaml).
@@ -73,7 +76,7 @@ def build_members(members: list[tuple[str, ...]], device: torch.device) -> tuple
     for overrides in members:
         cfg = compose_train([f"data_dir={DATA_DIR}", *overrides])
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        modules.append(build_module(cfg.module, (1, 32, 32)))
+        modules.append(build_module(cfg.module, IMAGE))
         starts.append(get_state(device))
     return modules, MemberStreams(device, starts)
 
@@ -91,18 +94,51 @@ def _batches(device: torch.device) -> Any:
             yield x.to(device, non_blocking=True)
 
 
-#: ``--layers``: the engine's ``batched`` argument (None: the device's default).
-LAYERS = {"default": None, "batched": True, "members": False}
+#: ``--layers``: the engine's ``batched`` argument (None: the device's default); ``graphed`` is
+#: batched with the layers captured as CUDA graphs (:func:`graph_layers`).
+LAYERS = {"default": None, "batched": True, "members": False, "graphed": True}
+
+
+class _Layers(nn.Module):
+    """One method of the stacked nets as a module's ``forward`` (what CUDA graphs capture)."""
+
+    def __init__(self, nets: StackedNets, method: str) -> None:
+        super().__init__()
+        self.nets = nets
+        self.call = getattr(nets, method)  # bound before graph_layers shadows it
+
+    def forward(self, inputs: torch.Tensor) -> Any:
+        return self.call(inputs)
+
+
+def graph_layers(nets: StackedNets, batch: int) -> None:
+    """A prototype for a GPU, in this benchmark only, measured against the engine's own way:
+    the stacked nets' ``encode`` and ``decode``, forward and backward, captured as CUDA graphs
+    (``torch.cuda.make_graphed_callables``: one launch each instead of ≈ 350 operators of a Table 1
+    group's step, 868 in all, counted on a CPU) for batches of ``batch`` images; other batch sizes
+    run as before. No random numbers are drawn inside the layers, so the members' streams are
+    untouched; Adam updates the weights in place, where the graphs read them."""
+    device = nets.params[0].device
+    x = torch.rand(batch, *IMAGE, device=device)
+    with torch.no_grad():
+        latent = nets.encode(x)[0].shape[-1]
+    z = torch.randn(nets.size, batch, latent, device=device, requires_grad=True)
+    encode, decode = torch.cuda.make_graphed_callables(
+        (_Layers(nets, "encode"), _Layers(nets, "decode")), ((x,), (z,)), allow_unused_input=True
+    )
+    eager_encode, eager_decode = nets.encode, nets.decode
+    nets.encode = lambda x: encode(x) if x.shape[0] == batch else eager_encode(x)  # type: ignore[method-assign]
+    nets.decode = lambda z: decode(z) if z.shape[1] == batch else eager_decode(z)  # type: ignore[method-assign]
 
 
 class Fused:
-    """Steps of the fused engine over ``members``."""
+    """Steps of the fused engine over ``members``, its layers run the ``way`` of :data:`LAYERS`."""
 
-    def __init__(
-        self, members: list[tuple[str, ...]], device: torch.device, batched: bool | None = None
-    ) -> None:
+    def __init__(self, members: list[tuple[str, ...]], device: torch.device, way: str = "default") -> None:
         modules, streams = build_members(members, device)
-        self.engine = FusedEngine(modules, streams, device, batched)
+        self.engine = FusedEngine(modules, streams, device, LAYERS[way])
+        if way == "graphed":
+            graph_layers(self.engine.nets, BATCH)
         self.batches = _batches(device)
 
     def __call__(self) -> None:
@@ -171,13 +207,19 @@ def compare(
     machine's load then hits all alike); the medians of the rounds, and the median of the
     per-round ratios."""
     separate = Separate(device)
-    fused = {way: Fused(members, device, LAYERS[way]) for way in layers}
-    for step in (separate, *fused.values()):
-        steps_per_s(step, warmup, device)
+    steps_per_s(separate, warmup, device)
+    fused, failed = {}, {}
+    for way in layers:
+        try:
+            fused[way] = Fused(members, device, way)
+            steps_per_s(fused[way], warmup, device)
+        except Exception as error:  # a prototype way that fails (graphed) must not cost the others
+            fused.pop(way, None)
+            failed[f"fused_{way}_error"] = f"{type(error).__name__}: {error}"
     n = len(members)
     fused_steps = max(steps // n, 5) if device.type == "cpu" else steps
     single_rates: list[float] = []
-    fused_rates: dict[str, list[float]] = {way: [] for way in layers}
+    fused_rates: dict[str, list[float]] = {way: [] for way in fused}
     for _ in range(rounds):
         single_rates.append(steps_per_s(separate, steps, device))
         for way, step in fused.items():
@@ -189,6 +231,7 @@ def compare(
         "separate_operators_per_step": operators_per_step(separate),
         "separate_steps_per_s": round(single, 2),
         "separate_model_images_per_s": round(single * BATCH),
+        **failed,
     }
     for way, step in fused.items():
         together = statistics.median(fused_rates[way])
@@ -271,6 +314,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     device = torch.device(args.device)
+    if "graphed" in args.layers and device.type != "cuda":
+        parser.error(f"--layers graphed needs --device cuda (CUDA graphs); got --device {args.device}")
     summary: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
@@ -289,7 +334,7 @@ def main() -> None:
         steps_per_s(separate, 2, device)
         summary["operators_per_step"] = {"separate": operators_per_step(separate)}
         for way in ("batched", "members"):
-            fused = Fused(TABLE1, device, LAYERS[way])
+            fused = Fused(TABLE1, device, way)
             steps_per_s(fused, 2, device)
             summary["operators_per_step"][f"fused_table1_group_{len(TABLE1)}_members_{way}"] = (
                 operators_per_step(fused)

@@ -11,7 +11,8 @@
 # The device has torch, lightning and torchmetrics, but no hydra-core, omegaconf or wandb and no
 # internet: the carried pure-Python wheels are installed, the data unpacked, W&B left out
 # (logger=csv). Then:
-#   1. python benchmarks/fused.py --device cuda --epochs 100   (the 22-member group against one run)
+#   1. python benchmarks/fused.py --device cuda --epochs 100   (the 22-member group against one run,
+#      the engine's way and the prototype with its layers as CUDA graphs: --layers default graphed)
 #      and --evaluation (log p(x)'s decode for 22 members: one by one, as a group evaluates, or vmapped)
 #   2. the dataset's Table 1 column at budget=cpu (18 epochs), fused: two groups of 11 side by side
 #      (hydra.launcher.n_jobs=2), each member evaluated after its group trained (evaluate=true,
@@ -72,7 +73,7 @@ python -c "import torch, lightning, hydra; print('torch', torch.__version__, 'cu
 stamp "installed"
 
 if [[ "$ACCELERATOR" == "gpu" ]]; then
-  timeout 120 python benchmarks/fused.py --device cuda --epochs 100 --rounds 2 --steps 100 \
+  timeout 120 python benchmarks/fused.py --device cuda --epochs 100 --rounds 2 --steps 100 --layers default graphed \
     > "$OUT/fused_bench.json" 2> "$OUT/fused_bench.err"
   stamp "benchmark done (exit $?)"
   timeout 60 python benchmarks/fused.py --device cuda --evaluation --rounds 3 \
