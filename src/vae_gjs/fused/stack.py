@@ -68,9 +68,10 @@ class StackedNets(nn.Module):
     """``len(nets)`` networks of one architecture as stacked parameters.
 
     ``params[i]`` is ``[N, *shape]`` for the ``i``-th of ``nets[0].named_parameters()`` (the
-    order of a single run's ``VAE.parameters()``, hence of its Adam state), on ``device``.
-    ``batched``: all members in one call a layer (``vmap``), else member by member (module
-    docstring).
+    order of a single run's ``VAE.parameters()``, hence of its Adam state). ``device``: where it
+    will train (member by member, the layers take that device's training form; moving it there is
+    the caller's). ``batched``: all members in one call a layer (``vmap``), else member by member
+    (module docstring).
     """
 
     def __init__(self, nets: Sequence[nn.Module], device: torch.device, batched: bool = True) -> None:
