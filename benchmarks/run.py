@@ -131,9 +131,9 @@ DECODE_FLOP = 3.3e6
 
 def evaluation(threads: int, batches: int) -> dict[str, float]:
     """Reconstruction (z = μ) and K=128 log p(x) throughput on MNIST test images; log p(x) with
-    the evaluation's decoder (``inference_net``, 512 codes a call) and, for comparison, with
+    the evaluation's decoder (``inference_net``, ``MAX_DECODE`` = 512 codes a call) and, for comparison, with
     ``net.decode`` in calls of 1024 codes (the evaluation before the rewrite), same samples."""
-    from vae_gjs.evaluation.evidence import model_evidence
+    from vae_gjs.evaluation.evidence import MAX_DECODE, model_evidence
     from vae_gjs.evaluation.reconstruction import reconstruction_metrics
     from vae_gjs.models import inference_net
     from vae_gjs.module import build_module
@@ -146,7 +146,7 @@ def evaluation(threads: int, batches: int) -> dict[str, float]:
     result = {"reconstruction_images_per_s": 10_000 / (time.perf_counter() - tick)}
     means = {}
     for name, decode, chunk in (
-        ("", inference_net(module.net).decode, 512),
+        ("", inference_net(module.net).decode, MAX_DECODE),
         ("net_decode_", module.net.decode, 1024),
     ):
         tick = time.perf_counter()
