@@ -70,11 +70,15 @@ TABLE1 = [
 GJS_GROUP = [("divergence=gjs", a) for a in ALPHAS]
 
 
+#: ``--precision``: the arithmetic of every model's layers (conf/train.yaml's ``precision``).
+PRECISION = {"value": "fp32"}
+
+
 def build_members(members: list[tuple[str, ...]], device: torch.device) -> tuple[list[VAE], MemberStreams]:
     """The members' modules, each built as its separate run builds it, and their streams."""
     modules, starts = [], []
     for overrides in members:
-        cfg = compose_train([f"data_dir={DATA_DIR}", *overrides])
+        cfg = compose_train([f"data_dir={DATA_DIR}", f"precision={PRECISION['value']}", *overrides])
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         modules.append(build_module(cfg.module, IMAGE))
         starts.append(get_state(device))
@@ -151,15 +155,16 @@ class Separate:
     def __init__(self, device: torch.device) -> None:
         (module,), _ = build_members([("divergence=gjs", "alpha=0.5")], device)
         module.to(device).on_fit_start()  # the layers and the optimiser a fit on this device uses
-        self.net, self.divergence, self.likelihood = module.net, module.divergence, module.likelihood
+        self.module, self.divergence, self.likelihood = module, module.divergence, module.likelihood
         self.optimiser = module.configure_optimizers()
         self.batches = _batches(device)
 
     def __call__(self) -> None:
         x = next(self.batches)
-        mu, logvar = self.net.encode(x)
+        mu, logvar = self.module.encode(x)  # the net's layers in the run's precision, outputs float32
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        loss = self.likelihood.loss(self.net.decode(z), x).mean() + self.divergence(mu, logvar).mean()
+        logits = self.module.decode_logits(z)
+        loss = self.likelihood.loss(logits, x).mean() + self.divergence(mu, logvar).mean()
         if not torch.isfinite(loss):
             raise RuntimeError("non-finite loss")
         self.optimiser.zero_grad(set_to_none=True)
@@ -305,6 +310,7 @@ def main() -> None:
         help="how the fused members' layers run: the device's default, batched (vmap), members (one by one)",
     )
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="the models' precision")
     parser.add_argument("--epochs", type=int, default=100, help="epochs of the projected GPU column")
     parser.add_argument(
         "--operators", action="store_true", help="only count the operators of a step (no timing)"
@@ -314,11 +320,13 @@ def main() -> None:
     )
     args = parser.parse_args()
     device = torch.device(args.device)
+    PRECISION["value"] = args.precision
     if "graphed" in args.layers and device.type != "cuda":
         parser.error(f"--layers graphed needs --device cuda (CUDA graphs); got --device {args.device}")
     summary: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
+        "precision": args.precision,
         "cpu_count": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
     }

@@ -13,7 +13,9 @@
 # (logger=csv). Then:
 #   1. python benchmarks/fused.py --device cuda --epochs 100   (the 22-member group against one run,
 #      the engine's way and the prototype with its layers as CUDA graphs: --layers default graphed)
-#      and --evaluation (log p(x)'s decode for 22 members: one by one, as a group evaluates, or vmapped)
+#      and again with --precision bf16 (bf16 autocast for the layers: one run and the fused group, the
+#      engine's way), and --evaluation (log p(x)'s decode for 22 members: one by one, as a group
+#      evaluates, or vmapped)
 #   2. the dataset's Table 1 column at budget=cpu (18 epochs), fused: two groups of 11 side by side
 #      (hydra.launcher.n_jobs=2), each member evaluated after its group trained (evaluate=true,
 #      log p(x) under both likelihoods), no pictures while training;
@@ -76,12 +78,15 @@ if [[ "$ACCELERATOR" == "gpu" ]]; then
   timeout 120 python benchmarks/fused.py --device cuda --epochs 100 --rounds 2 --steps 100 --layers default graphed \
     > "$OUT/fused_bench.json" 2> "$OUT/fused_bench.err"
   stamp "benchmark done (exit $?)"
+  timeout 90 python benchmarks/fused.py --device cuda --epochs 100 --rounds 2 --steps 100 --precision bf16 \
+    > "$OUT/fused_bench_bf16.json" 2> "$OUT/fused_bench_bf16.err"
+  stamp "bf16 benchmark done (exit $?)"
   timeout 60 python benchmarks/fused.py --device cuda --evaluation --rounds 3 \
     > "$OUT/fused_eval_decode.json" 2> "$OUT/fused_eval_decode.err"
   stamp "evaluation decode done (exit $?)"
 fi
 
-timeout "${COLUMN_SECONDS:-360}" python train.py -m +experiment=table1 dataset="$DATASET" budget=cpu \
+timeout "${COLUMN_SECONDS:-270}" python train.py -m +experiment=table1 dataset="$DATASET" budget=cpu \
   hydra/launcher=fused hydra.launcher.n_jobs=2 hydra.launcher.max_models=11 \
   trainer.accelerator="$ACCELERATOR" threads=4 logger=csv images_every_n_epochs=null eval.figures=false \
   hydra.sweep.dir="$WORK/sweep" \

@@ -65,7 +65,9 @@ class StepTimer(Callback):
             self.steps += 1
 
 
-def real_path(steps: int, warmup: int, threads: int, workdir: Path, compile_net: bool = False) -> float:
+def real_path(
+    steps: int, warmup: int, threads: int, workdir: Path, compile_net: bool = False, precision: str = "fp32"
+) -> float:
     """Images/s of ``train()`` (train.py's task) between step ``warmup`` and ``warmup + steps``,
     in a fresh run folder under ``workdir``."""
     from vae_gjs.tasks.train import train
@@ -80,6 +82,7 @@ def real_path(steps: int, warmup: int, threads: int, workdir: Path, compile_net:
             "test=false",
             f"threads={threads}",
             f"compile={str(compile_net).lower()}",
+            f"precision={precision}",
         ],
         run_dir=run_dir,
     )
@@ -94,13 +97,23 @@ def _mnist() -> MNIST:
     return dm
 
 
-def bare_loop(steps: int, warmup: int, threads: int, compile_net: bool = False) -> dict[str, float]:
-    """Images/s of a plain loop over the same batches and model, and the share of data fetching."""
+#: The parts of a bare step, timed one after the other (a CPU computes synchronously).
+PARTS = ("data", "encode", "decode", "loss", "backward", "adam")
+
+
+def bare_loop(
+    steps: int, warmup: int, threads: int, compile_net: bool = False, precision: str = "fp32"
+) -> dict[str, float]:
+    """Images/s of a plain loop over the same batches and model, the share of data fetching and
+    the milliseconds of each part of a step (:data:`PARTS`: ``decode`` includes the
+    reparameterisation, ``loss`` is the likelihood and the divergence, ``adam`` its step); the
+    net's layers in ``precision``, everything else in float32, as a run computes them."""
+    from vae_gjs.models.precision import network_outputs
     from vae_gjs.module import build_module
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = compose_train([f"data_dir={DATA_DIR}"])
+    cfg = compose_train([f"data_dir={DATA_DIR}", f"precision={precision}"])
     module = build_module(cfg.module, (1, 32, 32))
     module.on_fit_start()  # the layers and the optimiser a fit on this device uses
     optimiser = module.configure_optimizers()
@@ -108,21 +121,33 @@ def bare_loop(steps: int, warmup: int, threads: int, compile_net: bool = False) 
     if compile_net:
         net.compile()
     batches = iter(InMemoryBatches(_mnist().splits["train"], BATCH, shuffle=True, seed=0))
-    fetch = 0.0
+    parts = dict.fromkeys(PARTS, 0.0)
     for step in range(warmup + steps):
         if step == warmup:
-            start, fetch = time.perf_counter(), 0.0
-        tick = time.perf_counter()
+            start, parts = time.perf_counter(), dict.fromkeys(PARTS, 0.0)
+        ticks = [time.perf_counter()]
         x, _ = next(batches)
-        fetch += time.perf_counter() - tick
-        mu, logvar = net.encode(x)
+        ticks.append(time.perf_counter())
+        mu, logvar = network_outputs(precision, "cpu", net.encode, x)
+        ticks.append(time.perf_counter())
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        loss = likelihood.loss(net.decode(z), x).mean() + divergence(mu, logvar).mean()
+        logits = network_outputs(precision, "cpu", net.decode, z)
+        ticks.append(time.perf_counter())
+        loss = likelihood.loss(logits, x).mean() + divergence(mu, logvar).mean()
+        ticks.append(time.perf_counter())
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
+        ticks.append(time.perf_counter())
         optimiser.step()
+        ticks.append(time.perf_counter())
+        for part, begin, end in zip(PARTS, ticks, ticks[1:], strict=True):
+            parts[part] += end - begin
     elapsed = time.perf_counter() - start
-    return {"images_per_s": steps * BATCH / elapsed, "data_share": fetch / elapsed}
+    return {
+        "images_per_s": steps * BATCH / elapsed,
+        "data_share": parts["data"] / elapsed,
+        **{f"{part}_ms": 1e3 * seconds / steps for part, seconds in parts.items()},
+    }
 
 
 #: FLOPs of one Burgess decode of a 32×32 image (fc 0.2 M + transposed convs 1.45 M multiply-adds).
@@ -218,6 +243,63 @@ def cpu_model() -> str:
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
 
 
+def training_rows(
+    args: argparse.Namespace, results: dict[str, Any], threads: int, compiled: bool, workdir: Path
+) -> list[tuple[str, str]]:
+    """The training cases (``real``, ``bare``) for every precision at ``threads``, measured in
+    alternating rounds (each round runs every case once: a machine whose speed drifts shifts all
+    cases alike), medians into ``results``; the ratios real/bare and bf16/fp32 are the medians of
+    the rounds' ratios."""
+    ways = [way for way in ("real", "bare") if way in args.only]
+    cases = [(way, precision) for precision in args.precision for way in ways]
+    rounds: list[dict[tuple[str, str], float]] = []
+    shares: list[float] = []
+    for _ in range(args.repeats):
+        measured = {}
+        for way, precision in cases:
+            if way == "real":
+                measured[way, precision] = real_path(
+                    args.steps, args.warmup, threads, workdir, compiled, precision
+                )
+            else:
+                bare = bare_loop(args.steps, args.warmup, threads, compiled, precision)
+                measured[way, precision] = bare["images_per_s"]
+                shares.append(bare["data_share"])
+                for part in PARTS:
+                    measured[f"{part}_ms", precision] = bare[f"{part}_ms"]
+        rounds.append(measured)
+    tag = f"threads={threads}" + (", compiled" if compiled else "")
+    names = {"real": "(1) train.py path", "bare": "(2) bare PyTorch loop"}
+    rows = []
+    for way, precision in cases:
+        speed = statistics.median(r[way, precision] for r in rounds)
+        results[f"{way} ({tag}, {precision})"] = speed
+        rows.append((f"{names[way]}, {tag}, {precision}", f"{speed:,.0f} images/s"))
+
+    def ratio(key: str, a: tuple[str, str], b: tuple[str, str], label: str) -> None:
+        if a in rounds[0] and b in rounds[0]:
+            value = statistics.median(r[a] / r[b] for r in rounds)
+            spread = [round(r[a] / r[b], 3) for r in rounds]
+            results[f"{key} ({tag})"] = {"median": value, "rounds": spread}
+            rows.append((f"    {label}, {tag}", f"{value:.3f} (rounds {spread})"))
+
+    for precision in args.precision:
+        ratio(
+            f"ratio real/bare {precision}", ("real", precision), ("bare", precision), f"(1)/(2) {precision}"
+        )
+    for way in ways:
+        ratio(f"ratio bf16/fp32 {way}", (way, "bf16"), (way, "fp32"), f"{way} bf16/fp32")
+    if shares:
+        rows.append(("    data fetch share of a bare step", f"{statistics.median(shares):.1%}"))
+        for part in PARTS:
+            ms = {p: statistics.median(r[f"{part}_ms", p] for r in rounds) for p in args.precision}
+            results[f"bare step part {part} ms ({tag})"] = ms
+            rows.append(
+                (f"    bare step: {part}, ms, {tag}", ", ".join(f"{p} {v:.2f}" for p, v in ms.items()))
+            )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -229,6 +311,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--evidence-batches", type=int, default=5, help="test batches of 100 for log p(x)")
     parser.add_argument("--compile", action="store_true", help="also measure net.compile() (torch.compile)")
+    parser.add_argument(
+        "--precision", nargs="*", default=["fp32", "bf16"], help="precisions of the training cases"
+    )
     parser.add_argument("--name", default=time.strftime("%Y-%m-%d_%H-%M-%S"))
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
@@ -249,25 +334,7 @@ def main() -> None:
         variants = [False, True] if args.compile else [False]
         for threads in args.threads:
             for compiled in variants:
-                tag = f"threads={threads}" + (", compiled" if compiled else "")
-                if "real" in args.only:
-                    real = _median(
-                        args.repeats,
-                        lambda t=threads, c=compiled: real_path(args.steps, args.warmup, t, tmp_path, c),
-                    )
-                    results[f"real ({tag})"] = real
-                    rows.append((f"(1) train.py path, {tag}", f"{real:,.0f} images/s"))
-                if "bare" in args.only:
-                    bare = _median(
-                        args.repeats, lambda t=threads, c=compiled: bare_loop(args.steps, args.warmup, t, c)
-                    )
-                    results[f"bare ({tag})"] = bare
-                    rows.append((f"(2) bare PyTorch loop, {tag}", f"{bare['images_per_s']:,.0f} images/s"))
-                    rows.append(("    data fetch share of a bare step", f"{bare['data_share']:.1%}"))
-                    if "real" in args.only:
-                        ratio = results[f"real ({tag})"] / bare["images_per_s"]
-                        results[f"ratio ({tag})"] = ratio
-                        rows.append((f"    (1)/(2), {tag}", f"{ratio:.3f}"))
+                rows += training_rows(args, results, threads, compiled, tmp_path)
             if "eval" in args.only:
                 ev = _median(args.repeats, lambda t=threads: evaluation(t, args.evidence_batches))
                 results[f"eval (threads={threads})"] = ev

@@ -29,7 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("module",),
     ("divergences", "models", "data", "loggers", "checkpoints", "plotting"),
     ("config", "resume"),
-    ("rundir", "datadir", "runlock"),
+    ("rundir", "datadir", "runlock", "hardware"),
     ("io", "console"),
     ("errors", "signals"),
 )

@@ -26,6 +26,7 @@ from vae_gjs.errors import (
     check_positive_real,
     closest,
 )
+from vae_gjs.hardware import fastest_cpu_precision
 from vae_gjs.rundir import RunDir, load_run_config
 
 #: Decoder likelihoods (the classes: :mod:`vae_gjs.models.likelihoods`).
@@ -34,6 +35,8 @@ LIKELIHOODS = ("gaussian", "bernoulli")
 MODEL_REPORTS = ("fig4",)
 #: Reports of a sweep (the writers of the others: :mod:`vae_gjs.reports.write`).
 REPORTS = ("table1", "fig3", "fig5", "learned_alpha", "likelihood", *MODEL_REPORTS)
+#: The arithmetic of a run's network (:mod:`vae_gjs.models.precision`).
+PRECISIONS = ("fp32", "bf16")
 #: Checkpoints and splits an evaluation can use.
 CHECKPOINTS = ("best", "last")
 SPLITS = ("test", "train", "val")
@@ -117,6 +120,7 @@ def register_resolvers() -> None:
         ("subdir", sweep_subdir),
         ("data_dir", default_data_dir),
         ("monitor", monitor),
+        ("cpu_precision", fastest_cpu_precision),
     )
     for name, fn in resolvers:
         if not OmegaConf.has_resolver(f"vae_gjs.{name}"):
@@ -178,6 +182,7 @@ def validate(cfg: DictConfig) -> None:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         raise ConfigError(f"seed={seed!r} is not allowed; allowed: an integer with 0 <= seed <= {SEED_MAX}")
     check_choice("likelihood", _get(cfg, "likelihood"), LIKELIHOODS)
+    check_choice("precision", _get(cfg, "precision"), PRECISIONS)
     check_positive_real("optim.lr", _get(cfg, "optim.lr"))
     check_positive_int("model.latent_dim", _get(cfg, "model.latent_dim"))
     check_positive_int("dataset.batch_size", _get(cfg, "dataset.batch_size"))
@@ -237,6 +242,7 @@ def validate_eval_options(opts: DictConfig) -> None:
     if opts.threads is not None:
         check_positive_int("threads", opts.threads)
     check_bool("figures", opts.figures)
+    check_choice("precision", opts.precision, PRECISIONS)
     evidence_likelihoods(opts.get("evidence_likelihood"), LIKELIHOODS[0])
 
 
@@ -289,6 +295,12 @@ def check_trainer(trainer: DictConfig) -> None:
             raise ConfigError(
                 f"trainer.{key}={value!r} is not allowed; allowed: -1 (no limit) or an integer >= 0"
             )
+    if str(trainer.get("precision", "32-true")) not in ("32-true", "32"):
+        raise ConfigError(
+            f"trainer.precision={trainer.precision} is not used here; allowed: trainer.precision=32-true, "
+            "and precision=bf16 for bfloat16 (the net's layers in bf16, losses, divergences and Adam "
+            "in float32)"
+        )
     for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
         value = trainer.get(key)
         if value is None:

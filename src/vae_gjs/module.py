@@ -15,8 +15,9 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from vae_gjs.divergences import Divergence, kl_normal_dims
-from vae_gjs.errors import NonFiniteLossError, check_non_negative
+from vae_gjs.errors import NonFiniteLossError, check_choice, check_non_negative
 from vae_gjs.models import build_likelihood, training_form
+from vae_gjs.models.precision import PRECISIONS, network_outputs
 
 #: Builds an optimiser from parameter groups (``functools.partial(torch.optim.Adam, lr=...)``).
 OptimizerFactory = Callable[[Iterable[dict[str, Any]]], torch.optim.Optimizer]
@@ -71,6 +72,25 @@ def single_pass_options(factory: Callable[..., torch.optim.Optimizer]) -> dict[s
     return {"fused": True} if "fused" in parameters and not chosen else {}
 
 
+def in_layout_of(value: Tensor, param: Tensor) -> Tensor:
+    """An optimiser state ``value`` (e.g. Adam's moment) in ``param``'s memory layout (itself if
+    already so). Adam's single-pass kernel walks a weight, its gradient and its moments as flat
+    memory, so a moment read from a checkpoint in another layout (a channels-last bf16 run's
+    against an NCHW weight, or the reverse) would update the weight with the wrong elements."""
+    if value.shape != param.shape or value.stride() == param.stride():
+        return value
+    return torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def _moments_in_weight_layout(optimizer: torch.optim.Optimizer) -> None:
+    """An optimiser's ``load_state_dict`` post-hook: every loaded state tensor in the layout of its
+    weight (:func:`in_layout_of`)."""
+    for param, state in optimizer.state.items():
+        for key, value in state.items():
+            if isinstance(value, Tensor):
+                state[key] = in_layout_of(value, param)
+
+
 def non_finite_error(step: int, epoch: int, rec: Tensor, div: Tensor) -> NonFiniteLossError:
     """The error of a non-finite training loss, naming the term(s) that are not finite."""
     bad = [
@@ -102,6 +122,9 @@ class VAE(L.LightningModule):
             config (default: Adam, lr 1e-4).
         param_groups: options per parameter role (``net``, ``divergence``), e.g.
             ``{"divergence": {"lr": 1e-2}}``; a role without parameters has no group.
+        precision: the arithmetic of the net's layers, ``"fp32"`` or ``"bf16"`` (bfloat16
+            autocast; the losses, divergences, weights and Adam stay float32:
+            :mod:`vae_gjs.models.precision`).
 
     Configs given for ``net``, ``divergence`` and ``optimizer`` are saved as hyperparameters, so
     a checkpoint can rebuild the model. Training samples z with the reparameterisation trick;
@@ -119,6 +142,7 @@ class VAE(L.LightningModule):
         likelihood: str = "gaussian",
         optimizer: OptimizerFactory | Mapping[str, Any] | None = None,
         param_groups: Mapping[str, Mapping[str, Any]] | None = None,
+        precision: str = "fp32",
     ) -> None:
         super().__init__()
         optimizer = DEFAULT_OPTIMIZER if optimizer is None else optimizer
@@ -129,6 +153,7 @@ class VAE(L.LightningModule):
                 "lam": lam,
                 "likelihood": likelihood,
                 "param_groups": _plain(param_groups) or {},
+                "precision": precision,
             }
         )
         self.net = instantiate(net) if isinstance(net, Mapping) else net
@@ -137,20 +162,26 @@ class VAE(L.LightningModule):
         self.param_groups = {role: dict(options) for role, options in (param_groups or {}).items()}
         self.lam = check_non_negative("lam", lam)
         self.likelihood = build_likelihood(likelihood)
+        self.precision = check_choice("precision", precision, PRECISIONS)
         self.metrics = nn.ModuleDict()
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Reconstruction logits decoded from z = μ, with μ and log σ²."""
-        mu, logvar = self.net.encode(x)
-        return self.net.decode(mu), mu, logvar
+        mu, logvar = self.encode(x)
+        return self.decode_logits(mu), mu, logvar
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """μ and log σ² ``[B, d]`` of q(z|x) for images ``x [B, C, H, W]`` in [0, 1]."""
-        return self.net.encode(x)
+        """μ and log σ² ``[B, d]`` of q(z|x) for images ``x [B, C, H, W]`` in [0, 1] (float32,
+        computed in the run's precision)."""
+        return network_outputs(self.precision, self.device, self.net.encode, x)
+
+    def decode_logits(self, z: Tensor) -> Tensor:
+        """The decoder's logits ``[B, C, H, W]`` (float32, computed in the run's precision)."""
+        return network_outputs(self.precision, self.device, self.net.decode, z)
 
     def decode(self, z: Tensor) -> Tensor:
         """The decoder's mean images ``sigmoid(logits)`` ``[B, C, H, W]`` in [0, 1] for ``z [B, d]``."""
-        return torch.sigmoid(self.net.decode(z))
+        return torch.sigmoid(self.decode_logits(z))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``n`` images decoded from z ~ N(0, I) (the noise drawn on the CPU from ``generator``)."""
@@ -161,9 +192,9 @@ class VAE(L.LightningModule):
         """Encode ``x``, decode z (``sample``: z ~ q(z|x) by reparameterisation; else z = μ) and
         compute the reconstruction, the divergence with its parts and rec + λ·div per image.
         The one computation behind training, validation, test and evaluation."""
-        mu, logvar = self.net.encode(x)
+        mu, logvar = self.encode(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu) if sample else mu
-        logits = self.net.decode(z)
+        logits = self.decode_logits(z)
         rec = self.likelihood.loss(logits, x)
         div, parts = self.divergence.value_and_parts(mu, logvar)
         return PerImageTerms(mu, logvar, logits, rec, div, rec + self.lam * div, parts)
@@ -240,11 +271,14 @@ class VAE(L.LightningModule):
         return groups
 
     def configure_optimizers(self) -> Any:
-        return self.optimizer(self.parameter_groups(), **single_pass_options(self.optimizer))
+        optimizer = self.optimizer(self.parameter_groups(), **single_pass_options(self.optimizer))
+        optimizer.register_load_state_dict_post_hook(_moments_in_weight_layout)
+        return optimizer
 
     def on_fit_start(self) -> None:
-        """Train the net in its form for this device (:func:`~vae_gjs.models.training_form`)."""
-        training_form(self.net, self.device)
+        """Train the net in its form for this device and precision
+        (:func:`~vae_gjs.models.training_form`)."""
+        training_form(self.net, self.device, self.precision)
 
 
 def build_module(config: Mapping[str, Any], image_shape: tuple[int, int, int]) -> VAE:

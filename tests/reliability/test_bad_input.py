@@ -313,7 +313,8 @@ def test_train_from_a_checkpoint_of_another_architecture(
         ),
         (
             ["trainer.precision=banana"],
-            "Error: trainer: Precision 'banana' is invalid. Allowed precision values: ",
+            "Error: trainer.precision=banana is not used here; allowed: trainer.precision=32-true, and "
+            "precision=bf16 for bfloat16",
         ),
         (
             ["dataset.val_size=60000"],

@@ -63,6 +63,7 @@ def module_config(run_cfg: DictConfig) -> DictConfig:
             "likelihood": run_cfg.likelihood,
             "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": run_cfg.optim.lr},
             "param_groups": {"divergence": {"lr": run_cfg.optim.get("alpha_lr", run_cfg.optim.lr)}},
+            "precision": "fp32",
         }
     )
 

@@ -41,7 +41,8 @@ from torch import Tensor, nn
 from vae_gjs.errors import NonFiniteLossError
 from vae_gjs.fused.rng import MemberStreams
 from vae_gjs.fused.stack import StackedNets
-from vae_gjs.module import VAE, PerImageTerms, non_finite_error, single_pass_options
+from vae_gjs.models.precision import network_outputs
+from vae_gjs.module import VAE, PerImageTerms, in_layout_of, non_finite_error, single_pass_options
 
 #: Per-image metrics averaged over a training epoch (as ``VAE`` logs them).
 TRAIN_METRICS = ("rec", "div", "loss")
@@ -88,16 +89,21 @@ class FusedEngine:
     def __init__(
         self, modules: list[VAE], streams: MemberStreams, device: torch.device, batched: bool | None = None
     ) -> None:
-        likelihoods = {module.likelihood.name for module in modules}
-        if len(likelihoods) != 1:
-            raise ValueError(f"fused members need one likelihood, got {sorted(likelihoods)}")
+        for what, values in (
+            ("likelihood", {module.likelihood.name for module in modules}),
+            ("precision", {module.precision for module in modules}),
+        ):
+            if len(values) != 1:
+                raise ValueError(f"fused members need one {what}, got {sorted(values)}")
         if any(p.requires_grad for module in modules for p in module.divergence.parameters()):
             raise ValueError("fused members cannot train divergence parameters (run them separately)")
         self.modules = modules
         self.size = len(modules)
         self.device = device
         batched = device.type != "cpu" if batched is None else batched
-        self.nets = StackedNets([module.net for module in modules], device, batched).to(device)
+        self.precision = modules[0].precision
+        nets = [module.net for module in modules]
+        self.nets = StackedNets(nets, device, batched, self.precision).to(device)
         self.divergences = [module.divergence.to(device) for module in modules]
         self.lams = [module.lam for module in modules]
         self._lams = torch.tensor(self.lams, dtype=torch.float32, device=device)
@@ -133,6 +139,14 @@ class FusedEngine:
 
     # ------------------------------------------------------------------ one step
 
+    def _encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Every member's ``(mu, logvar)`` ``[N, B, d]`` (float32, computed in the run's precision)."""
+        return network_outputs(self.precision, self.device, self.nets.encode, x)
+
+    def _decode(self, z: Tensor) -> Tensor:
+        """Every member's logits ``[N, B, ...]`` (float32, computed in the run's precision)."""
+        return network_outputs(self.precision, self.device, self.nets.decode, z)
+
     def _reconstruction(self, logits: Tensor, x: Tensor) -> Tensor:
         """``likelihood.loss`` of every member's logits ``[N, B, ...]`` against ``x`` -> ``[N, B]``."""
         n, b = logits.shape[:2]
@@ -142,7 +156,7 @@ class FusedEngine:
     def train_terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Every member's loss ``[N]``, reconstruction ``[N, B]`` and divergence ``[N, B]`` for the
         training batch ``x`` (z sampled with each member's own noise)."""
-        mu, logvar = self.nets.encode(x)
+        mu, logvar = self._encode(x)
         noise: dict[int, Tensor] = {}
         for members in self.streams.alike(self._stacked):
             with self.streams.together(members):
@@ -160,7 +174,7 @@ class FusedEngine:
                 noise[member] = torch.randn_like(mu[member])
                 divs.append(self.divergences[member].value_and_parts(mu[member], logvar[member])[0][None])
         z = mu + torch.exp(0.5 * logvar) * torch.stack([noise[m] for m in range(self.size)])
-        rec = self._reconstruction(self.nets.decode(z), x)
+        rec = self._reconstruction(self._decode(z), x)
         div = torch.cat(divs)[self._rows]
         losses = rec.mean(1) + self._lams * div.mean(1)
         return losses, rec, div
@@ -244,8 +258,8 @@ class FusedEngine:
         images = 0
         for x, _ in itertools.islice(batches, n_batches):
             x = x.to(self.device, non_blocking=True)
-            mu, logvar = self.nets.encode(x)
-            logits = self.nets.decode(mu)
+            mu, logvar = self._encode(x)
+            logits = self._decode(mu)
             rec = self._reconstruction(logits, x)
             for member in self.alive:
                 with self.streams.member(member):  # divergences that sample (MMD) draw here
@@ -300,6 +314,8 @@ class FusedEngine:
             saved = optimizer["state"].get(index)
             if saved is not None:
                 self.optimizer.state[piece] = {
-                    key: value.to(piece.device if key != "step" or step_on_device else "cpu", copy=True)
+                    key: in_layout_of(
+                        value.to(piece.device if key != "step" or step_on_device else "cpu", copy=True), piece
+                    )
                     for key, value in saved.items()
                 }

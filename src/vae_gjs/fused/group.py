@@ -28,6 +28,7 @@ from vae_gjs.errors import ConfigError, NonFiniteLossError
 from vae_gjs.fused.engine import FusedEngine, limit_batches
 from vae_gjs.fused.members import MemberRun, checkpoint_record, lightning_loops
 from vae_gjs.fused.rng import MemberStreams, get_state
+from vae_gjs.models.precision import check_precision
 from vae_gjs.module import VAE, build_module
 from vae_gjs.rundir import COMPLETED, RunDir
 from vae_gjs.tasks.train import _quiet_library_logs, evaluate_after_training
@@ -70,6 +71,7 @@ class FusedGroup:
             L.seed_everything(cfg.seed, workers=True, verbose=False)
             modules.append(build_module(cfg.module, self.datamodule.image_shape))
             starts.append(get_state(self.device))
+        check_precision(modules[0].precision, self.device)
         self.engine = FusedEngine(modules, MemberStreams(self.device, starts), self.device)
         self.runs = [MemberRun(cfg) for cfg in self.cfgs]
         self.hparams = [dict(module.hparams) for module in modules]

@@ -71,10 +71,12 @@ class StackedNets(nn.Module):
     order of a single run's ``VAE.parameters()``, hence of its Adam state). ``device``: where it
     will train (member by member, the layers take that device's training form; moving it there is
     the caller's). ``batched``: all members in one call a layer (``vmap``), else member by member
-    (module docstring).
+    (module docstring). ``precision``: the members' (their layers' training form depends on it).
     """
 
-    def __init__(self, nets: Sequence[nn.Module], device: torch.device, batched: bool = True) -> None:
+    def __init__(
+        self, nets: Sequence[nn.Module], device: torch.device, batched: bool = True, precision: str = "fp32"
+    ) -> None:
         super().__init__()
         if not nets:
             raise ValueError("StackedNets needs at least one network")
@@ -93,7 +95,7 @@ class StackedNets(nn.Module):
             self._encode = _vmapped(template, "encode", batched_inputs=False)
             self._decode = _vmapped(template, "decode", batched_inputs=True)
         else:
-            template = training_form(template, device).to("meta")
+            template = training_form(template, device, precision).to("meta")
             self._encode_one = _functional(template, "encode")
             self._decode_one = _functional(template, "decode")
 

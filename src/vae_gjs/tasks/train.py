@@ -30,6 +30,7 @@ from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, StorageError, closest
 from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.loggers import finish_wandb
+from vae_gjs.models.precision import check_precision
 from vae_gjs.module import build_module
 from vae_gjs.resume import check_same_config
 from vae_gjs.rundir import COMPLETED, DEBUG, FAILED, RUNNING, RunDir
@@ -206,6 +207,7 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
         )
     except (MisconfigurationException, ValueError, ImportError) as error:  # Lightning's own checks
         raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
+    check_precision(module.precision, trainer.strategy.root_device)
 
     recorded = recorded_config(cfg)
     writer = rank_zero_only.rank == 0
