@@ -246,3 +246,34 @@ def test_likelihood_experiment_trains_the_baselines_with_bce_and_with_255_sse() 
         assert cfg.evaluate and cfg.trainer.max_epochs == 18
     assert seen.keys() == expected.keys()
     assert all(math.isclose(seen[key], lam, rel_tol=1e-12) for key, lam in expected.items())
+
+
+@pytest.mark.parametrize(
+    ("dataset", "gjs", "dgjs", "likelihoods"),
+    [("mnist", "0.1", "0.3", ("gaussian", "bernoulli")), ("fmnist", "0.2", "0.4", ("gaussian",))],
+)
+def test_paper_rows_are_the_seven_rows_at_100_epochs_under_their_losses(
+    dataset: str, gjs: str, dgjs: str, likelihoods: tuple[str, ...]
+) -> None:
+    base = [f"+experiment=paper_rows_{dataset}"]
+    jobs, sweep_dir = _experiment_jobs(base)
+    assert sweep_dir == f"multirun/paper_rows/{dataset}/paper"
+    rows = [
+        ["divergence=kl_qp"],
+        ["divergence=kl_pq"],
+        ["divergence=beta_vae"],
+        ["divergence=mmd_reference"],
+        ["divergence=gjs", "alpha=0.5"],
+        ["divergence=gjs", f"alpha={gjs}"],
+        ["divergence=dgjs", f"alpha={dgjs}"],
+    ]
+    runs = {(job[0], *job[1:]) for job in jobs}
+    expected = {(f"likelihood={lik}", *row) for lik in likelihoods for row in rows}
+    if dataset == "fmnist":  # the baseline rows under the authors' Bernoulli loss too
+        expected |= {("likelihood=bernoulli", *row) for row in rows[1:4]}
+    assert runs == expected and len(jobs) == len(expected)
+    for job in jobs:
+        cfg = compose_train([*base, *job])
+        validate(cfg)
+        assert cfg.choices.dataset == dataset and cfg.trainer.max_epochs == 100 and cfg.dataset.val_size == 0
+        assert cfg.evaluate and list(cfg.eval.evidence_likelihood) == ["gaussian", "bernoulli"]
