@@ -140,7 +140,7 @@ def bare_loop(
         ticks.append(time.perf_counter())
         optimiser.step()
         ticks.append(time.perf_counter())
-        for part, begin, end in zip(PARTS, ticks, ticks[1:], strict=True):
+        for part, begin, end in zip(PARTS, ticks[:-1], ticks[1:], strict=True):
             parts[part] += end - begin
     elapsed = time.perf_counter() - start
     return {
@@ -156,11 +156,16 @@ DECODE_FLOP = 3.3e6
 
 def evaluation(threads: int, batches: int) -> dict[str, float]:
     """Reconstruction (z = μ) and K=128 log p(x) throughput on MNIST test images; log p(x) with
-    the evaluation's decoder (``inference_net``, ``MAX_DECODE`` = 512 codes a call) and, for comparison, with
-    ``net.decode`` in calls of 1024 codes (the evaluation before the rewrite), same samples."""
+    the evaluation's decoder (``inference_net``, ``MAX_DECODE`` = 512 codes a call) in float32 and
+    in bfloat16 (``eval.precision=bf16``: encoder and decoder under autocast, as ``evaluate_run``
+    computes it) and, for comparison, with ``net.decode`` in calls of 1024 codes (the evaluation
+    before the rewrite), all from the same samples."""
+    from functools import partial
+
     from vae_gjs.evaluation.evidence import MAX_DECODE, model_evidence
     from vae_gjs.evaluation.reconstruction import reconstruction_metrics
     from vae_gjs.models import inference_net
+    from vae_gjs.models.precision import network_outputs
     from vae_gjs.module import build_module
 
     torch.set_num_threads(threads)
@@ -170,14 +175,16 @@ def evaluation(threads: int, batches: int) -> dict[str, float]:
     reconstruction_metrics(module, dm.loader("test", 500))
     result = {"reconstruction_images_per_s": 10_000 / (time.perf_counter() - tick)}
     means = {}
-    for name, decode, chunk in (
-        ("", inference_net(module.net).decode, MAX_DECODE),
-        ("net_decode_", module.net.decode, 1024),
+    fast = inference_net(module.net)
+    for name, precision, decode, chunk in (
+        ("", "fp32", fast.decode, MAX_DECODE),
+        ("bf16_", "bf16", fast.decode, MAX_DECODE),
+        ("net_decode_", "fp32", module.net.decode, 1024),
     ):
         tick = time.perf_counter()
         evidence = model_evidence(
-            module.net.encode,
-            decode,
+            partial(network_outputs, precision, "cpu", module.net.encode),
+            partial(network_outputs, precision, "cpu", decode),
             {"trained": module.likelihood.log_prob},
             dm.loader("test", 100),
             128,
@@ -190,6 +197,7 @@ def evaluation(threads: int, batches: int) -> dict[str, float]:
         result[f"{name}log_px_10k_s"] = 10_000 / images_per_s
         result[f"{name}log_px_decode_gflop_per_s"] = images_per_s * 128 * DECODE_FLOP / 1e9
     result["log_px_difference"] = means[""] - means["net_decode_"]
+    result["bf16_log_px_difference"] = means["bf16_"] - means[""]
     return result
 
 
@@ -344,15 +352,22 @@ def main() -> None:
                         f"{ev['reconstruction_images_per_s']:,.0f} images/s",
                     )
                 )
-                for tag in ("", "net_decode_"):
+                for tag in ("", "bf16_", "net_decode_"):
                     speed = (
                         f"{ev[tag + 'log_px_images_per_s']:,.1f} images/s → {ev[tag + 'log_px_10k_s']:.0f} s "
                         f"for 10,000 ({ev[tag + 'log_px_decode_gflop_per_s']:.0f} GFLOP/s in the decoder)"
                     )
-                    decoder = tag or "inference_net "
+                    decoder = {
+                        "": "inference_net ",
+                        "bf16_": "inference_net bf16 ",
+                        "net_decode_": "net.decode ",
+                    }[tag]
                     rows.append((f"(3) log p(x) K=128, {decoder}threads={threads}", speed))
                 difference = f"{ev['log_px_difference']:.2e}"
                 rows.append(("(3) log p(x): inference_net − net.decode", difference))
+                rows.append(
+                    ("(3) log p(x): bf16 − fp32 (same samples)", f"{ev['bf16_log_px_difference']:.2e}")
+                )
         if "startup" in args.only:
             results["startup"] = _median(args.repeats, lambda: startup(tmp_path))
             rows.append(("(4) train.py --help", f"{results['startup']['help_s']:.2f} s"))
