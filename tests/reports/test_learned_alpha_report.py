@@ -56,15 +56,20 @@ def _run(
     return run
 
 
-@pytest.fixture
-def sweeps(tmp_path: Path) -> tuple[Path, Path]:
-    learned_dir, table1_dir = tmp_path / "learned_alpha", tmp_path / "table1"
+def make_sweeps(folder: Path) -> tuple[Path, Path]:
+    """A learned-α sweep (5 of its 6 starts) and a fixed-α Table 1 sweep beside it in ``folder``."""
+    learned_dir, table1_dir = folder / "learned_alpha", folder / "table1"
     for (family, start), (alphas, test) in LEARNED.items():
         _run(learned_dir, family, start, test, test - 0.5, alphas)
     for alpha in (0.1, 0.3, 0.5):  # fixed α: gjs best on train at 0.3, dgjs at 0.1
         _run(table1_dir, "gjs", alpha, 10 + alpha, 12 - (alpha == 0.3), None)
         _run(table1_dir, "dgjs", alpha, 9 + alpha, 11 - (alpha == 0.1), None)
     return learned_dir, table1_dir
+
+
+@pytest.fixture
+def sweeps(tmp_path: Path) -> tuple[Path, Path]:
+    return make_sweeps(tmp_path)
 
 
 def test_trajectory_starts_at_the_start_and_has_one_point_per_epoch(sweeps: tuple[Path, Path]) -> None:

@@ -59,12 +59,13 @@ def _run(
     (run / "eval.json").write_text(json.dumps({"metrics": metrics}))
 
 
-@pytest.fixture
-def sweep(tmp_path: Path) -> Path:
+def make_sweep(folder: Path) -> Path:
+    """A Table 1 sweep of one seed per cell in ``folder``: known best α on train, a failed β-VAE run
+    and no MMD run."""
     for alpha in ALPHAS:
         # gjs: best on train at 0.2 (test 9.5) though 0.3 is best on test (8.5): the train choice must win
         _run(
-            tmp_path,
+            folder,
             "gjs",
             alpha,
             train=10 + abs(alpha - 0.2) * 10,
@@ -72,17 +73,22 @@ def sweep(tmp_path: Path) -> Path:
             log_px=-100 - alpha,
         )
         _run(
-            tmp_path,
+            folder,
             "dgjs",
             alpha,
             train=8 + abs(alpha - 0.4) * 10,
             test=8.2 + abs(alpha - 0.4) * 10,
             log_px=-90 - alpha,
         )
-    _run(tmp_path, "kl_qp", 0.5, 9.5, 9.8, -95)
-    _run(tmp_path, "kl_pq", 0.5, 12.0, 12.5, -99)
-    _run(tmp_path, "beta_vae", 0.5, 13.0, 13.2, -97, status="failed")
-    return tmp_path
+    _run(folder, "kl_qp", 0.5, 9.5, 9.8, -95)
+    _run(folder, "kl_pq", 0.5, 12.0, 12.5, -99)
+    _run(folder, "beta_vae", 0.5, 13.0, 13.2, -97, status="failed")
+    return folder
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    return make_sweep(tmp_path)
 
 
 def test_table1_selects_alpha_on_training_error_and_compares_with_the_paper(sweep: Path) -> None:
@@ -209,14 +215,21 @@ def test_figure5_under_each_listed_likelihood_plots_that_likelihoods_evidence(
         assert list(dgjs.lines[0].get_ydata()) == pytest.approx([(-90 - a) / scale for a in ALPHAS])
 
 
-def test_likelihood_report_names_each_training_loss_and_its_ratios_against_the_papers(tmp_path: Path) -> None:
-    experiment, table1_sweep = tmp_path / "likelihood", tmp_path / "table1"
+def make_likelihood_sweeps(folder: Path) -> tuple[Path, Path]:
+    """The likelihood experiment's baseline runs under three training losses (and one under a
+    fourth weight), and a Table 1 sweep whose SSE-trained baselines join them."""
+    experiment, table1_sweep = folder / "likelihood", folder / "table1"
     for divergence, lam, sse in (("kl_qp", 1.0, 10.0), ("kl_pq", 1.0, 13.7), ("beta_vae", 4.0, 13.9)):
         _run(experiment, divergence, 0.5, sse, sse, -100, likelihood="bernoulli", lam=lam)
         _run(experiment, divergence, 0.5, sse, sse / 2, -100, lam=lam / 255)
         _run(table1_sweep, divergence, 0.5, sse, 2 * sse, -100, lam=lam)
     _run(experiment, "kl_qp", 0.5, 1.0, 1.0, -100, likelihood="bernoulli", lam=3.0)  # another weight
     _run(table1_sweep, "kl_pq", 0.5, 1.0, 1.0, -100, likelihood="bernoulli", status="failed")  # not counted
+    return experiment, table1_sweep
+
+
+def test_likelihood_report_names_each_training_loss_and_its_ratios_against_the_papers(tmp_path: Path) -> None:
+    experiment, table1_sweep = make_likelihood_sweeps(tmp_path)
     paths = likelihood_report(collect(experiment), experiment / "reports", table1_sweep)
     lines = {
         line.split(" | ")[0].lstrip("| "): line for line in paths["likelihood.md"].read_text().splitlines()
