@@ -29,11 +29,16 @@ def _run(
     status="completed",
     lam: float = 1.0,
     likelihood: str = "gaussian",
-) -> None:
+    seed: int | None = None,
+) -> Path:
+    """A run folder with known numbers (``seed``: recorded in config.yaml and the folder name)."""
     run = sweep / (
-        f"alpha={alpha},divergence={divergence}"
-        if divergence in ("gjs", "dgjs")
-        else f"divergence={divergence},lam={lam:.4g},likelihood={likelihood}"
+        (
+            f"alpha={alpha},divergence={divergence}"
+            if divergence in ("gjs", "dgjs")
+            else f"divergence={divergence},lam={lam:.4g},likelihood={likelihood}"
+        )
+        + (f",seed={seed}" if seed is not None else "")
     )
     run.mkdir(parents=True)
     skew = {"alpha": alpha} if divergence in ("gjs", "dgjs") else {}
@@ -43,6 +48,7 @@ def _run(
         "lam": lam,
         "likelihood": likelihood,
         "choices": {"dataset": "mnist", "divergence": divergence, "budget": "cpu"},
+        **({"seed": seed} if seed is not None else {}),
     }
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     (run / "status.json").write_text(json.dumps({"status": status}))
@@ -57,6 +63,7 @@ def _run(
         "test/log_px_ci_high": log_px + 1,
     }
     (run / "eval.json").write_text(json.dumps({"metrics": metrics}))
+    return run
 
 
 def make_sweep(folder: Path) -> Path:
@@ -255,7 +262,9 @@ def test_likelihood_report_names_each_training_loss_and_its_ratios_against_the_p
 def test_likelihood_report_refuses_two_runs_of_one_cell(tmp_path: Path) -> None:
     _run(tmp_path / "a", "kl_qp", 0.5, 10.0, 10.0, -100)
     _run(tmp_path / "b", "kl_qp", 0.5, 11.0, 11.0, -100)
-    with pytest.raises(RunError, match="two finished kl_qp runs trained with SSE"):
+    with pytest.raises(
+        RunError, match=r"2 finished kl_qp \(trained with SSE\) runs with seed None .*keep one"
+    ):
         likelihood_report(collect(tmp_path / "a"), tmp_path / "reports", tmp_path / "b")
 
 
