@@ -113,7 +113,8 @@ def test_table1_shows_mean_sd_n_the_alpha_of_lowest_mean_training_error_and_pair
     assert "60 of 66 runs finished and evaluated (seeds 1, 2, 3)" in text
     assert "paired t interval" in text and "12.71" in text
     assert "kl_pq seed 2: no run folder" in text and "beta_vae seed 3: no run folder" in text
-    assert "mmd_reference seed 1: no run folder" in text and "gjs α=0.1 seed" not in text
+    assert "kl_pq seed 3: no run folder; beta_vae seed 3: no run folder;" in text
+    assert "mmd_reference (every seed): no run folder" in text and "gjs α=0.1 seed" not in text
 
     by_key = {row["row"]: row for row in csv.DictReader(paths["table1.csv"].open())}
     gjs_csv = by_key["gjs_best"]
@@ -207,7 +208,7 @@ def test_learned_alpha_and_likelihood_reports_take_seeds(tmp_path: Path) -> None
     text = learned_alpha(collect(learned), learned / "reports")["learned_alpha.md"].read_text()
     assert "0.1 (seed 1) → 0.300 (11.00); 0.1 (seed 2) → 0.500 (12.00)" in text
     assert "| 0.400 ± 0.141 |" in text and "over the starts and seeds" in text
-    assert "gjs from α=0.5 seed 2: no run folder" in text
+    assert "gjs from α=0.5 (every seed): no run folder" in text
 
     baselines = tmp_path / "baselines"
     for seed in SEEDS:
@@ -219,3 +220,37 @@ def test_learned_alpha_and_likelihood_reports_take_seeds(tmp_path: Path) -> None
     bernoulli = next(line for line in paths["likelihood.md"].read_text().splitlines() if "Bernoulli" in line)
     assert "| 12.00 ± 1.00 (3) | 15.00 ± 1.00 (3) | 16.00 ± 1.00 (3) | 1.33 | 1.25 |" in bernoulli
     assert next(csv.DictReader(paths["likelihood.csv"].open()))["seed"] == "1"
+
+
+@pytest.mark.slow
+def test_a_seed_sweep_then_table1_as_a_user_types_them(tmp_path: Path) -> None:
+    """``python train.py -m divergence=kl_qp,gjs alpha=0.2 seed=1,2`` then ``python evaluate.py
+    report=table1 sweep_dir=...`` (before seeds: "2 finished kl_qp runs ...; Table 1 shows one per
+    row"). Each seed's runs have folders of their own, so the same command resumes them as any sweep.
+    """
+    from tests.conftest import TINY, run_script
+
+    sweep = tmp_path / "sweep"
+    train = ("train.py", "-m", "divergence=kl_qp,gjs", "alpha=0.2", "seed=1,2", *TINY, "threads=1")
+    result = run_script(*train, f"hydra.sweep.dir={sweep}", "images_every_n_epochs=null")
+    assert result.returncode == 0, result.stderr[-3000:]
+    named = sorted(
+        ",".join(part for part in p.parent.name.split(",") if part.split("=")[0] in ("divergence", "seed"))
+        for p in sweep.glob("*/config.yaml")
+    )
+    assert named == [f"divergence={d},seed={s}" for d in ("gjs", "kl_qp") for s in (1, 2)]
+    assert {record.seed for record in collect(sweep)} == {1, 2}  # the run record carries its seed
+    quick = (
+        "k=2",
+        "n_batches=2",
+        "batch_size=16",
+        "rec_batches=2",
+        "bootstrap=20",
+        "figures=false",
+        "threads=1",
+    )
+    result = run_script("evaluate.py", "report=table1", f"sweep_dir={sweep}", *quick)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {cells(line)[0]: cells(line) for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert rows["KL(q(z|x) ‖ p(z))"][1].endswith("(2)") and rows["KL(q(z|x) ‖ p(z))"][6] == "reference"
+    assert rows["JS^{Gα}"][2] == "0.2" and rows["JS^{Gα}"][6].endswith("] (2)")

@@ -121,12 +121,14 @@ def seed_order(seed: int | None) -> tuple[int, int]:
 
 def missing_cells(records: Sequence[RunRecord], cells: Sequence[tuple[str, str, float | None]]) -> list[str]:
     """Why each expected cell, ``(label, divergence, α or None)``, has no finished run at each
-    seed of ``records`` (the seed named only when there are several): ``no run folder``, or the
-    status of its run and what keeps its evaluation out (:attr:`RunRecord.problem`)."""
+    seed of ``records`` (the seed named only when there are several; ``(every seed)`` when all
+    lack it for one reason): ``no run folder``, or the status of its run and what keeps its
+    evaluation out (:attr:`RunRecord.problem`)."""
     named = several_seeds(records)
     seeds = sorted({r.seed for r in records}, key=seed_order) if named else [None]
     missing = []
     for label, divergence, alpha in cells:
+        reasons = {}
         for seed in seeds:
             match = [
                 r
@@ -135,10 +137,14 @@ def missing_cells(records: Sequence[RunRecord], cells: Sequence[tuple[str, str, 
                 and (alpha is None or math.isclose(r.alpha, alpha))
                 and (not named or r.seed == seed)
             ]
-            name = label + (f" seed {seed}" if named else "")
             if not match:
-                missing.append(f"{name}: no run folder")
+                reasons[seed] = "no run folder"
             elif not match[0].finished:
-                why = match[0].problem or f"evaluated={match[0].evaluated}"
-                missing.append(f"{name}: status {match[0].status}, {why}")
+                reasons[seed] = (
+                    f"status {match[0].status}, {match[0].problem or f'evaluated={match[0].evaluated}'}"
+                )
+        if named and len(reasons) == len(seeds) > 1 and len(set(reasons.values())) == 1:
+            missing.append(f"{label} (every seed): {reasons[seeds[0]]}")
+        else:
+            missing += [f"{label}{f' seed {seed}' if named else ''}: {why}" for seed, why in reasons.items()]
     return missing
