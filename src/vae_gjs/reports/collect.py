@@ -185,8 +185,9 @@ def refuse_mixed(records: Sequence[RunRecord], report: str, attributes: Sequence
                 + ")"
                 for value, names in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
             ]
+            hint = " (report=likelihood compares training losses)" if attribute == "likelihood" else ""
             raise RunError(
                 f"report={report} refuses to join runs of different {SETTINGS[attribute]}: "
                 + "; ".join(described)
-                + "; give it the runs of one (a sweep folder each)"
+                + f"; give it the runs of one (a sweep folder each){hint}"
             )
