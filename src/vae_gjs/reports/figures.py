@@ -80,7 +80,8 @@ def _seeds_line(records: list[RunRecord], what: str) -> str:
 def figure3(records: list[RunRecord], path: str | Path, title: str = "") -> Path:
     """Reconstruction (top) and divergence (bottom) against α for JS^{Gα} (left) and JS*^{Gα}
     (right); train dashed, test solid; KL(q‖p) and KL(p‖q) as horizontal lines. With several
-    seeds each point and line is the mean over its seeds, with a band of ± 1 sample sd."""
+    seeds each point and line is the mean over its seeds, with a shaded band of ± 1 sample sd
+    (for KL(q‖p) and KL(p‖q): dotted lines at ± 1 sd, so that the bands stay readable)."""
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
     rows = (("sse", "reconstruction error (SSE)"), ("div", "divergence"))
@@ -98,8 +99,8 @@ def figure3(records: list[RunRecord], path: str | Path, title: str = "") -> Path
                     if runs:
                         line = Summary.of(getattr(r, f"{split}_{metric}") for r in runs)
                         ax.axhline(line.mean, ls=style, color=color, label=f"{label} ({split})")
-                        if line.n > 1:
-                            ax.axhspan(line.mean - line.sd, line.mean + line.sd, color=color, alpha=0.1, lw=0)
+                        for bound in (line.mean - line.sd, line.mean + line.sd) if line.n > 1 else ():
+                            ax.axhline(bound, ls=":", lw=0.8, color=color, alpha=0.7)  # ± sd, no fill
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
             if row == 0:
@@ -137,7 +138,8 @@ def figure5(
     records: list[RunRecord], path: str | Path, title: str = "", likelihood: str | None = None
 ) -> Path:
     """Importance-sampled test log-evidence with 95% bootstrap CIs against α for JS^{Gα} and
-    JS*^{Gα}; KL(q‖p), KL(p‖q) and MMD as horizontal lines with their CI bands. ``likelihood``:
+    JS*^{Gα}; KL(q‖p), KL(p‖q) and MMD as horizontal lines with their CI bands (dotted bounds for
+    an interval over seeds). Several seeds of a point are pooled by :func:`pooled_evidence`. ``likelihood``:
     the decoder likelihood of log p(x) (None: each run's headline evidence, normally its own
     training likelihood); the title names it."""
     plt = pyplot()
@@ -163,7 +165,11 @@ def figure5(
         mean, ci = pooled_evidence(runs, likelihood)
         if not math.isnan(mean):
             ax.axhline(mean, color=color, ls="--", label=label)
-            ax.axhspan(*ci, color=color, alpha=0.12)
+            if len(runs) == 1:
+                ax.axhspan(*ci, color=color, alpha=0.12)
+            else:  # the wider interval over seeds as dotted bounds, so that the points stay readable
+                for bound in ci:
+                    ax.axhline(bound, ls=":", lw=0.8, color=color, alpha=0.7)
     ax.set_xlabel("α")
     ax.set_ylabel("test log p(x) (nats per image)")
     ax.grid(alpha=0.3)
