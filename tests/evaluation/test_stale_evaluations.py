@@ -76,6 +76,13 @@ def test_a_report_redoes_an_eval_json_of_weights_the_run_no_longer_holds(
     assert before["checkpoint"]["global_step"] == 4
     assert before["checkpoint"]["sha256"] == file_digest(run / "checkpoints" / "last.ckpt")
 
+    _evaluate(f"run_dir='{run}'", "checkpoint=best", "force=true")  # not the final weights
+    with caplog.at_level("INFO"):
+        _evaluate(f"sweep_dir={sweep}", "report=table1")
+    assert "eval.json measured the best checkpoint, the report shows the last one" in caplog.text
+    assert json.loads((run / "eval.json").read_text())["checkpoint"]["which"] == "last"
+    caplog.clear()
+
     _train_on(run)
     with RunLock(run):  # trained again in place: a report leaves it out and says why
         (record,) = collect(sweep)

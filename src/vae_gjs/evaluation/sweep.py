@@ -16,16 +16,23 @@ from vae_gjs.runlock import holder
 log = logging.getLogger(__name__)
 
 
-def kept_for_report(run: RunDir) -> str | None:
+def kept_for_report(run: RunDir, checkpoint: str = "last") -> str | None:
     """Why a report evaluates the completed run ``run`` (again), or ``None`` when its eval.json is
-    kept: an eval.json is taken whatever options it was evaluated with (e.g. by its own training
-    job, ``evaluate=true``), as long as it measured the weights the run holds now
-    (:meth:`~vae_gjs.rundir.RunDir.stale_evaluation`); a corrupt one counts as absent."""
+    kept: an eval.json is taken whatever other options it was evaluated with (e.g. by its own
+    training job, ``evaluate=true``), as long as it measured the report's ``checkpoint`` (last:
+    the final weights) as the run holds it now (:meth:`~vae_gjs.rundir.RunDir.stale_evaluation`);
+    a corrupt one counts as absent; ``""``: there is none yet."""
     try:
         evaluation = read_json(run.eval_file)
     except RunError:
         return "eval.json is corrupt"
-    return run.stale_evaluation(evaluation) if evaluation else ""
+    if not evaluation:
+        return ""
+    measured = evaluation.get("checkpoint")
+    which = measured.get("which", checkpoint) if isinstance(measured, dict) else checkpoint
+    if which != checkpoint:
+        return f"eval.json measured the {which} checkpoint, the report shows the {checkpoint} one"
+    return run.stale_evaluation(evaluation)
 
 
 def evaluate_sweep(folder: str | Path, cfg: DictConfig, for_report: bool = False) -> list[dict[str, Any]]:
@@ -62,7 +69,7 @@ def evaluate_sweep(folder: str | Path, cfg: DictConfig, for_report: bool = False
                         f"[{number}/{len(runs)}] {path.name}: status {run.status}, left out of the report"
                     )
                     continue
-                why = "" if cfg.force else kept_for_report(run)
+                why = "" if cfg.force else kept_for_report(run, cfg.checkpoint)
                 if why is None:
                     kept += 1
                     continue
