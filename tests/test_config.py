@@ -143,6 +143,34 @@ def test_table1_experiment_is_the_papers_22_runs_grouped_for_wandb() -> None:
         assert list(cfg.eval.evidence_likelihood) == ["gaussian", "bernoulli"]  # Figure 5 both ways
 
 
+def test_seeds_sweep_the_table1_column_as_one_command_and_fuse_per_seed() -> None:
+    """``+experiment=table1 'seed=1234,1,2'``: the 22 runs at each seed (66 jobs), each seed's in
+    folders of their own (``...,seed=<s>``), and jobs fuse only with jobs of their seed: the seed
+    stays in the fused launcher's key (same initial weights, same batches)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from vae_gjs.fused.grouping import fusion_key
+
+    base = ["+experiment=table1", "dataset=mnist", "budget=cpu"]
+    compose_train(base)
+    sweeper = instantiate(HydraConfig.get().sweeper)
+    sweeper.hydra_context = SimpleNamespace(config_loader=None)
+    (jobs,) = sweeper.split_arguments(OverridesParser.create().parse_overrides(["seed=1234,1,2"]), None)
+    assert len(jobs) == 66 and {job[-1] for job in jobs} == {"seed=1234", "seed=1", "seed=2"}
+    assert ["divergence=gjs", "alpha=0.3", "seed=1"] in jobs and ["divergence=kl_qp", "seed=2"] in jobs
+
+    def key(*job: str) -> str:
+        cfg = compose_train([*base, *job])
+        assert sweep_subdir(HydraConfig.get().job.override_dirname, 0) == ",".join(sorted(job))
+        container = OmegaConf.to_container(cfg, resolve=True)
+        assert isinstance(container, dict) and container["seed"] == container["dataset"]["shuffle_seed"]
+        return fusion_key(container, None)
+
+    assert key("divergence=kl_qp", "seed=1") == key("divergence=gjs", "alpha=0.3", "seed=1")
+    assert key("divergence=kl_qp", "seed=1") != key("divergence=kl_qp", "seed=2")
+
+
 def test_learned_alpha_experiment_is_two_families_times_three_starts() -> None:
     base = ["+experiment=learned_alpha", "dataset=fmnist", "budget=cpu"]
     compose_train(base)

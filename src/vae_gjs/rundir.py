@@ -27,7 +27,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vae_gjs.errors import RunError
-from vae_gjs.io import write_atomic, write_json
+from vae_gjs.io import file_digest, write_atomic, write_json
 
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
 #: The final status of a run made with a debug preset (conf/debug/): finished, but not the real run.
@@ -134,6 +134,32 @@ class RunDir:
         if not isinstance(cfg, DictConfig):
             raise corrupt(self.config_file, ValueError("not a mapping of keys to values"))
         return cfg
+
+    def stale_evaluation(self, evaluation: dict[str, Any]) -> str | None:
+        """Why the eval.json record ``evaluation`` is not a measurement of the weights the run holds
+        now (``None`` when it is). eval.json names the checkpoint it measured (``checkpoint``:
+        file, SHA-256, global step): it is stale when that file's bytes have changed since (the run
+        trained on, e.g. a report made while a sweep trained), when it does not say which
+        checkpoint it measured although the run has checkpoints, or, once the checkpoints are
+        deleted, when its step is not the run's final step (results.json ``steps``)."""
+        measured = evaluation.get("checkpoint")
+        if not isinstance(measured, dict) or not measured.get("sha256"):
+            has_checkpoints = self.checkpoints.is_dir() and any(self.checkpoints.glob("*.ckpt"))
+            return "eval.json does not say which checkpoint it measured" if has_checkpoints else None
+        name, step = str(measured.get("file", "")), measured.get("global_step")
+        path = self.path / name
+        if path.is_file():
+            digest = file_digest(path)
+            if digest != measured["sha256"]:
+                return (
+                    f"eval.json measured {name} at step {step} (sha256 {measured['sha256'][:12]}), which "
+                    f"has changed since (sha256 {digest[:12]})"
+                )
+            return None
+        final = self.results.get("steps")
+        if final is not None and step is not None and step != final:
+            return f"eval.json measured step {step}, the run ended at step {final} ({name} is gone)"
+        return None
 
     def checkpoint(self, which: str = "last") -> Path:
         """``last`` or ``best`` checkpoint, or a :class:`RunError` naming what is there."""

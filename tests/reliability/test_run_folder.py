@@ -155,10 +155,10 @@ def test_reports_and_sweep_evaluation_skip_a_corrupt_run_and_go_on(
     (sweep / "b_bad_config" / "config.yaml").write_text("alpha: [0.5\n")
     (sweep / "c_bad_eval" / "eval.json").write_text("{")
     (sweep / "d_bad_status" / "status.json").write_text("[1, 2")
-    records = collect(sweep)
-    assert sorted(r.path.name for r in records) == ["a_good"]
-    assert "Skipped 3 run(s) with corrupt files: b_bad_config, c_bad_eval, d_bad_status" in caplog.text
-    assert f"{sweep / 'c_bad_eval' / 'eval.json'} is corrupt (JSONDecodeError" in caplog.text
+    records = {r.path.name: r for r in collect(sweep)}
+    assert sorted(records) == ["a_good", "c_bad_eval"]  # a corrupt eval.json: a run not evaluated
+    assert not records["c_bad_eval"].finished and records["c_bad_eval"].problem == "eval.json is corrupt"
+    assert "Skipped 2 run(s) with corrupt files: b_bad_config, d_bad_status" in caplog.text
 
     options = OmegaConf.load(ROOT / "conf" / "eval" / "default.yaml")
     quick = {"k": 2, "n_batches": 1, "batch_size": 8, "bootstrap": 10, "rec_batches": 1, "figures": False}

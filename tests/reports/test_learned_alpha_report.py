@@ -56,15 +56,20 @@ def _run(
     return run
 
 
-@pytest.fixture
-def sweeps(tmp_path: Path) -> tuple[Path, Path]:
-    learned_dir, table1_dir = tmp_path / "learned_alpha", tmp_path / "table1"
+def make_sweeps(folder: Path) -> tuple[Path, Path]:
+    """A learned-α sweep (5 of its 6 starts) and a fixed-α Table 1 sweep beside it in ``folder``."""
+    learned_dir, table1_dir = folder / "learned_alpha", folder / "table1"
     for (family, start), (alphas, test) in LEARNED.items():
         _run(learned_dir, family, start, test, test - 0.5, alphas)
     for alpha in (0.1, 0.3, 0.5):  # fixed α: gjs best on train at 0.3, dgjs at 0.1
         _run(table1_dir, "gjs", alpha, 10 + alpha, 12 - (alpha == 0.3), None)
         _run(table1_dir, "dgjs", alpha, 9 + alpha, 11 - (alpha == 0.1), None)
     return learned_dir, table1_dir
+
+
+@pytest.fixture
+def sweeps(tmp_path: Path) -> tuple[Path, Path]:
+    return make_sweeps(tmp_path)
 
 
 def test_trajectory_starts_at_the_start_and_has_one_point_per_epoch(sweeps: tuple[Path, Path]) -> None:
@@ -103,12 +108,20 @@ def test_table_gives_learned_alpha_per_start_next_to_the_best_fixed_alpha(sweeps
         assert image.format == "PNG" and image.width > 600 and image.height > 250
 
 
-@pytest.mark.parametrize("table1", ["not given", "missing folder"])
+@pytest.mark.parametrize("table1", ["not given", "missing folder", "no runs"])
 def test_without_a_table1_sweep_the_table_says_so(sweeps: tuple[Path, Path], table1: str) -> None:
     learned_dir, table1_dir = sweeps
-    given = None if table1 == "not given" else table1_dir / "nowhere"
+    given = {"not given": None, "missing folder": table1_dir / "nowhere", "no runs": table1_dir / "empty"}[
+        table1
+    ]
+    if table1 == "no runs":
+        given.mkdir()
     paths = learned_alpha(collect(learned_dir), learned_dir / "reports", given)
     text = paths["learned_alpha.md"].read_text()
-    expected = "no Table 1 sweep given" if given is None else f"table1_dir={given} does not exist"
+    expected = {
+        "not given": "no Table 1 sweep given",
+        "missing folder": f"table1_dir={given} does not exist",
+        "no runs": "has no finished gjs/dgjs runs, so no comparison",
+    }[table1]
     assert expected in text
     assert "| JS\\^{Gα} | 0.320 ± 0.020 |" in text and text.count("| — | — |") == 2

@@ -29,11 +29,16 @@ def _run(
     status="completed",
     lam: float = 1.0,
     likelihood: str = "gaussian",
-) -> None:
+    seed: int | None = None,
+) -> Path:
+    """A run folder with known numbers (``seed``: recorded in config.yaml and the folder name)."""
     run = sweep / (
-        f"alpha={alpha},divergence={divergence}"
-        if divergence in ("gjs", "dgjs")
-        else f"divergence={divergence},lam={lam:.4g},likelihood={likelihood}"
+        (
+            f"alpha={alpha},divergence={divergence}"
+            if divergence in ("gjs", "dgjs")
+            else f"divergence={divergence},lam={lam:.4g},likelihood={likelihood}"
+        )
+        + (f",seed={seed}" if seed is not None else "")
     )
     run.mkdir(parents=True)
     skew = {"alpha": alpha} if divergence in ("gjs", "dgjs") else {}
@@ -43,6 +48,7 @@ def _run(
         "lam": lam,
         "likelihood": likelihood,
         "choices": {"dataset": "mnist", "divergence": divergence, "budget": "cpu"},
+        **({"seed": seed} if seed is not None else {}),
     }
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     (run / "status.json").write_text(json.dumps({"status": status}))
@@ -57,14 +63,16 @@ def _run(
         "test/log_px_ci_high": log_px + 1,
     }
     (run / "eval.json").write_text(json.dumps({"metrics": metrics}))
+    return run
 
 
-@pytest.fixture
-def sweep(tmp_path: Path) -> Path:
+def make_sweep(folder: Path) -> Path:
+    """A Table 1 sweep of one seed per cell in ``folder``: known best α on train, a failed β-VAE run
+    and no MMD run."""
     for alpha in ALPHAS:
         # gjs: best on train at 0.2 (test 9.5) though 0.3 is best on test (8.5): the train choice must win
         _run(
-            tmp_path,
+            folder,
             "gjs",
             alpha,
             train=10 + abs(alpha - 0.2) * 10,
@@ -72,17 +80,22 @@ def sweep(tmp_path: Path) -> Path:
             log_px=-100 - alpha,
         )
         _run(
-            tmp_path,
+            folder,
             "dgjs",
             alpha,
             train=8 + abs(alpha - 0.4) * 10,
             test=8.2 + abs(alpha - 0.4) * 10,
             log_px=-90 - alpha,
         )
-    _run(tmp_path, "kl_qp", 0.5, 9.5, 9.8, -95)
-    _run(tmp_path, "kl_pq", 0.5, 12.0, 12.5, -99)
-    _run(tmp_path, "beta_vae", 0.5, 13.0, 13.2, -97, status="failed")
-    return tmp_path
+    _run(folder, "kl_qp", 0.5, 9.5, 9.8, -95)
+    _run(folder, "kl_pq", 0.5, 12.0, 12.5, -99)
+    _run(folder, "beta_vae", 0.5, 13.0, 13.2, -97, status="failed")
+    return folder
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    return make_sweep(tmp_path)
 
 
 def test_table1_selects_alpha_on_training_error_and_compares_with_the_paper(sweep: Path) -> None:
@@ -209,14 +222,21 @@ def test_figure5_under_each_listed_likelihood_plots_that_likelihoods_evidence(
         assert list(dgjs.lines[0].get_ydata()) == pytest.approx([(-90 - a) / scale for a in ALPHAS])
 
 
-def test_likelihood_report_names_each_training_loss_and_its_ratios_against_the_papers(tmp_path: Path) -> None:
-    experiment, table1_sweep = tmp_path / "likelihood", tmp_path / "table1"
+def make_likelihood_sweeps(folder: Path) -> tuple[Path, Path]:
+    """The likelihood experiment's baseline runs under three training losses (and one under a
+    fourth weight), and a Table 1 sweep whose SSE-trained baselines join them."""
+    experiment, table1_sweep = folder / "likelihood", folder / "table1"
     for divergence, lam, sse in (("kl_qp", 1.0, 10.0), ("kl_pq", 1.0, 13.7), ("beta_vae", 4.0, 13.9)):
         _run(experiment, divergence, 0.5, sse, sse, -100, likelihood="bernoulli", lam=lam)
         _run(experiment, divergence, 0.5, sse, sse / 2, -100, lam=lam / 255)
         _run(table1_sweep, divergence, 0.5, sse, 2 * sse, -100, lam=lam)
     _run(experiment, "kl_qp", 0.5, 1.0, 1.0, -100, likelihood="bernoulli", lam=3.0)  # another weight
     _run(table1_sweep, "kl_pq", 0.5, 1.0, 1.0, -100, likelihood="bernoulli", status="failed")  # not counted
+    return experiment, table1_sweep
+
+
+def test_likelihood_report_names_each_training_loss_and_its_ratios_against_the_papers(tmp_path: Path) -> None:
+    experiment, table1_sweep = make_likelihood_sweeps(tmp_path)
     paths = likelihood_report(collect(experiment), experiment / "reports", table1_sweep)
     lines = {
         line.split(" | ")[0].lstrip("| "): line for line in paths["likelihood.md"].read_text().splitlines()
@@ -242,7 +262,9 @@ def test_likelihood_report_names_each_training_loss_and_its_ratios_against_the_p
 def test_likelihood_report_refuses_two_runs_of_one_cell(tmp_path: Path) -> None:
     _run(tmp_path / "a", "kl_qp", 0.5, 10.0, 10.0, -100)
     _run(tmp_path / "b", "kl_qp", 0.5, 11.0, 11.0, -100)
-    with pytest.raises(RunError, match="two finished kl_qp runs trained with SSE"):
+    with pytest.raises(
+        RunError, match=r"2 finished kl_qp \(trained with SSE\) runs with seed None .*keep one"
+    ):
         likelihood_report(collect(tmp_path / "a"), tmp_path / "reports", tmp_path / "b")
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import logging
 import sys
 import time
@@ -33,7 +32,7 @@ from tqdm.auto import tqdm
 
 from vae_gjs.config import evidence_likelihoods
 from vae_gjs.data import InMemoryDataModule
-from vae_gjs.errors import ConfigError
+from vae_gjs.errors import ConfigError, RunError
 from vae_gjs.evaluation.evidence import BootstrapCI, EvidenceResult, bootstrap_ci, model_evidence
 from vae_gjs.evaluation.images import (
     reconstruction_grid,
@@ -49,7 +48,7 @@ from vae_gjs.io import check_writable, file_digest, write_json
 from vae_gjs.models import build_likelihood, inference_net
 from vae_gjs.models.precision import check_precision, network_outputs
 from vae_gjs.module import VAE
-from vae_gjs.rundir import COMPLETED, CONFIG_VERSION, RunDir, load_run_config
+from vae_gjs.rundir import COMPLETED, CONFIG_VERSION, RunDir, load_run_config, read_json
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +97,21 @@ def _options(cfg: DictConfig) -> dict[str, Any]:
     return {key: container[key] for key in RESULT_KEYS}
 
 
+def existing_evaluation(run: RunDir) -> dict[str, Any] | None:
+    """The run's eval.json record, or ``None`` when it has none. One rule for a corrupt eval.json,
+    wherever it is read for evaluating (``run_dir=``, ``sweep_dir=``, ``report=``): it counts as
+    absent, so the run is evaluated again, and a warning line names the file."""
+    try:
+        return read_json(run.eval_file) or None
+    except RunError as error:
+        log.warning(f"{error}; evaluating the run again")
+        return None
+
+
 def _done(run: RunDir, options: dict[str, Any], sha256: str) -> dict[str, Any] | None:
     """The existing eval.json if it was written with the same options and checkpoint file."""
-    if not run.eval_file.is_file():
-        return None
-    try:
-        record = json.loads(run.eval_file.read_text())
-    except (OSError, ValueError):
+    record = existing_evaluation(run)
+    if record is None:
         return None
     same = {**OLDER_OPTIONS, **record.get("options", {})} == options and record.get("checkpoint", {}).get(
         "sha256"
@@ -263,15 +270,16 @@ def evidence_record(
     }
 
 
-def evaluate_run(path: str | Path, cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate one run folder; returns the eval.json record (the existing one for a done run)."""
+def evaluate_run(path: str | Path, cfg: DictConfig, redo: bool = False) -> dict[str, Any]:
+    """Evaluate one run folder; returns the eval.json record (the existing one for a done run,
+    unless ``cfg.force`` or ``redo``)."""
     started = time.perf_counter()
     run = RunDir.at(path)
     run_cfg = load_run_config(run)
     ckpt_path = run.checkpoint(cfg.checkpoint)
     options = _options(cfg)
     device = resolve_device(cfg.device)
-    if not cfg.force:
+    if not (cfg.force or redo):
         existing = _done(run, options, file_digest(ckpt_path))
         if existing is not None:
             log.info(f"Skipping {run.path}: eval.json is up to date with these options (force=true to redo)")

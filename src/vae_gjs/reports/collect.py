@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from omegaconf import OmegaConf
 
 from vae_gjs.errors import RunError
 from vae_gjs.rundir import COMPLETED, RunDir, read_json, run_folders
+from vae_gjs.runlock import holder
 
 NAN = math.nan
 log = logging.getLogger(__name__)
@@ -48,10 +50,28 @@ class RunRecord:
     #: The training likelihood (config.yaml's ``likelihood``: gaussian, i.e. SSE, or bernoulli).
     likelihood: str = "gaussian"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The run's ``seed`` (None when its config.yaml records none).
+    seed: int | None = None
+    #: Training batch size (``dataset.batch_size``).
+    batch_size: int | None = None
+    #: How long it was set to train: ``trainer.max_epochs`` and ``trainer.max_steps`` (−1: no limit).
+    max_epochs: int | None = None
+    max_steps: int | None = None
+    #: Whether α was trained (``learn_alpha=true``).
+    learn_alpha: bool = False
+    #: Why the run's eval.json is not used (corrupt, or a measurement of other weights than the
+    #: run holds now); empty when it is used or absent.
+    problem: str = ""
 
     @property
     def finished(self) -> bool:
         return self.status == COMPLETED and self.evaluated
+
+    @property
+    def training(self) -> str:
+        """The training length it was set to, e.g. ``18 epochs`` or ``18 epochs, 4 steps``."""
+        steps = f", {self.max_steps} steps" if self.max_steps not in (None, -1) else ""
+        return f"{self.max_epochs} epochs{steps}"
 
     def evidence(self, likelihood: str | None = None) -> tuple[float, tuple[float, float]]:
         """log p(x) and its 95% CI under ``likelihood`` (None: the headline one); NaN if the run
@@ -62,20 +82,37 @@ class RunRecord:
         return mean, (low, high)
 
 
+def _evaluation(run: RunDir) -> tuple[dict[str, Any], str]:
+    """The run's eval.json record if a report may use it, else ``{}`` and why not: it is corrupt
+    (the same rule as evaluate.py's: as if absent), a live process is training the run, or it
+    measured other weights than the run holds now."""
+    try:
+        evaluation = read_json(run.eval_file)
+    except RunError:
+        return {}, "eval.json is corrupt"
+    if not evaluation:
+        return {}, ""
+    pid = holder(run.path)
+    problem = f"still training (pid {pid})" if pid is not None else run.stale_evaluation(evaluation)
+    return ({}, problem) if problem else (evaluation, "")
+
+
 def read_run(path: Path) -> RunRecord:
     """The record of one run folder (missing measurements are NaN)."""
     run = RunDir.at(path)
     cfg = OmegaConf.to_container(run.load_config(), resolve=False)
     assert isinstance(cfg, dict)
     choices = cfg.get("choices", {})
-    evaluation = read_json(run.eval_file)
+    evaluation, problem = _evaluation(run)
     metrics = evaluation.get("metrics", {})
     results = run.results
+    divergence = cfg.get("divergence", {})
+    trainer = cfg.get("trainer", {})
     return RunRecord(
         path=path,
         dataset=str(choices.get("dataset", "?")),
         divergence=str(choices.get("divergence", "?")),
-        alpha=float(cfg.get("divergence", {}).get("alpha", NAN)),
+        alpha=float(divergence.get("alpha", NAN)),
         lam=float(cfg.get("lam", NAN)),
         budget=str(choices.get("budget", "?")),
         status=run.status or "unknown",
@@ -94,12 +131,21 @@ def read_run(path: Path) -> RunRecord:
         },
         alpha_learned=evaluation.get("learned", {}).get("alpha", results.get("alpha_learned", NAN)),
         likelihood=str(cfg.get("likelihood", "gaussian")),
+        seed=cfg.get("seed"),
+        batch_size=cfg.get("dataset", {}).get("batch_size"),
+        max_epochs=trainer.get("max_epochs"),
+        max_steps=trainer.get("max_steps"),
+        learn_alpha=bool(divergence.get("learn_alpha", cfg.get("learn_alpha", False))),
+        problem=problem,
     )
 
 
 def collect(sweep_dir: str | Path) -> list[RunRecord]:
-    """The records of every run in ``sweep_dir``, sorted by divergence then α. A run with a corrupt
-    file is skipped and listed (one warning line each), the others are read."""
+    """The records of every run in ``sweep_dir``, sorted by divergence, α, then seed. A run with a
+    corrupt config.yaml, status.json or results.json is skipped and listed (one warning line
+    each), the others are read; a corrupt eval.json leaves its run not evaluated."""
+    if not Path(sweep_dir).is_dir():
+        raise RunError(f"sweep folder {sweep_dir} does not exist")
     records, skipped = [], []
     for path in run_folders(sweep_dir):
         try:
@@ -109,4 +155,39 @@ def collect(sweep_dir: str | Path) -> list[RunRecord]:
             log.warning(f"Skipping {path.name}: {error}")
     if skipped:
         log.warning(f"Skipped {len(skipped)} run(s) with corrupt files: {', '.join(skipped)}")
-    return sorted(records, key=lambda r: (r.divergence, r.alpha))
+    return sorted(
+        records, key=lambda r: (r.divergence, -1.0 if math.isnan(r.alpha) else r.alpha, r.seed or 0)
+    )
+
+
+#: What runs shown together must share: RunRecord attribute -> its name in an error (plural).
+SETTINGS = {
+    "dataset": "datasets",
+    "batch_size": "batch sizes",
+    "training": "training lengths",
+    "likelihood": "training likelihoods",
+}
+
+
+def refuse_mixed(records: Sequence[RunRecord], report: str, attributes: Sequence[str]) -> None:
+    """A one-line :class:`RunError` when ``records`` differ in one of ``attributes`` (keys of
+    :data:`SETTINGS`), naming each value with its runs: a figure or table of MNIST and
+    Fashion-MNIST runs, or of two batch sizes, would draw them as one series."""
+    for attribute in attributes:
+        groups: dict[str, list[str]] = {}
+        for record in records:
+            groups.setdefault(str(getattr(record, attribute)), []).append(record.path.name)
+        if len(groups) > 1:
+            described = [
+                f"{value} ({len(names)} run{'s' if len(names) > 1 else ''}: "
+                + ", ".join(names[:2])
+                + (", …" if len(names) > 2 else "")
+                + ")"
+                for value, names in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+            ]
+            hint = " (report=likelihood compares training losses)" if attribute == "likelihood" else ""
+            raise RunError(
+                f"report={report} refuses to join runs of different {SETTINGS[attribute]}: "
+                + "; ".join(described)
+                + f"; give it the runs of one (a sweep folder each){hint}"
+            )

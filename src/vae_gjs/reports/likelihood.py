@@ -13,8 +13,9 @@ import math
 from pathlib import Path
 
 from vae_gjs.errors import RunError
-from vae_gjs.reports.collect import RunRecord, collect
+from vae_gjs.reports.collect import RunRecord, collect, refuse_mixed
 from vae_gjs.reports.markdown import table as md_table
+from vae_gjs.reports.seeds import Summary, one_per_seed, several_seeds
 from vae_gjs.reports.table1 import PaperTable
 from vae_gjs.reports.text import csv_table, fmt, write_texts
 
@@ -37,26 +38,30 @@ def hypothesis(record: RunRecord) -> str:
     return f"{record.likelihood}, λ × {scale:.4g}"
 
 
-def by_hypothesis(records: list[RunRecord]) -> dict[str, dict[str, RunRecord]]:
-    """The finished baseline runs by hypothesis and divergence; two runs in one cell are an error."""
-    cells: dict[str, dict[str, RunRecord]] = {}
+def by_hypothesis(records: list[RunRecord]) -> dict[str, dict[str, list[RunRecord]]]:
+    """The finished baseline runs by hypothesis and divergence, one per seed (two runs of one
+    seed in one cell are an error)."""
+    cells: dict[str, dict[str, list[RunRecord]]] = {}
     for record in records:
-        if not record.finished or record.divergence not in TABLE1_LAM:
-            continue
-        cell = cells.setdefault(hypothesis(record), {})
-        if record.divergence in cell:
-            raise RunError(
-                f"two finished {record.divergence} runs trained with {hypothesis(record)}: "
-                f"{cell[record.divergence].path} and {record.path}; keep one"
-            )
-        cell[record.divergence] = record
-    return cells
+        if record.finished and record.divergence in TABLE1_LAM:
+            cells.setdefault(hypothesis(record), {}).setdefault(record.divergence, []).append(record)
+    return {
+        name: {
+            divergence: one_per_seed(runs, f"{divergence} (trained with {name})", "keep one")
+            for divergence, runs in cell.items()
+        }
+        for name, cell in cells.items()
+    }
 
 
-def ratio(cell: dict[str, RunRecord], numerator: str, denominator: str) -> float:
-    if numerator not in cell or denominator not in cell:
-        return math.nan
-    return cell[numerator].test_sse / cell[denominator].test_sse
+def test_sse(cell: dict[str, list[RunRecord]], divergence: str) -> Summary:
+    """The test SSE of ``divergence`` in ``cell`` over its seeds (empty when it has no run)."""
+    return Summary.of(r.test_sse for r in cell.get(divergence, []))
+
+
+def ratio(cell: dict[str, list[RunRecord]], numerator: str, denominator: str) -> float:
+    """The ratio of the two rows' test SSE, each averaged over its seeds."""
+    return test_sse(cell, numerator).mean / test_sse(cell, denominator).mean
 
 
 def likelihood_report(
@@ -69,25 +74,30 @@ def likelihood_report(
     cells = by_hypothesis(records)
     if not cells:
         raise RunError("no finished KL(q‖p), KL(p‖q) or β-VAE run to compare")
-    datasets = sorted({r.dataset for cell in cells.values() for r in cell.values()})
-    if len(datasets) != 1:
-        raise RunError(f"the runs come from several datasets ({', '.join(datasets)}); compare one")
-    dataset = datasets[0]
+    refuse_mixed(records, "likelihood", ("dataset", "batch_size", "training"))
+    dataset = records[0].dataset
     paper = PaperTable.load()
     paper_sse = {name: paper.values[(name, dataset)] for name in TABLE1_LAM}
     paper_ratios = [paper_sse[a] / paper_sse[b] for a, b in RATIOS]
-    budgets = sorted({f"{r.budget} ({r.epochs} epochs)" for cell in cells.values() for r in cell.values()})
+    budgets = sorted(
+        {f"{r.budget} ({r.epochs} epochs)" for cell in cells.values() for runs in cell.values() for r in runs}
+    )
     ratio_names = [f"{LABELS[a]} / {LABELS[b]}" for a, b in RATIOS]
 
-    def distance(cell: dict[str, RunRecord]) -> float:
+    def distance(cell: dict[str, list[RunRecord]]) -> float:
         """Σ |log(ours / paper)| over the ratios: 0 reproduces both."""
         ours = [ratio(cell, a, b) for a, b in RATIOS]
         return sum(abs(math.log(o / p)) for o, p in zip(ours, paper_ratios, strict=True))
 
+    seeds = several_seeds([r for cell in cells.values() for runs in cell.values() for r in runs])
+
+    def shown(cell: dict[str, list[RunRecord]], divergence: str) -> str:
+        return test_sse(cell, divergence).text() if seeds else fmt(test_sse(cell, divergence).mean)
+
     rows = [
         (
             name,
-            *[fmt(cell[d].test_sse) if d in cell else "—" for d in TABLE1_LAM],
+            *[shown(cell, d) for d in TABLE1_LAM],
             *[fmt(ratio(cell, a, b)) for a, b in RATIOS],
             fmt(distance(cell), 3),
         )
@@ -101,27 +111,40 @@ def likelihood_report(
             "",
             f"Test SSE per image at z = μ (Table 1's metric) of models trained with each loss; budget "
             f"{', '.join(budgets)}. The last column sums |log| of the two ratios against the paper's: "
-            "0 reproduces both.",
+            "0 reproduces both."
+            + (" Each cell: mean ± sample sd (n seeds); ratios of the means." if seeds else ""),
             f"Paper: {paper.source}",
             "",
             *md_table(header, [*rows, paper_row], align="lrrrrrr"),
         ]
     )
     csv_text = csv_table(
-        ("hypothesis", "likelihood", "lam", "divergence", "test_sse", "train_sse", "epochs", "run"),
+        (
+            "hypothesis",
+            "likelihood",
+            "lam",
+            "divergence",
+            *(("seed",) if seeds else ()),
+            "test_sse",
+            "train_sse",
+            "epochs",
+            "run",
+        ),
         (
             (
                 name,
                 r.likelihood,
                 r.lam,
                 r.divergence,
+                *((r.seed,) if seeds else ()),
                 fmt(r.test_sse, 4),
                 fmt(r.train_sse, 4),
                 r.epochs,
                 r.path.name,
             )
             for name, cell in sorted(cells.items())
-            for r in cell.values()
+            for runs in cell.values()
+            for r in runs
         ),
     )
     return write_texts(out_dir, {"likelihood.md": markdown + "\n", "likelihood.csv": csv_text})

@@ -13,8 +13,9 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from vae_gjs.errors import RunError
 from vae_gjs.loggers import finish_wandb, wandb_logger
-from vae_gjs.rundir import run_folders
+from vae_gjs.rundir import RunDir, run_folders
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,14 @@ SETTINGS = ("project", "group", "mode", "tags")
 
 def wandb_settings(sweep_dir: str | Path) -> dict[str, Any] | None:
     """Project, group, mode and tags of the sweep's W&B logging, from the first run folder whose
-    config.yaml has a W&B logger; ``None`` when no run logged to W&B."""
+    config.yaml has a W&B logger (a corrupt config.yaml is passed over: the report already
+    listed it); ``None`` when no run logged to W&B."""
     for folder in run_folders(sweep_dir):
-        node = OmegaConf.select(OmegaConf.load(folder / "config.yaml"), "logger.wandb")
+        try:
+            cfg = RunDir.at(folder).load_config()
+        except RunError:
+            continue
+        node = OmegaConf.select(cfg, "logger.wandb")
         if node is not None:
             settings = OmegaConf.to_container(node, resolve=True)
             assert isinstance(settings, dict)

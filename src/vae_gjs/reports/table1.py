@@ -8,6 +8,7 @@ test error.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 from collections.abc import Callable, Sequence
@@ -16,8 +17,17 @@ from importlib import resources
 from pathlib import Path
 
 from vae_gjs.errors import RunError
-from vae_gjs.reports.collect import RunRecord
+from vae_gjs.reports.collect import RunRecord, refuse_mixed
 from vae_gjs.reports.markdown import table as md_table
+from vae_gjs.reports.seeds import (
+    Interval,
+    Summary,
+    missing_cells,
+    one_per_seed,
+    paired_difference,
+    seed_order,
+    several_seeds,
+)
 from vae_gjs.reports.text import csv_table, fmt, missing_line, write_texts
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -51,57 +61,87 @@ class PaperTable:
 
 @dataclass(frozen=True)
 class Row:
+    """One row of Table 1: its finished runs (one per seed; at the chosen α for the JS rows),
+    the paper's number, and for the rows after the first the paired difference to KL(q‖p)."""
+
     key: str
     label: str
-    run: RunRecord | None
+    runs: tuple[RunRecord, ...]
     paper: float
     paper_alpha: float | None
     chosen_alpha: float | None
+    versus_kl: Interval | None = None
+
+    @property
+    def test(self) -> Summary:
+        """Test SSE over the row's seeds."""
+        return Summary.of(r.test_sse for r in self.runs)
+
+    @property
+    def train(self) -> Summary:
+        """Training SSE over the row's seeds."""
+        return Summary.of(r.train_sse for r in self.runs)
 
     @property
     def ours(self) -> float:
-        return self.run.test_sse if self.run is not None else math.nan
+        """The mean test SSE over the row's seeds (the run's own with one seed)."""
+        return self.test.mean
 
     @property
     def ratio(self) -> float:
         return self.ours / self.paper
 
 
-def _only(name: str) -> Callable[[list[RunRecord]], tuple[RunRecord | None, float | None]]:
-    def pick(records: list[RunRecord]) -> tuple[RunRecord | None, float | None]:
-        runs = [r for r in records if r.divergence == name]
-        if len(runs) > 1:  # e.g. trained with another likelihood or λ: not one Table 1 row
-            raise RunError(
-                f"{len(runs)} finished {name} runs ({', '.join(r.path.name for r in runs)}); Table 1 "
-                "shows one per row (report=likelihood compares training losses)"
-            )
-        return (runs[0] if runs else None), None
+Pick = Callable[[list[RunRecord]], tuple[list[RunRecord], float | None]]
+#: What a second run of one seed in one cell means, and what to do.
+ONE_PER_SEED = "Table 1 takes one run per seed of a row (report=likelihood compares training losses)"
+
+
+def _cell(records: list[RunRecord], name: str, alpha: float | None = None) -> list[RunRecord]:
+    """The runs of divergence ``name`` (at ``alpha`` if given), one per seed."""
+    runs = [r for r in records if r.divergence == name and (alpha is None or math.isclose(r.alpha, alpha))]
+    return one_per_seed(runs, name if alpha is None else f"{name} α={alpha:g}", ONE_PER_SEED)
+
+
+def _only(name: str) -> Pick:
+    def pick(records: list[RunRecord]) -> tuple[list[RunRecord], float | None]:
+        return _cell(records, name), None
 
     return pick
 
 
-def _at_alpha(name: str, alpha: float) -> Callable[[list[RunRecord]], tuple[RunRecord | None, float | None]]:
-    def pick(records: list[RunRecord]) -> tuple[RunRecord | None, float | None]:
-        return next((r for r in records if r.divergence == name and math.isclose(r.alpha, alpha)), None), None
+def _at_alpha(name: str, alpha: float) -> Pick:
+    def pick(records: list[RunRecord]) -> tuple[list[RunRecord], float | None]:
+        return _cell(records, name, alpha), None
 
     return pick
 
 
-def best_on_train(records: list[RunRecord], name: str) -> RunRecord | None:
-    """The run of divergence ``name`` with the lowest training error (how Table 1 picks α)."""
-    candidates = [r for r in records if r.divergence == name and not math.isnan(r.train_sse)]
-    return min(candidates, key=lambda r: r.train_sse, default=None)
+def best_alpha(records: list[RunRecord], name: str) -> tuple[float, list[RunRecord]] | None:
+    """How Table 1 picks α: among the α of divergence ``name``, the one with the lowest *training*
+    error, averaged over its seeds (the paper's rule, per α; with one seed, the run's own), with
+    its runs; ``None`` without a run that has a training error."""
+    cells = [
+        (alpha, _cell(records, name, alpha))
+        for alpha in sorted({r.alpha for r in records if r.divergence == name and not math.isnan(r.alpha)})
+    ]
+    scored = [(Summary.of(r.train_sse for r in runs).mean, alpha, runs) for alpha, runs in cells]
+    scored = [cell for cell in scored if not math.isnan(cell[0])]
+    if not scored:
+        return None
+    _, alpha, runs = min(scored, key=lambda cell: cell[0])
+    return alpha, runs
 
 
-def _best_on_train(name: str) -> Callable[[list[RunRecord]], tuple[RunRecord | None, float | None]]:
-    def pick(records: list[RunRecord]) -> tuple[RunRecord | None, float | None]:
-        best = best_on_train(records, name)
-        return best, best.alpha if best is not None else None
+def _best_on_train(name: str) -> Pick:
+    def pick(records: list[RunRecord]) -> tuple[list[RunRecord], float | None]:
+        best = best_alpha(records, name)
+        return ([], None) if best is None else (best[1], best[0])
 
     return pick
 
 
-ROWS: Sequence[tuple[str, str, Callable[[list[RunRecord]], tuple[RunRecord | None, float | None]]]] = (
+ROWS: Sequence[tuple[str, str, Pick]] = (
     ("kl_qp", "KL(q(z|x) ‖ p(z))", _only("kl_qp")),
     ("kl_pq", "KL(p(z) ‖ q(z|x))", _only("kl_pq")),
     ("beta_vae", "β-VAE (β = 4)", _only("beta_vae")),
@@ -113,99 +153,169 @@ ROWS: Sequence[tuple[str, str, Callable[[list[RunRecord]], tuple[RunRecord | Non
 
 
 def missing_runs(records: list[RunRecord]) -> list[str]:
-    """Expected runs of the sweep that are absent, unfinished or not evaluated."""
-    missing = []
-    for name, alpha in EXPECTED_RUNS:
-        match = [
-            r for r in records if r.divergence == name and (alpha is None or math.isclose(r.alpha, alpha))
-        ]
-        label = f"{name} α={alpha}" if alpha is not None else name
-        if not match:
-            missing.append(f"{label}: no run folder")
-        elif not match[0].finished:
-            missing.append(f"{label}: status {match[0].status}, evaluated={match[0].evaluated}")
-    return missing
+    """Expected runs of the sweep (each expected cell at every seed of the sweep) that are absent,
+    unfinished or not evaluated, with why."""
+    return missing_cells(
+        records,
+        [(f"{name} α={alpha}" if alpha is not None else name, name, alpha) for name, alpha in EXPECTED_RUNS],
+    )
 
 
 def build_rows(records: list[RunRecord], dataset: str, paper: PaperTable) -> list[Row]:
+    """The rows of Table 1 from the finished runs; every row after KL(q‖p) with its test SSE's
+    paired difference to KL(q‖p) over the seeds both have (:func:`~.seeds.paired_difference`)."""
     usable = [r for r in records if r.finished]
     rows = []
     for key, label, pick in ROWS:
-        run, alpha = pick(usable)
+        runs, alpha = pick(usable)
         rows.append(
-            Row(key, label, run, paper.values[(key, dataset)], paper.alphas.get((key, dataset)), alpha)
+            Row(
+                key, label, tuple(runs), paper.values[(key, dataset)], paper.alphas.get((key, dataset)), alpha
+            )
         )
-    return rows
+    reference = rows[0].runs
+    return [rows[0]] + [
+        dataclasses.replace(row, versus_kl=paired_difference(row.runs, reference, "test_sse"))
+        for row in rows[1:]
+    ]
 
 
 def _alpha(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
+def _seeds(records: list[RunRecord]) -> str:
+    return ", ".join(str(seed) for seed in sorted({r.seed for r in records}, key=seed_order))
+
+
+#: How the multi-seed table's numbers are made (printed above it).
+SEEDS_NOTE = (
+    "Each cell: mean ± sample sd (n seeds) of the test error; the best α has the lowest training "
+    "error averaged over its seeds. Last column: the row's test error minus KL(q‖p)'s, paired by "
+    "seed (runs of one seed share their initial weights and batch order), mean and 95% paired t interval "
+    "over the seeds both rows have, mean ± t(0.975, n−1)·sd/√n; one pair gives no interval, two "
+    "give a wide one (t = 12.71)."
+)
+
+
 def markdown(rows: list[Row], dataset: str, records: list[RunRecord], paper: PaperTable) -> str:
     budgets = sorted({f"{r.budget} ({r.epochs} epochs)" for r in records if r.finished})
+    seeds = several_seeds(records)
+    expected = len(EXPECTED_RUNS) * (len({r.seed for r in records}) if seeds else 1)
+    header = ["Divergence", "ours", "α (ours)", "paper", "α (paper)", "ours / paper"]
+    if seeds:
+        header[1] = "ours: mean ± sd (n)"
+        header.append("ours − KL(q‖p) [95% CI] (pairs)")
+    body = [
+        [
+            row.label,
+            row.test.text() if seeds else fmt(row.ours),
+            _alpha(row.chosen_alpha),
+            fmt(row.paper),
+            _alpha(row.paper_alpha),
+            fmt(row.ratio, 3),
+        ]
+        + ([("reference" if row.versus_kl is None else row.versus_kl.text())] if seeds else [])
+        for row in rows
+    ]
     lines = [
         f"# Table 1 — {dataset}: test reconstruction error (per-image SSE, z = μ)",
         "",
         f"Ours: budget {', '.join(budgets) or '—'}, {sum(r.finished for r in records)} of "
-        f"{len(EXPECTED_RUNS)} runs finished and evaluated. Best α chosen on the training error.",
+        f"{expected} runs finished and evaluated"
+        + (f" (seeds {_seeds(records)})" if seeds else "")
+        + ". Best α chosen on the training error.",
+        *([SEEDS_NOTE] if seeds else []),
         f"Paper: {paper.source}",
         "",
-        *md_table(
-            ("Divergence", "ours", "α (ours)", "paper", "α (paper)", "ours / paper"),
-            [
-                (
-                    row.label,
-                    fmt(row.ours),
-                    _alpha(row.chosen_alpha),
-                    fmt(row.paper),
-                    _alpha(row.paper_alpha),
-                    fmt(row.ratio, 3),
-                )
-                for row in rows
-            ],
-            align="lrrrrr",
-        ),
+        *md_table(header, body, align="lrrrrr" + ("r" if seeds else "")),
     ]
     missing = missing_runs(records)
     lines += ["", missing_line(missing)]
     return "\n".join(lines) + "\n"
 
 
-def csv_text(rows: list[Row], dataset: str) -> str:
+def csv_text(rows: list[Row], dataset: str, seeds: bool = False) -> str:
+    """One line per row; ``seeds``: the mean, sd and n over seeds, the paired difference to
+    KL(q‖p) with its interval, and every run (the W&B table carries the same columns)."""
+    if not seeds:
+        header = (
+            "row",
+            "label",
+            "dataset",
+            "ours_test_sse",
+            "ours_train_sse",
+            "ours_alpha",
+            "paper",
+            "paper_alpha",
+            "ratio",
+            "run",
+        )
+        return csv_table(
+            header,
+            (
+                (
+                    row.key,
+                    row.label,
+                    dataset,
+                    fmt(row.ours, 4),
+                    fmt(row.train.mean, 4),
+                    _alpha(row.chosen_alpha),
+                    row.paper,
+                    _alpha(row.paper_alpha),
+                    fmt(row.ratio, 4),
+                    row.runs[0].path.name if row.runs else "",
+                )
+                for row in rows
+            ),
+        )
     header = (
         "row",
         "label",
         "dataset",
         "ours_test_sse",
+        "ours_test_sd",
+        "n",
         "ours_train_sse",
         "ours_alpha",
         "paper",
         "paper_alpha",
         "ratio",
-        "run",
+        "diff_kl_qp",
+        "diff_ci_low",
+        "diff_ci_high",
+        "n_pairs",
+        "seeds",
+        "runs",
     )
-    return csv_table(
-        header,
-        (
-            (
-                row.key,
-                row.label,
-                dataset,
-                fmt(row.ours, 4),
-                fmt(row.run.train_sse if row.run else None, 4),
-                _alpha(row.chosen_alpha),
-                row.paper,
-                _alpha(row.paper_alpha),
-                fmt(row.ratio, 4),
-                row.run.path.name if row.run else "",
-            )
-            for row in rows
-        ),
-    )
+    none = Interval(math.nan, math.nan, math.nan, 0)
+
+    def line(row: Row) -> tuple[object, ...]:
+        versus = row.versus_kl or none
+        return (
+            row.key,
+            row.label,
+            dataset,
+            fmt(row.ours, 4),
+            fmt(row.test.sd, 4),
+            row.test.n,
+            fmt(row.train.mean, 4),
+            _alpha(row.chosen_alpha),
+            row.paper,
+            _alpha(row.paper_alpha),
+            fmt(row.ratio, 4),
+            fmt(versus.mean, 4),
+            fmt(versus.low, 4),
+            fmt(versus.high, 4),
+            versus.n if row.versus_kl else "",
+            " ".join(str(r.seed) for r in row.runs),
+            " ".join(r.path.name for r in row.runs),
+        )
+
+    return csv_table(header, (line(row) for row in rows))
 
 
-def latex(rows: list[Row], dataset: str) -> str:
+def latex(rows: list[Row], dataset: str, seeds: bool = False) -> str:
     def label(text: str) -> str:
         return (
             text.replace("‖", r"\|")
@@ -219,17 +329,26 @@ def latex(rows: list[Row], dataset: str) -> str:
     def value(number: float, alpha: float | None, digits: int = 2) -> str:
         return fmt(number, digits) + (rf" ($\alpha={_alpha(alpha)}$)" if alpha is not None else "")
 
+    def ours(row: Row) -> str:
+        if not seeds:
+            return value(row.ours, row.chosen_alpha)
+        spread = rf" $\pm$ {fmt(row.test.sd)}" if row.test.n > 1 else ""
+        alpha = rf" ($\alpha={_alpha(row.chosen_alpha)}$)" if row.chosen_alpha is not None else ""
+        return f"{fmt(row.ours)}{spread} ({row.test.n}){alpha}"
+
     body = [
-        f"{label(r.label)} & {value(r.ours, r.chosen_alpha)} & {value(r.paper, r.paper_alpha)} & "
+        f"{label(r.label)} & {ours(r)} & {value(r.paper, r.paper_alpha)} & "
         + fmt(r.ratio, 3)
+        + (f" & {r.versus_kl.text() if r.versus_kl else 'reference'}" if seeds else "")
         + r" \\"
         for r in rows
     ]
+    columns = rf"Divergence & ours ({dataset}) & paper & ours/paper"
     return "\n".join(
         [
-            r"\begin{tabular}{lrrr}",
+            r"\begin{tabular}{lrrr" + ("r}" if seeds else "}"),
             r"\toprule",
-            rf"Divergence & ours ({dataset}) & paper & ours/paper \\",
+            columns + (r" & $-$ KL$(q\|p)$ [95\% CI] (pairs)" if seeds else "") + r" \\",
             r"\midrule",
             *body,
             r"\bottomrule",
@@ -241,15 +360,17 @@ def latex(rows: list[Row], dataset: str) -> str:
 
 def table1(records: list[RunRecord], out_dir: str | Path, dataset: str | None = None) -> dict[str, Path]:
     """Write ``table1.md``, ``table1.csv`` and ``table1.tex`` into ``out_dir``; returns their paths."""
-    datasets = {r.dataset for r in records}
-    dataset = dataset or (datasets.pop() if len(datasets) == 1 else None)
+    if not records:
+        raise RunError("Table 1 has no runs to show")
     if dataset is None:
-        raise ValueError(f"the sweep mixes datasets {sorted({r.dataset for r in records})}; pass one")
+        refuse_mixed(records, "table1", ("dataset",))
+        dataset = records[0].dataset if records else "?"
     paper = PaperTable.load()
     rows = build_rows(records, dataset, paper)
+    seeds = several_seeds(records)
     texts = {
         "table1.md": markdown(rows, dataset, records, paper),
-        "table1.csv": csv_text(rows, dataset),
-        "table1.tex": latex(rows, dataset),
+        "table1.csv": csv_text(rows, dataset, seeds),
+        "table1.tex": latex(rows, dataset, seeds),
     }
     return write_texts(out_dir, texts)

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from vae_gjs.reports.collect import RunRecord, collect
+from vae_gjs.reports.collect import RunRecord, collect, refuse_mixed
 from vae_gjs.reports.figures import figure3, figure5
-from vae_gjs.reports.learned_alpha import learned_alpha
+from vae_gjs.reports.learned_alpha import learned_alpha, learned_runs
 from vae_gjs.reports.likelihood import likelihood_report
 from vae_gjs.reports.publish import publish
 from vae_gjs.reports.table1 import table1
@@ -21,6 +21,28 @@ def _printed(paths: dict[str, Path]) -> list[Path]:
     files = list(paths.values())
     print(files[0].read_text())
     return files
+
+
+#: What the runs of each report (:data:`vae_gjs.config.REPORTS`) must share to be shown together
+#: (:func:`~vae_gjs.reports.collect.refuse_mixed`): a table or a figure's series of one dataset,
+#: batch size, training length and, but for the likelihood report, training likelihood.
+SHARED: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("table1", "fig3", "fig4", "fig5"), ("dataset", "batch_size", "training", "likelihood")),
+    **dict.fromkeys(("learned_alpha", "likelihood"), ("dataset", "batch_size", "training")),
+}
+
+
+def check_report(report: str, sweep_dir: str | Path) -> list[RunRecord]:
+    """The records of ``sweep_dir`` if ``report`` can be made of them, else a one-line
+    :class:`~vae_gjs.errors.RunError` saying what does not belong together: runs of different
+    datasets, batch sizes, training lengths or likelihoods (:data:`SHARED`), or, for
+    ``learned_alpha``, no run that learned α. Reads the run folders only, so it answers before any
+    run is evaluated."""
+    records = collect(sweep_dir)
+    refuse_mixed(records, report, SHARED[report])
+    if report == "learned_alpha":
+        learned_runs(records, sweep_dir)
+    return records
 
 
 #: The writer of each report name in :data:`vae_gjs.config.REPORTS`.
@@ -48,7 +70,7 @@ def write_report(
     each) instead of each run's headline evidence. ``table1_dir``: the fixed-α sweep whose best α the
     learned_alpha report shows alongside, or whose baseline runs the likelihood report adds.
     Figure 4 needs the models: :mod:`vae_gjs.tasks.evaluate`."""
-    records, out = collect(sweep_dir), Path(sweep_dir) / "reports"
+    records, out = check_report(report, sweep_dir), Path(sweep_dir) / "reports"
     if report == "fig5" and evidence_likelihoods:
         paths = [figure5(records, out / f"fig5_{name}.png", likelihood=name) for name in evidence_likelihoods]
     elif report == "learned_alpha" and table1_dir is not None:

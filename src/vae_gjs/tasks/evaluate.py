@@ -16,7 +16,7 @@ from vae_gjs.evaluation.figure4 import model_panel
 from vae_gjs.evaluation.loading import resolve_device
 from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.evaluation.sweep import evaluate_sweep
-from vae_gjs.reports import collect, figure4, figure4_runs, write_report
+from vae_gjs.reports import check_report, figure4, figure4_runs, write_report
 from vae_gjs.reports.publish import publish
 from vae_gjs.rundir import RunDir
 
@@ -30,6 +30,8 @@ def evaluate(cfg: DictConfig) -> Any:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.report is not None:
+        if Path(cfg.sweep_dir).is_dir():  # else evaluate_sweep names what the folder is not
+            check_report(cfg.report, cfg.sweep_dir)  # before evaluating anything
         evaluate_sweep(cfg.sweep_dir, cfg, for_report=True)
         if cfg.report == "fig4":
             return [write_figure4(cfg)]
@@ -44,7 +46,7 @@ def evaluate(cfg: DictConfig) -> Any:
 def write_figure4(cfg: DictConfig) -> Path:
     """``<sweep_dir>/reports/fig4.png``: the panels (:func:`model_panel`) of the models
     :func:`vae_gjs.reports.figure4_runs` picks from the sweep."""
-    records = collect(cfg.sweep_dir)
+    records = check_report("fig4", cfg.sweep_dir)
     chosen = figure4_runs(records)
     if not chosen:
         raise RunError(f"{cfg.sweep_dir}: no finished and evaluated run of KL, MMD, gjs or dgjs for Figure 4")
