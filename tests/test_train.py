@@ -117,7 +117,9 @@ def test_evaluate_true_writes_eval_json_after_training_and_on_a_rerun(tmp_path: 
     assert json.loads((tmp_path / "results.json").read_text())["steps"] == 4
 
 
-@pytest.mark.parametrize("args", [("--help",), ("alpha=1.5",), ("learn_alpha=true",), ("--cfg", "job")])
+@pytest.mark.parametrize(
+    "args", [("--help",), ("alpha=1.5",), ("learn_alpha=true", "divergence=kl_qp"), ("--cfg", "job")]
+)
 def test_help_and_bad_values_answer_without_importing_torch(args: tuple[str, ...]) -> None:
     """``--help``, ``--cfg`` and config errors must not wait for torch and Lightning (~7 s)."""
     result = run_script("-X", "importtime", "train.py", *args, timeout=120)

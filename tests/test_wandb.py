@@ -25,10 +25,9 @@ def _offline_runs(run_dir: Path) -> dict[str, dict]:
 def test_run_name_defaults_are_the_configs_defaults() -> None:
     cfg = compose_train()
     assert (cfg.seed, cfg.model.latent_dim, cfg.optim.lr) == (DEFAULT_SEED, DEFAULT_LATENT_DIM, DEFAULT_LR)
-    assert cfg.run_name == "mnist-kl_qp"
-    assert compose_train(["seed=7", "optim.lr=3e-4", "model.latent_dim=32", "lam=4"]).run_name == (
-        "mnist-kl_qp-l4-s7-z32-lr0.0003"
-    )
+    assert cfg.run_name == "mnist-gjs-a0.5"  # the default divergence is JS^{Gα}, α = 0.5
+    baseline = ["divergence=kl_qp", "seed=7", "optim.lr=3e-4", "model.latent_dim=32", "lam=4"]
+    assert compose_train(baseline).run_name == "mnist-kl_qp-l4-s7-z32-lr0.0003"
     assert run_name("mnist", "gjs", compose_train(["divergence=gjs", "alpha=0.2"]).divergence, 1, 1234) == (
         "mnist-gjs-a0.2"
     )
@@ -41,7 +40,15 @@ def test_baseline_logs_alpha_null_a_fresh_id_per_folder_and_the_same_id_on_resum
     monkeypatch.setenv("WANDB_SILENT", "true")
     first, second = tmp_path / "first", tmp_path / "second"
     epochs = ["trainer.max_steps=-1", "trainer.limit_train_batches=2"]
-    overrides = ["logger=wandb", "threads=1", "seed=7", "model.latent_dim=4", "optim.lr=3e-4", *epochs]
+    overrides = [
+        "divergence=kl_qp",
+        "logger=wandb",
+        "threads=1",
+        "seed=7",
+        "model.latent_dim=4",
+        "optim.lr=3e-4",
+        *epochs,
+    ]
     train_tiny(first, [*overrides, "trainer.max_epochs=1"])
     assert yaml.safe_load((first / "config.yaml").read_text())["alpha"] is None
     (run_id,) = _offline_runs(first)
