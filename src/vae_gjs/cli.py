@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from hydra.errors import CompactHydraException, InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from vae_gjs import signals
-from vae_gjs.config import validate, validate_evaluate
+from vae_gjs.config import alpha_sweeps_without_skew, validate, validate_evaluate
 from vae_gjs.errors import USER_ERRORS, Interrupted
+from vae_gjs.rundir import remove_if_unused
+from vae_gjs.runlock import LOCK_FILE
 
 
 class UserError(CompactHydraException):
@@ -86,16 +88,30 @@ def user_errors() -> Iterator[None]:
         raise SystemExit(signals.exit_code()) from None
 
 
+def forget_refused_run() -> None:
+    """A refused single run writes nothing: the run folder Hydra made for it is removed if it
+    holds only Hydra's own records (:func:`~vae_gjs.rundir.remove_if_unused`), with the parent
+    folders this leaves empty."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        also = {f"{hydra_cfg.job.name}.log", LOCK_FILE}
+        remove_if_unused(hydra_cfg.runtime.output_dir, also, os.getcwd())
+
+
 def entry(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """What an entry point's ``@hydra.main`` function runs: ``task(cfg)``. A user-facing error of
     a single run is printed as its one line and the process exits with 1, without the lines Hydra
     frames an error with (``Error executing job ...`` before, the ``HYDRA_FULL_ERROR`` hint
-    after); in a sweep it fails the job, and the sweep summarises its failures."""
+    after), leaving no run folder behind (:func:`forget_refused_run`); in a sweep it fails the
+    job, and the sweep summarises its failures."""
     try:
         return task(cfg)
     except UserError as error:
         if _in_sweep():
             raise
+        forget_refused_run()
         print(str(error), file=sys.stderr, flush=True)
         raise SystemExit(1) from None
 
@@ -117,3 +133,35 @@ def evaluate(cfg: DictConfig) -> Any:
         from vae_gjs.tasks.evaluate import evaluate as run
 
         return run(cfg)
+
+
+def refused_jobs(jobs: Sequence[Sequence[str]], compose: Callable[[list[str]], DictConfig]) -> list[str]:
+    """The jobs of a sweep that ``train.py`` would refuse, checked before the first one starts:
+    one line per bad job (``<its overrides>: <why>``), and one per set of jobs that differ only
+    in an ``alpha`` their divergence does not use (:func:`~vae_gjs.config.alpha_sweeps_without_skew`).
+    ``compose`` gives a job's config with its ``hydra`` node (the sweeper's config loader);
+    Hydra's global config is set to each job's while it is checked, and restored after."""
+    from hydra.core.hydra_config import HydraConfig
+
+    previous = HydraConfig.instance().cfg
+    lines, divergences = [], []
+    try:
+        for job in jobs:
+            try:
+                cfg = compose(list(job))
+                HydraConfig.instance().set_config(cfg)
+                task_cfg = cfg.copy()
+                with open_dict(task_cfg):
+                    del task_cfg["hydra"]
+                validate(task_cfg, warn=False)
+            except Exception as error:  # a composition error of Hydra or OmegaConf, or a ConfigError
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                lines.append(f"{' '.join(job)}: {one_line(str(error))}")
+                continue
+            choice = str(cfg.hydra.runtime.choices.get("divergence"))
+            divergences.append((job, choice, "alpha" in task_cfg.divergence))
+    finally:
+        if previous is not None:
+            HydraConfig.instance().set_config(previous)
+    return lines + alpha_sweeps_without_skew(divergences)

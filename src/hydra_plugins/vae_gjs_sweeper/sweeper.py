@@ -1,4 +1,4 @@
-"""Hydra's basic sweeper with three changes that sweeps of this project need.
+"""Hydra's basic sweeper with the changes that sweeps of this project need.
 
 1. Float ``range()`` values are rounded to 12 significant digits: Hydra 1.3 steps a float range
    in binary floating point and yields ``alpha=0.30000000000000004``; here every job (its
@@ -9,7 +9,10 @@
    baselines that do not multiply with α.
 3. A failed job does not stop the sweep: every batch is launched, then a summary of the
    failures is written to ``<sweep_dir>/failures.json`` and raised as one compact error.
-4. SIGTERM or Ctrl-C stops the sweep: the running jobs stop (keeping their last.ckpt), the jobs
+4. Every job's config is checked before the first job starts (:func:`vae_gjs.cli.refused_jobs`:
+   train.py's validation, and no ``alpha`` sweep over a divergence without a skew): a bad point
+   is one line, the sweep exits with 1, and nothing is trained or written, whatever the launcher.
+5. SIGTERM or Ctrl-C stops the sweep: the running jobs stop (keeping their last.ckpt), the jobs
    after them are not run, the summary and ``failures.json`` are written, and the process exits
    with 128 + the signal's number. Jobs in worker processes (joblib, ``cpu_pair``) are sent the
    signal and stop with the sweep (:mod:`vae_gjs.signals`).
@@ -60,7 +63,7 @@ def _is_float_range(override: Override) -> bool:
 
 
 class VaeGjsSweeper(BasicSweeper):
-    """Basic sweeper + rounded float ranges + grid unions + failure isolation."""
+    """Basic sweeper + rounded float ranges + grid unions + jobs checked first + failure isolation."""
 
     def __init__(
         self,
@@ -106,6 +109,7 @@ class VaeGjsSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
+        self._refuse_bad_jobs([job for batch in self.overrides for job in batch])
         # The sweep folder may use ${hydra:runtime.choices...} (conf/experiment/table1.yaml):
         # resolve it against the multirun's own config.
         HydraConfig.instance().set_config(self.config)
@@ -139,6 +143,23 @@ class VaeGjsSweeper(BasicSweeper):
             returns.append(results)
         self._report_failures(sweep_dir, [r for results in returns for r in results], stopped)
         return returns
+
+    def _refuse_bad_jobs(self, jobs: list[list[str]]) -> None:
+        """Exit with 1 and one line per bad job before anything runs or is written, if any
+        job's config would be refused."""
+        from vae_gjs.cli import refused_jobs
+
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        refused = refused_jobs(jobs, lambda job: loader.load_sweep_config(self.config, job))
+        if refused:
+            print(
+                f"Error: this sweep of {len(jobs)} jobs is refused; nothing was run:\n"
+                + "\n".join(f"  {line}" for line in refused),
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1)
 
     @staticmethod
     def _report_failures(sweep_dir: Path, results: list[JobReturn], stopped: list[list[str]]) -> None:
