@@ -72,6 +72,9 @@ def test_dataset_and_model_configs_point_at_the_package() -> None:
         ("eval.k=0", ["k=0", ">= 1"]),
         ("learn_alpha=1", ["learn_alpha=1", "true or false"]),
         ("optim.alpha_lr=-0.1", ["optim.alpha_lr=-0.1", ">= 0"]),
+        ("objective=test/elbo", ["objective='test/elbo'", "test/loss, test/rec, val/loss, val/rec"]),
+        ("objective=val/rec", ["objective=val/rec needs a validation split", "dataset.val_size > 0"]),
+        ("objective=test/rec test=false", ["objective=test/rec needs the test set", "test=true"]),
         (
             "learn_alpha=true divergence=kl_qp",
             ["learn_alpha=true with divergence=kl_qp", "divergence=gjs or divergence=dgjs"],

@@ -106,6 +106,18 @@ def test_a_run_continues_from_last_checkpoint(tmp_path: Path) -> None:
     assert [row["epoch"] for row in read_metrics(tmp_path / "metrics.csv")] == [0, 1, 2]
 
 
+def test_a_validation_split_gives_val_metrics_the_objective_and_best_on_val_loss(tmp_path: Path) -> None:
+    from vae_gjs.tasks.train import train
+
+    epoch = ["trainer.max_steps=-1", "trainer.max_epochs=1", "trainer.limit_train_batches=2"]
+    split = ["dataset.val_size=500", "trainer.limit_val_batches=1", "objective=val/rec"]
+    cfg = train_tiny(tmp_path, [*epoch, *split])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {"val/rec", "val/loss", "test/rec"} <= set(results) and results["val/rec"] != results["test/rec"]
+    assert results["best_checkpoint"] == "best.ckpt" and results["best_checkpoint_monitor"] == "val/loss"
+    assert train(cfg) == results["val/rec"]  # the completed run answers with its objective
+
+
 def test_evaluate_true_writes_eval_json_after_training_and_on_a_rerun(tmp_path: Path) -> None:
     quick = ["evaluate=true", "eval.k=2", "eval.n_batches=2", "eval.batch_size=16", "eval.rec_batches=2"]
     train_tiny(tmp_path, [*quick, "eval.figures=false"])

@@ -157,7 +157,7 @@ def refused_jobs(jobs: Sequence[Sequence[str]], compose: Callable[[list[str]], D
             except Exception as error:  # a composition error of Hydra or OmegaConf, or a ConfigError
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise
-                lines.append(f"{' '.join(job)}: {one_line(str(error))}")
+                lines.append(f"{' '.join(job)}: {one_line(str(error))}" if job else one_line(str(error)))
                 continue
             choice = str(cfg.hydra.runtime.choices.get("divergence"))
             divergences.append((job, choice, "alpha" in task_cfg.divergence))
@@ -165,3 +165,12 @@ def refused_jobs(jobs: Sequence[Sequence[str]], compose: Callable[[list[str]], D
         if previous is not None:
             HydraConfig.instance().set_config(previous)
     return lines + alpha_sweeps_without_skew(divergences)
+
+
+def exit_if_refused(refused: list[str], what: str) -> None:
+    """With lines in ``refused`` (:func:`refused_jobs`), print them under one heading naming
+    ``what`` was refused and exit with 1, before anything runs or is written."""
+    if refused:
+        lines = "\n".join(f"  {line}" for line in refused)
+        print(f"Error: {what} is refused; nothing was run:\n{lines}", file=sys.stderr, flush=True)
+        raise SystemExit(1)

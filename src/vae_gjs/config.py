@@ -38,6 +38,8 @@ MODEL_REPORTS = ("fig4",)
 REPORTS = ("table1", "fig3", "fig5", "learned_alpha", "likelihood", *MODEL_REPORTS)
 #: The arithmetic of a run's network (:mod:`vae_gjs.models.precision`).
 PRECISIONS = ("fp32", "bf16")
+#: What train.py can return (``objective``): a final metric of the test or the validation split.
+OBJECTIVES = ("test/rec", "test/loss", "val/rec", "val/loss")
 #: Checkpoints and splits an evaluation can use.
 CHECKPOINTS = ("best", "last")
 SPLITS = ("test", "train", "val")
@@ -213,6 +215,7 @@ def validate(cfg: DictConfig, warn: bool = True) -> None:
             )
     for flag in ("test", "evaluate", "compile", "debug_run"):
         check_bool(flag, _get(cfg, flag))
+    check_objective(_get(cfg, "objective"), _get(cfg, "dataset.val_size"), _get(cfg, "test"))
     validate_eval_options(_get(cfg, "eval"))
     ckpt = _get(cfg, "ckpt_path")
     if ckpt not in (None, "last") and not Path(str(ckpt)).is_file():
@@ -245,6 +248,20 @@ def alpha_sweeps_without_skew(jobs: Sequence[tuple[Sequence[str], str, bool]]) -
                 "divergence=dgjs, and run a baseline without alpha"
             )
     return lines
+
+
+def check_objective(objective: Any, val_size: int, test: bool) -> str:
+    """``objective`` names a metric the run will have: ``val/*`` needs a validation split
+    (``dataset.val_size > 0``), ``test/*`` needs ``test=true``."""
+    check_choice("objective", objective, OBJECTIVES)
+    if objective.startswith("val/") and val_size == 0:
+        raise ConfigError(
+            f"objective={objective} needs a validation split, but dataset.val_size=0; allowed: "
+            f"dataset.val_size > 0 (e.g. 10000) with objective={objective}, or objective=test/rec"
+        )
+    if objective.startswith("test/") and not test:
+        raise ConfigError(f"objective={objective} needs the test set, but test=false; allowed: test=true")
+    return objective
 
 
 # --------------------------------------------------------------------------- evaluate.py

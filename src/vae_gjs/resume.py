@@ -26,6 +26,7 @@ MAY_CHANGE = (
     "compile",
     "ckpt_path",
     "test",
+    "objective",
     "evaluate",
     "eval",
     "logger",

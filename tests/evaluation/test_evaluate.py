@@ -76,6 +76,7 @@ def test_eval_json_has_every_number(evaluated: tuple[Path, dict]) -> None:
     assert evidence["ci95"][0] <= evidence["mean"] <= evidence["ci95"][1]
     assert evidence["elbo_mean"] <= evidence["mean"]  # log-mean-exp of the weights >= their mean
     assert record["checkpoint"]["which"] == "last" and record["checkpoint"]["global_step"] == 4
+    assert record["checkpoint"]["monitor"] == "train/loss"  # no validation split: best.ckpt is on train/loss
     assert record["options"]["k"] == 4 and record["seed"] == 0 and record["config_version"] == 1
     assert sorted(record["traversal"]["dims_by_test_kl"]) == list(range(10))
     kl = record["kl_per_dim"]["test"]

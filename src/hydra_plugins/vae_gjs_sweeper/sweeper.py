@@ -147,19 +147,12 @@ class VaeGjsSweeper(BasicSweeper):
     def _refuse_bad_jobs(self, jobs: list[list[str]]) -> None:
         """Exit with 1 and one line per bad job before anything runs or is written, if any
         job's config would be refused."""
-        from vae_gjs.cli import refused_jobs
+        from vae_gjs.cli import exit_if_refused, refused_jobs
 
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
         refused = refused_jobs(jobs, lambda job: loader.load_sweep_config(self.config, job))
-        if refused:
-            print(
-                f"Error: this sweep of {len(jobs)} jobs is refused; nothing was run:\n"
-                + "\n".join(f"  {line}" for line in refused),
-                file=sys.stderr,
-                flush=True,
-            )
-            raise SystemExit(1)
+        exit_if_refused(refused, f"this sweep of {len(jobs)} jobs")
 
     @staticmethod
     def _report_failures(sweep_dir: Path, results: list[JobReturn], stopped: list[list[str]]) -> None:

@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vae_gjs.checkpoints import check_fits, model_weights, read_checkpoint
+from vae_gjs.checkpoints import check_fits, chosen_on, model_weights, read_checkpoint
 from vae_gjs.config import CHECKPOINTS
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, RunError, check_choice
@@ -86,6 +86,8 @@ def load_module(
         "sha256": file_digest(path),
         "epoch": checkpoint.get("epoch"),
         "global_step": checkpoint.get("global_step"),
+        # what best.ckpt was chosen on (train/loss without a validation split), for either file
+        "monitor": chosen_on(checkpoint),
     }
     return module.eval(), info
 

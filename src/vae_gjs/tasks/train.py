@@ -159,7 +159,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
     """Fit (or resume) the run described by ``cfg`` in ``cfg.run_dir``, test it, record results,
     and with ``evaluate=true`` evaluate it. ``callbacks`` are added to those of ``cfg.callbacks``.
 
-    Returns the final test reconstruction error (``None`` with ``test=false``). A run folder
+    Returns the ``objective`` metric of the final model (``test/rec`` by default; ``val/rec``
+    for a search). A run folder
     whose status is ``completed`` is not trained again, so re-running a sweep only runs what is
     missing. Only the process of rank 0 writes into the run folder, and it holds the folder's
     lock (:class:`~vae_gjs.runlock.RunLock`) while it does.
@@ -174,7 +175,7 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
         log.info(f"Skipping {run.path}: already completed (delete status.json to run it again)")
         if cfg.evaluate and rank_zero_only.rank == 0:
             evaluate_after_training(cfg, run)
-        return run.results.get("test/rec")
+        return run.results.get(cfg.objective)
     _quiet_library_logs()
     drop_library_tips()
     if cfg.threads:
@@ -223,6 +224,8 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
             logger.log_hyperparams(hparams)  # type: ignore[arg-type]
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         fit_seconds = time.perf_counter() - started
+        # the final model on the validation split (the split a search selects on) and the test set
+        val = trainer.validate(module, datamodule=datamodule, verbose=False)[0] if datamodule.has_val else {}
         test = trainer.test(module, datamodule=datamodule, verbose=False)[0] if cfg.test else {}
     except NonFiniteLossError as error:
         saved = run.checkpoints / f"nonfinite-step{trainer.global_step}.ckpt"
@@ -246,20 +249,23 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
     finally:
         finish_wandb()
 
+    best = checkpoints.best_model_score if checkpoints and checkpoints.best_model_path else None
     results = {
-        **{key: float(value) for key, value in test.items()},
+        **{key: float(value) for key, value in {**val, **test}.items()},
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "fit_seconds_this_session": round(fit_seconds, 2),
-        "best_checkpoint": Path(checkpoints.best_model_path).name
-        if checkpoints and checkpoints.best_model_path
-        else None,
+        # best.ckpt: the epoch of the lowest monitored loss (val/loss, or train/loss without a
+        # validation split), named so that nobody mistakes it for a held-out choice
+        "best_checkpoint": Path(checkpoints.best_model_path).name if best is not None else None,
+        "best_checkpoint_monitor": checkpoints.monitor if best is not None else None,
+        "best_checkpoint_score": float(best) if best is not None else None,
         **{f"{name}_learned": float(value) for name, value in module.divergence.learned().items()},
     }
     if writer:
         run.write_results(results)
         run.set_status(DEBUG if cfg.debug_run else COMPLETED)
-        log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
+        log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in {**val, **test}.items()))
         if cfg.evaluate:
             evaluate_after_training(cfg, run)
-    return results.get("test/rec")
+    return results.get(cfg.objective)
