@@ -32,7 +32,7 @@ from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.loggers import finish_wandb
 from vae_gjs.models.precision import check_precision
 from vae_gjs.module import build_module
-from vae_gjs.resume import check_same_config
+from vae_gjs.resume import check_length, check_same_config, train_on_completed
 from vae_gjs.rundir import COMPLETED, DEBUG, FAILED, RUNNING, RunDir
 from vae_gjs.runlock import RunLock
 
@@ -171,11 +171,14 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
 
 
 def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float | None:
-    if run.status == COMPLETED:
-        log.info(f"Skipping {run.path}: already completed (delete status.json to run it again)")
+    if run.status == COMPLETED and not train_on_completed(run, cfg, record=recorded_config):
+        done = run.results
+        log.info(f"Skipping {run.path}: already completed ({done.get('epochs')} epochs) with this config")
         if cfg.evaluate and rank_zero_only.rank == 0:
             evaluate_after_training(cfg, run)
-        return run.results.get(cfg.objective)
+        return done.get(cfg.objective)
+    if run.status == COMPLETED:
+        log.info(f"Training the completed run in {run.path} on from its last.ckpt")
     _quiet_library_logs()
     drop_library_tips()
     if cfg.threads:
@@ -192,7 +195,10 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
         module.net.compile()  # in place: the state_dict keeps its keys
     ckpt_path = resume_from(cfg, run)
     if ckpt_path is not None:
-        check_fits(read_checkpoint(ckpt_path), module, ckpt_path, "the model of this config")
+        checkpoint = read_checkpoint(ckpt_path)
+        check_fits(checkpoint, module, ckpt_path, "the model of this config")
+        where = str(run.path) if Path(ckpt_path).parent == run.checkpoints else ckpt_path
+        check_length(where, checkpoint["epoch"] + 1, checkpoint["global_step"], cfg.trainer)
     loggers: list[Logger] = instantiate_all(cfg.logger)
     configured: list[Callback] = instantiate_all(cfg.callbacks)
     checkpoints = next((c for c in configured if isinstance(c, ModelCheckpoint)), None)
