@@ -17,6 +17,7 @@ from tests.conftest import DATA_DIR, compose_train, copy_run, run_script
 from tests.wandb_offline import run_summary
 from vae_gjs.config import validate_evaluate
 from vae_gjs.errors import ConfigError, RunError
+from vae_gjs.evaluation.images import LABEL_WIDTH
 from vae_gjs.rundir import RunDir, load_run_config
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,7 @@ QUICK = ("k=4", "n_batches=2", "batch_size=50", "rec_batches=2", "bootstrap=200"
 FIGURES = {
     "reconstructions": (342, 342),
     "samples": (342, 342),
-    "traversals": (342, 342),
+    "traversals": (LABEL_WIDTH + 342, 342),  # a margin with each row's label: z<d>  KL <value>
 }  # 10 rows of 32 + 2
 
 

@@ -36,10 +36,12 @@ from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError
 from vae_gjs.evaluation.evidence import BootstrapCI, EvidenceResult, bootstrap_ci, model_evidence
 from vae_gjs.evaluation.images import (
+    label_rows,
     reconstruction_grid,
     samples_grid,
     save_png,
     traversal_grid,
+    traversal_labels,
     traversal_values,
 )
 from vae_gjs.evaluation.loading import build_datamodule, load_module, resolve_device
@@ -208,7 +210,8 @@ def figures_section(
     timings: dict,
 ) -> tuple[dict[str, str], dict[str, Any], list[float]]:
     """figures/reconstructions.png, samples.png and traversals.png (rows ordered by each
-    dimension's test KL, computed here when the test split was not evaluated); returns their
+    dimension's test KL and labelled with it, computed here when the test split was not
+    evaluated); returns their
     paths relative to the run, the traversal's description and the test KL per dimension."""
     tick = time.perf_counter()
     if test_kl_per_dim is None:
@@ -223,7 +226,10 @@ def figures_section(
     pictures = {
         "reconstructions": reconstruction_grid(module.net, shown),
         "samples": samples_grid(module.net, len(dims), 10, generator),
-        "traversals": traversal_grid(module.net, traversed, dims, extent=cfg.traversal_range),
+        "traversals": label_rows(
+            traversal_grid(module.net, traversed, dims, extent=cfg.traversal_range),
+            traversal_labels(dims, test_kl_per_dim),
+        ),
     }
     figures = {
         name: str(save_png(picture, run.figures / f"{name}.png").relative_to(run.path))
