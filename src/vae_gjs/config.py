@@ -28,6 +28,7 @@ from vae_gjs.errors import (
     closest,
 )
 from vae_gjs.hardware import fastest_cpu_precision
+from vae_gjs.provenance import provenance
 from vae_gjs.rundir import RunDir, load_run_config
 
 #: Decoder likelihoods (the classes: :mod:`vae_gjs.models.likelihoods`).
@@ -95,6 +96,14 @@ def recorded_config(cfg: DictConfig) -> DictConfig:
     if "alpha" not in recorded.divergence:
         recorded.alpha = None
     return recorded
+
+
+def logged_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
+    """What a run gives its loggers as hyperparameters (the W&B config): its config as recorded
+    (:func:`recorded_config`) and, under ``provenance``, the git commit and package versions."""
+    hparams = OmegaConf.to_container(recorded_config(cfg))
+    assert isinstance(hparams, dict)
+    return {**hparams, "provenance": provenance()}
 
 
 def group_name(mode: Any, sweep_dir: str) -> str:
@@ -213,7 +222,7 @@ def validate(cfg: DictConfig, warn: bool = True) -> None:
                 f"callbacks.{name} has no _target_; allowed: a callback config with _target_ "
                 "(conf/callbacks/), or null to drop it"
             )
-    for flag in ("test", "evaluate", "compile", "debug_run"):
+    for flag in ("test", "evaluate", "compile", "debug_run", "checkpoint_artifacts"):
         check_bool(flag, _get(cfg, flag))
     check_objective(_get(cfg, "objective"), _get(cfg, "dataset.val_size"), _get(cfg, "test"))
     validate_eval_options(_get(cfg, "eval"))

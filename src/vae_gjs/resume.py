@@ -32,6 +32,7 @@ MAY_CHANGE = (
     "evaluate",
     "eval",
     "logger",
+    "checkpoint_artifacts",
     "callbacks",
     "images_every_n_epochs",
     "log_every_n_steps",

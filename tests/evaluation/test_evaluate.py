@@ -292,7 +292,8 @@ def test_wandb_gets_the_numbers_and_images(
     monkeypatch.setenv("WANDB_SILENT", "true")
     record = _evaluate_in_process(f"run_dir={copy}", "splits=[test]")
     assert record["metrics"]["test/log_px"] == pytest.approx(evaluated[1]["metrics"]["test/log_px"])
-    (folder,) = (copy / "wandb").glob("offline-run-*")  # one run: the evaluation's own
+    runs = {run_summary(next(f.glob("run-*.wandb")))["id"]: f for f in (copy / "wandb").glob("offline-run-*")}
+    (folder,) = [f for run_id, f in runs.items() if run_id != "train123"]  # the evaluation's own run
     images = sorted(
         p.name.split("_")[0] for p in (folder / "files" / "media" / "images" / "eval").glob("*.png")
     )
@@ -302,9 +303,15 @@ def test_wandb_gets_the_numbers_and_images(
     assert logged["name"] == "mnist-kl_qp-eval" and logged["job_type"] == "eval"
     assert logged["group"] == "sweep-a" and logged["id"] not in ("train123", "")
     assert logged["config"]["training_run_id"] == "train123"
+    assert (
+        logged["config"]["eval"]["splits"] == ["test"] and logged["config"]["lam"] == 1.0
+    )  # options, hparams
     steps = {row["trainer/global_step"] for row in logged["history"]}
     assert steps == {json.loads((copy / "results.json").read_text())["steps"]} == {4}
     assert logged["summary"]["eval/test/log_px"] == pytest.approx(record["metrics"]["test/log_px"])
+    training = run_summary(next(runs["train123"].glob("run-*.wandb")))  # reopened: its summary only
+    assert training["summary"]["eval/test/log_px"] == logged["summary"]["eval/test/log_px"]
+    assert training["history"] == [] and training["job_type"] == "train"
 
 
 def test_evidence_under_both_likelihoods_from_one_pass(evaluated: tuple[Path, dict], tmp_path: Path) -> None:

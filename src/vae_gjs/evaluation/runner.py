@@ -51,6 +51,7 @@ from vae_gjs.io import check_writable, file_digest, write_json
 from vae_gjs.models import build_likelihood, inference_net
 from vae_gjs.models.precision import check_precision, network_outputs
 from vae_gjs.module import VAE
+from vae_gjs.provenance import provenance
 from vae_gjs.rundir import COMPLETED, CONFIG_VERSION, RunDir, load_run_config
 
 log = logging.getLogger(__name__)
@@ -345,9 +346,12 @@ def evaluate_run(path: str | Path, cfg: DictConfig) -> dict[str, Any]:
         "traversal": traversal,
         "timings_s": {name: round(seconds, 2) for name, seconds in timings.items()},
         "versions": {"torch": torch.__version__},
+        "provenance": provenance(),
         "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write_json(run.eval_file, record)
     log.info(f"Wrote {run.eval_file} in {timings['total']:.1f} s")
-    log_to_wandb(run, run_cfg, metrics, {name: run.path / p for name, p in figures.items()})
+    log_to_wandb(
+        run, run_cfg, record["eval_config"], metrics, {name: run.path / p for name, p in figures.items()}
+    )
     return record

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from vae_gjs import signals
 from vae_gjs.callbacks import AtomicCheckpointIO
 from vae_gjs.checkpoints import check_fits, read_checkpoint
-from vae_gjs.config import recorded_config, usable_threads
+from vae_gjs.config import logged_hyperparameters, recorded_config, usable_threads
 from vae_gjs.console import announce_run_folder, drop_library_tips
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, StorageError, closest
@@ -32,6 +32,7 @@ from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.loggers import finish_wandb
 from vae_gjs.models.precision import check_precision
 from vae_gjs.module import build_module
+from vae_gjs.provenance import provenance
 from vae_gjs.resume import check_length, check_same_config, train_on_completed
 from vae_gjs.rundir import COMPLETED, DEBUG, FAILED, RUNNING, RunDir
 from vae_gjs.runlock import RunLock
@@ -225,7 +226,7 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
         announce_run_folder(run.path)
     started = time.perf_counter()
     try:
-        hparams = OmegaConf.to_container(recorded)
+        hparams = logged_hyperparameters(cfg)
         for logger in loggers:
             logger.log_hyperparams(hparams)  # type: ignore[arg-type]
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -267,6 +268,7 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
         "best_checkpoint_monitor": checkpoints.monitor if best is not None else None,
         "best_checkpoint_score": float(best) if best is not None else None,
         **{f"{name}_learned": float(value) for name, value in module.divergence.learned().items()},
+        "provenance": provenance(),
     }
     if writer:
         run.write_results(results)
