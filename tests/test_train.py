@@ -97,6 +97,18 @@ def test_unknown_trainer_argument_is_named(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_short_epoch_gives_no_logging_interval_hint(
+    tmp_path: Path, recwarn: pytest.WarningsRecorder
+) -> None:
+    """Lightning's "smaller than the logging interval" advice (for its own log_every_n_steps, which
+    this project does not use for its metrics) is not printed on every short run."""
+    train_tiny(
+        tmp_path,
+        ["threads=1", "trainer.max_steps=-1", "trainer.max_epochs=1", "trainer.limit_train_batches=2"],
+    )
+    assert not [w for w in recwarn if "logging interval" in str(w.message)]
+
+
 def test_a_run_continues_from_last_checkpoint(tmp_path: Path) -> None:
     train_tiny(tmp_path, ["trainer.max_steps=-1", "trainer.max_epochs=1", "trainer.limit_train_batches=3"])
     (tmp_path / "status.json").unlink()  # pretend the run was cut off after epoch 0

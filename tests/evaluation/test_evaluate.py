@@ -384,3 +384,25 @@ def test_a_sweep_jobs_folder_needs_no_quoting(tmp_path: Path) -> None:
     result = run_script("evaluate.py", f"run_dir={job}", timeout=60)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"Error: run folder {job} does not exist" in result.stderr
+
+
+def test_one_batch_of_evidence_says_it_has_no_interval(evaluated: tuple[Path, dict], tmp_path: Path) -> None:
+    run = copy_run(evaluated[0], tmp_path / "run")
+    result = run_script("evaluate.py", f"run_dir={run}", *QUICK, "n_batches=1", "figures=false", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "no interval from one batch (its bounds are the mean itself; n_batches >= 2 gives one)"
+        in result.stdout
+    )
+    assert "95% CI" not in result.stdout
+    assert json.loads((run / "eval.json").read_text())["evidence"]["ci95_note"].startswith("no interval")
+    assert evaluated[1]["evidence"]["ci95_note"] is None  # two batches: a bootstrap interval
+
+
+def test_evaluate_help_lists_its_own_options_and_no_training_groups() -> None:
+    result = run_script("evaluate.py", "--help", timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.startswith("evaluate.py: numbers (eval.json) and pictures (figures/)")
+    assert "== Configuration groups ==" not in result.stdout and "divergence:" not in result.stdout
+    for option in ("run_dir: null", "sweep_dir: null", "report: null", "k: 128", "checkpoint: last"):
+        assert option in result.stdout

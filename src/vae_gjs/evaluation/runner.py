@@ -60,6 +60,8 @@ log = logging.getLogger(__name__)
 RECONSTRUCTION_IMAGES = 50
 #: Confidence level of the model-evidence interval (Fig. 5).
 LEVEL = 0.95
+#: What an interval from one batch is (the bootstrap resamples batch means: one mean, no spread).
+ONE_BATCH = "no interval from one batch (its bounds are the mean itself; n_batches >= 2 gives one)"
 #: Keys of conf/eval/default.yaml that change the numbers or pictures of an evaluation: a run
 #: whose eval.json was written with the same values (and the same checkpoint file) is done.
 RESULT_KEYS = (
@@ -180,10 +182,9 @@ def evidence_section(
     for name, evidence in evidences.items():
         ci = bootstrap_ci(evidence.batch_log_px, cfg.bootstrap, LEVEL, seed=cfg.seed)
         results[name] = (evidence, ci)
-        log.info(
-            f"test log p(x) under the {name} likelihood = {ci.mean:.4g}, "
-            f"95% CI [{ci.low:.4g}, {ci.high:.4g}] ({evidence.n_images} images)"
-        )
+        interval = f"95% CI [{ci.low:.4g}, {ci.high:.4g}]" if len(evidence.batch_log_px) > 1 else ONE_BATCH
+        images = evidence.n_images
+        log.info(f"test log p(x) under the {name} likelihood = {ci.mean:.4g}, {interval} ({images} images)")
     timings["evidence"] = time.perf_counter() - tick
     return results
 
@@ -261,6 +262,7 @@ def evidence_record(
         "n_images": evidence.n_images,
         "mean": ci.mean,
         "ci95": [ci.low, ci.high],
+        "ci95_note": ONE_BATCH if len(evidence.batch_log_px) < 2 else None,
         "bootstrap_resamples": ci.resamples,
         "bootstrap_std_error": ci.std_error,
         "image_mean": evidence.image_mean_log_px,

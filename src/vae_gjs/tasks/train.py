@@ -141,12 +141,16 @@ def record_failure(run: RunDir, reason: str) -> None:
 
 def _quiet_library_logs() -> None:
     """Let Hydra's handlers (console + the run's log file) print Lightning's messages once, and
-    drop a deprecation warning Lightning raises from its own internals."""
+    drop a deprecation warning Lightning raises from its own internals and its logging-interval
+    hint for short epochs."""
     if logging.getLogger().handlers:
         lightning_logger = logging.getLogger("lightning")
         for handler in list(lightning_logger.handlers):
             lightning_logger.removeHandler(handler)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # Lightning's advice for a short epoch: this project logs its metrics once an epoch, and the
+    # step loss at its own log_every_n_steps, so the hint to lower the Trainer's does not apply
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 
 def evaluate_after_training(cfg: DictConfig, run: RunDir) -> None:
