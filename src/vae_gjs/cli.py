@@ -1,4 +1,7 @@
-"""What the thin entry points share: validate, then import and run the task; one-line errors;
+"""The entry points and what they share: the Hydra apps ``train`` and ``evaluate``
+(``python train.py``, ``python evaluate.py`` in a clone; ``vae-gjs-train``, ``vae-gjs-evaluate``
+once installed: :func:`train_main`, :func:`evaluate_main`), composed from the configs shipped with
+the package (``pkg://vae_gjs.conf``); validation, then import and run the task; one-line errors;
 signals.
 
 Each task is imported inside its function, after validation, so ``--help`` and bad values
@@ -13,11 +16,12 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import hydra
 from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig, open_dict
 
 from vae_gjs import signals
-from vae_gjs.config import alpha_sweeps_without_skew, validate, validate_evaluate
+from vae_gjs.config import alpha_sweeps_without_skew, register_resolvers, validate, validate_evaluate
 from vae_gjs.errors import USER_ERRORS, Interrupted
 from vae_gjs.rundir import remove_if_unused
 from vae_gjs.runlock import LOCK_FILE
@@ -174,3 +178,33 @@ def exit_if_refused(refused: list[str], what: str) -> None:
         lines = "\n".join(f"  {line}" for line in refused)
         print(f"Error: {what} is refused; nothing was run:\n{lines}", file=sys.stderr, flush=True)
         raise SystemExit(1)
+
+
+#: Where the apps compose their configs from: the package ``vae_gjs.conf`` (the clone's conf/).
+CONFIG_PATH = "pkg://vae_gjs.conf"
+
+
+def run_app(config_name: str, task: Callable[[DictConfig], Any]) -> Any:
+    """Run ``task`` as the Hydra app of ``conf/<config_name>.yaml`` on the command line's
+    arguments (unquoted paths of sweep folders quoted first, :func:`quoted_paths`)."""
+    register_resolvers()
+
+    @hydra.main(config_path=CONFIG_PATH, config_name=config_name, version_base="1.3")
+    def main(cfg: DictConfig) -> Any:
+        return entry(task, cfg)
+
+    return main()
+
+
+def train_main() -> None:
+    """``python train.py`` / ``vae-gjs-train``: train a VAE (``-m`` to sweep)."""
+    signals.install()  # a SIGTERM while Hydra starts is recorded: the run then stops with exit 143
+    # a checkpoint in a sweep job's folder (``.../alpha=0.3,divergence=gjs/...``) needs no quoting
+    sys.argv[1:] = quoted_paths(sys.argv[1:], keys=("ckpt_path",), marks="=")
+    run_app("train", train)
+
+
+def evaluate_main() -> None:
+    """``python evaluate.py`` / ``vae-gjs-evaluate``: evaluate a run or a sweep, or report."""
+    sys.argv[1:] = quoted_paths(sys.argv[1:])  # a sweep job's folder holds '=' and ','
+    run_app("evaluate", evaluate)

@@ -402,7 +402,7 @@ def test_one_batch_of_evidence_says_it_has_no_interval(evaluated: tuple[Path, di
 def test_evaluate_help_lists_its_own_options_and_no_training_groups() -> None:
     result = run_script("evaluate.py", "--help", timeout=60)
     assert result.returncode == 0
-    assert result.stdout.startswith("evaluate.py: numbers (eval.json) and pictures (figures/)")
+    assert result.stdout.startswith("evaluate.py (installed: vae-gjs-evaluate): numbers (eval.json)")
     assert "== Configuration groups ==" not in result.stdout and "divergence:" not in result.stdout
     for option in ("run_dir: null", "sweep_dir: null", "report: null", "k: 128", "checkpoint: last"):
         assert option in result.stdout
