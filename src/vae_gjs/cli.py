@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -139,25 +140,34 @@ def evaluate(cfg: DictConfig) -> Any:
         return run(cfg)
 
 
-def refused_jobs(jobs: Sequence[Sequence[str]], compose: Callable[[list[str]], DictConfig]) -> list[str]:
+def refused_jobs(
+    jobs: Sequence[Sequence[str]],
+    compose: Callable[[list[str]], DictConfig],
+    folders: list[str] | None = None,
+) -> list[str]:
     """The jobs of a sweep that ``train.py`` would refuse, checked before the first one starts:
     one line per bad job (``<its overrides>: <why>``), and one per set of jobs that differ only
     in an ``alpha`` their divergence does not use (:func:`~vae_gjs.config.alpha_sweeps_without_skew`).
     ``compose`` gives a job's config with its ``hydra`` node (the sweeper's config loader);
-    Hydra's global config is set to each job's while it is checked, and restored after."""
+    Hydra's global config is set to each job's while it is checked, and restored after. Each good
+    job's run folder is appended to ``folders`` if given."""
     from hydra.core.hydra_config import HydraConfig
 
     previous = HydraConfig.instance().cfg
     lines, divergences = [], []
     try:
-        for job in jobs:
+        for number, job in enumerate(jobs):
             try:
                 cfg = compose(list(job))
+                with open_dict(cfg):
+                    cfg.hydra.job.num = number
                 HydraConfig.instance().set_config(cfg)
                 task_cfg = cfg.copy()
                 with open_dict(task_cfg):
                     del task_cfg["hydra"]
                 validate(task_cfg, warn=False)
+                if folders is not None:
+                    folders.append(str(Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)))
             except Exception as error:  # a composition error of Hydra or OmegaConf, or a ConfigError
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise

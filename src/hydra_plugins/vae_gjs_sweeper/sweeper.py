@@ -12,6 +12,7 @@
 4. Every job's config is checked before the first job starts (:func:`vae_gjs.cli.refused_jobs`:
    train.py's validation, and no ``alpha`` sweep over a divergence without a skew): a bad point
    is one line, the sweep exits with 1, and nothing is trained or written, whatever the launcher.
+   ``hydra.sweeper.dry_run=true`` stops there: every job checked and listed with its run folder.
 5. SIGTERM or Ctrl-C stops the sweep: the running jobs stop (keeping their last.ckpt), the jobs
    after them are not run, the summary and ``failures.json`` are written, and the process exits
    with 128 + the signal's number. Jobs in worker processes (joblib, ``cpu_pair``) are sent the
@@ -70,9 +71,11 @@ class VaeGjsSweeper(BasicSweeper):
         max_batch_size: int | None = None,
         params: Mapping[str, str] | None = None,
         grid: Sequence[Mapping[str, Any]] | None = None,
+        dry_run: bool = False,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=dict(params or {}))
         self.grid = [dict(block) for block in grid or [{}]]
+        self.dry_run = dry_run
 
     def _jobs(self, overrides: list[Override]) -> list[list[str]]:
         """The cartesian product of ``overrides`` with float ranges rounded."""
@@ -109,7 +112,13 @@ class VaeGjsSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
-        self._refuse_bad_jobs([job for batch in self.overrides for job in batch])
+        jobs = [job for batch in self.overrides for job in batch]
+        folders = self._refuse_bad_jobs(jobs)
+        if self.dry_run:
+            print(f"Dry run: {len(jobs)} jobs checked; nothing was run or written:")
+            for job, folder in zip(jobs, folders, strict=True):
+                print(f"  {folder}  <-  {' '.join(job)}")
+            return []
         # The sweep folder may use ${hydra:runtime.choices...} (conf/experiment/table1.yaml):
         # resolve it against the multirun's own config.
         HydraConfig.instance().set_config(self.config)
@@ -144,15 +153,17 @@ class VaeGjsSweeper(BasicSweeper):
         self._report_failures(sweep_dir, [r for results in returns for r in results], stopped)
         return returns
 
-    def _refuse_bad_jobs(self, jobs: list[list[str]]) -> None:
+    def _refuse_bad_jobs(self, jobs: list[list[str]]) -> list[str]:
         """Exit with 1 and one line per bad job before anything runs or is written, if any
-        job's config would be refused."""
+        job's config would be refused; else the jobs' run folders."""
         from vae_gjs.cli import exit_if_refused, refused_jobs
 
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
-        refused = refused_jobs(jobs, lambda job: loader.load_sweep_config(self.config, job))
+        folders: list[str] = []
+        refused = refused_jobs(jobs, lambda job: loader.load_sweep_config(self.config, job), folders)
         exit_if_refused(refused, f"this sweep of {len(jobs)} jobs")
+        return folders
 
     @staticmethod
     def _report_failures(sweep_dir: Path, results: list[JobReturn], stopped: list[list[str]]) -> None:
