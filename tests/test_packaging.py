@@ -73,7 +73,7 @@ def build_wheel(to: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_the_wheel_installed_in_a_fresh_venv_trains_and_evaluates_from_its_entry_points(
+def test_the_wheel_in_a_fresh_venv_trains_and_evaluates_from_its_entry_points(
     tmp_path: Path,
 ) -> None:
     wheel = build_wheel(tmp_path)
