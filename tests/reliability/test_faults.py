@@ -392,7 +392,7 @@ def test_wandb_with_a_key_but_no_network_trains_offline_and_can_be_synced_later(
     assert result.returncode == 0, result.stderr[-3000:]
     assert RunDir.at(run_dir).status == "completed"
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
-    assert run_summary(next(offline.glob("run-*.wandb")))["name"] == "mnist-kl_qp"
+    assert run_summary(next(offline.glob("run-*.wandb")))["name"] == "mnist-gjs-a0.5"  # the default run
     assert "W&B: no API key or no network, logging offline" in result.stdout + result.stderr
     # The documented command (docs/reliability.md) recognises the folder; --dry-run needs no network.
     sync = subprocess.run(
