@@ -14,10 +14,6 @@ from vae_gjs.loggers import read_metrics
 pytestmark = pytest.mark.slow
 
 
-def _status(run_dir: Path) -> str:
-    return json.loads((run_dir / "status.json").read_text())["status"]
-
-
 @pytest.mark.parametrize(
     ("override", "message"),
     [
