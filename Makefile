@@ -8,11 +8,12 @@ PYTEST_ARGS ?=
 
 .PHONY: install train test lint format bench bench-fused bench-fused-sweep clean-venv
 
-$(STAMP): pyproject.toml
+# The exact, tested package set is constraints.txt; pyproject.toml holds the ranges.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -c constraints.txt torch torchvision
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -83,12 +83,14 @@ def train_tiny(run_dir: Path, overrides: Sequence[str] = (), data_dir: Path = DA
 
 
 def run_script(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python <args>`` from the project root (as a user would), capturing output."""
+    """Run ``python <args>`` from the project root (as a user would), capturing output; from
+    another working directory ``cwd``, a script of the project is named by its path
+    (``run_script(str(ROOT / "train.py"), ..., cwd=tmp_path)``), and what it writes lands there."""
     full_env = {**os.environ, "VAE_GJS_DATA_DIR": str(DATA_DIR), "WANDB_MODE": "offline", **(env or {})}
     return subprocess.run(
-        [sys.executable, *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -102,7 +104,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
     run_dir = tmp_path_factory.mktemp("tiny_run")
     threads = torch.get_num_threads()
     try:
-        train_tiny(run_dir, ["threads=1"], data_dir=data_dir)
+        train_tiny(run_dir, ["divergence=kl_qp", "threads=1"], data_dir=data_dir)
     finally:
         torch.set_num_threads(threads)
     return run_dir

@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("divergences", "models", "data", "loggers", "checkpoints", "plotting"),
     ("config", "resume"),
     ("rundir", "datadir", "runlock", "hardware"),
-    ("io", "console"),
+    ("io", "console", "provenance"),
     ("errors", "signals"),
 )
 LAYER = {component: depth for depth, names in enumerate(LAYERS) for component in names}

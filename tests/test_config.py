@@ -72,7 +72,13 @@ def test_dataset_and_model_configs_point_at_the_package() -> None:
         ("eval.k=0", ["k=0", ">= 1"]),
         ("learn_alpha=1", ["learn_alpha=1", "true or false"]),
         ("optim.alpha_lr=-0.1", ["optim.alpha_lr=-0.1", ">= 0"]),
-        ("learn_alpha=true", ["learn_alpha=true with divergence=kl_qp", "divergence=gjs or divergence=dgjs"]),
+        ("objective=test/elbo", ["objective='test/elbo'", "test/loss, test/rec, val/loss, val/rec"]),
+        ("objective=val/rec", ["objective=val/rec needs a validation split", "dataset.val_size > 0"]),
+        ("objective=test/rec test=false", ["objective=test/rec needs the test set", "test=true"]),
+        (
+            "learn_alpha=true divergence=kl_qp",
+            ["learn_alpha=true with divergence=kl_qp", "divergence=gjs or divergence=dgjs"],
+        ),
         (
             "learn_alpha=true divergence=mmd",
             ["learn_alpha=true with divergence=mmd", "no skew", "learn_alpha=false"],
@@ -203,10 +209,11 @@ def test_run_neutral_overrides_do_not_rename_an_experiments_job_folders(experime
 
 
 def test_alpha_on_the_command_line_without_a_skewed_divergence_is_a_warning() -> None:
-    message = unused_alpha(compose_train(["alpha=0.3"]))  # the default divergence is kl_qp
+    message = unused_alpha(compose_train(["divergence=kl_qp", "alpha=0.3"]))
     assert message is not None and "alpha=0.3 has no effect with divergence=kl_qp" in message
     assert unused_alpha(compose_train(["divergence=mmd", "alpha=0.3"])) is not None
     assert unused_alpha(compose_train(["divergence=gjs", "alpha=0.3"])) is None
+    assert unused_alpha(compose_train(["alpha=0.3"])) is None  # the default divergence is gjs
     assert unused_alpha(compose_train(["divergence=kl_pq"])) is None  # alpha not set by the user
 
 

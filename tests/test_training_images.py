@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from tests.conftest import train_tiny
-from vae_gjs.callbacks.images import LABEL_WIDTH, kl_per_dimension, label_rows
 from vae_gjs.divergences.gaussian import kl_normal
+from vae_gjs.evaluation.images import LABEL_WIDTH, kl_per_dimension, label_rows
 from vae_gjs.loggers import read_metrics
 
 pytestmark = pytest.mark.slow

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import compose_train, train_tiny
-from tests.wandb_offline import run_summary
+from tests.wandb_offline import records, run_summary
 from vae_gjs.config import DEFAULT_LATENT_DIM, DEFAULT_LR, DEFAULT_SEED, run_name
 from vae_gjs.loggers import WANDB_ID_FILE
+from vae_gjs.provenance import provenance as vae_gjs_provenance
 
 pytestmark = pytest.mark.slow
 
@@ -25,10 +28,9 @@ def _offline_runs(run_dir: Path) -> dict[str, dict]:
 def test_run_name_defaults_are_the_configs_defaults() -> None:
     cfg = compose_train()
     assert (cfg.seed, cfg.model.latent_dim, cfg.optim.lr) == (DEFAULT_SEED, DEFAULT_LATENT_DIM, DEFAULT_LR)
-    assert cfg.run_name == "mnist-kl_qp"
-    assert compose_train(["seed=7", "optim.lr=3e-4", "model.latent_dim=32", "lam=4"]).run_name == (
-        "mnist-kl_qp-l4-s7-z32-lr0.0003"
-    )
+    assert cfg.run_name == "mnist-gjs-a0.5"  # the default divergence is JS^{Gα}, α = 0.5
+    baseline = ["divergence=kl_qp", "seed=7", "optim.lr=3e-4", "model.latent_dim=32", "lam=4"]
+    assert compose_train(baseline).run_name == "mnist-kl_qp-l4-s7-z32-lr0.0003"
     assert run_name("mnist", "gjs", compose_train(["divergence=gjs", "alpha=0.2"]).divergence, 1, 1234) == (
         "mnist-gjs-a0.2"
     )
@@ -41,7 +43,15 @@ def test_baseline_logs_alpha_null_a_fresh_id_per_folder_and_the_same_id_on_resum
     monkeypatch.setenv("WANDB_SILENT", "true")
     first, second = tmp_path / "first", tmp_path / "second"
     epochs = ["trainer.max_steps=-1", "trainer.limit_train_batches=2"]
-    overrides = ["logger=wandb", "threads=1", "seed=7", "model.latent_dim=4", "optim.lr=3e-4", *epochs]
+    overrides = [
+        "divergence=kl_qp",
+        "logger=wandb",
+        "threads=1",
+        "seed=7",
+        "model.latent_dim=4",
+        "optim.lr=3e-4",
+        *epochs,
+    ]
     train_tiny(first, [*overrides, "trainer.max_epochs=1"])
     assert yaml.safe_load((first / "config.yaml").read_text())["alpha"] is None
     (run_id,) = _offline_runs(first)
@@ -68,3 +78,51 @@ def test_gjs_keeps_its_alpha(tmp_path: Path) -> None:
     train_tiny(tmp_path, ["divergence=gjs", "alpha=0.3", "threads=1", "trainer.max_steps=1"])
     config = yaml.safe_load((tmp_path / "config.yaml").read_text())
     assert config["alpha"] == 0.3 and config["divergence"]["alpha"] == 0.3
+
+
+def test_a_run_to_analyse_train_and_eval_joined_with_provenance_and_checkpoints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One offline run of ``logger=wandb evaluate=true checkpoint_artifacts=true``, read back: the
+    training run is ``job_type=train`` with the git commit and package versions in its config
+    and its checkpoints as a model artifact; the evaluation run carries the training
+    hyperparameters and the evaluation's options; the eval numbers are in the training run's
+    summary too (one panel: eval/test/log_px against alpha)."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    quick = ["evaluate=true", "eval.k=2", "eval.n_batches=1", "eval.rec_batches=1", "eval.figures=false"]
+    epoch = ["trainer.max_steps=-1", "trainer.max_epochs=1", "trainer.limit_train_batches=2"]
+    with caplog.at_level("INFO", logger="vae_gjs.evaluation.wandb_log"):
+        train_tiny(
+            tmp_path, ["alpha=0.3", "logger=wandb", "threads=1", "checkpoint_artifacts=true", *epoch, *quick]
+        )
+    run_id = (tmp_path / WANDB_ID_FILE).read_text().strip()
+    files = sorted(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))
+    sessions = [(path, run_summary(path)) for path in files]
+    training = [logged for _, logged in sessions if logged["id"] == run_id]
+    (evaluation,) = [logged for _, logged in sessions if logged["id"] != run_id]
+    first, reopened = training  # the training session, then the evaluation's update of its summary
+    assert first["job_type"] == reopened["job_type"] == "train" and first["config"]["alpha"] == 0.3
+    provenance = first["config"]["provenance"]
+    assert provenance == vae_gjs_provenance() and provenance["versions"]["torch"] == version("torch")
+    eval_json = json.loads((tmp_path / "eval.json").read_text())
+    assert eval_json["provenance"] == json.loads((tmp_path / "results.json").read_text())["provenance"]
+    assert evaluation["job_type"] == "eval" and evaluation["name"] == "mnist-gjs-a0.3-eval"
+    assert evaluation["config"]["alpha"] == 0.3 and evaluation["config"]["training_run_id"] == run_id
+    assert evaluation["config"]["eval"]["k"] == 2 and evaluation["config"]["provenance"] == provenance
+    log_px = eval_json["metrics"]["test/log_px"]
+    assert evaluation["summary"]["eval/test/log_px"] == pytest.approx(log_px)
+    assert reopened["summary"]["eval/test/log_px"] == pytest.approx(log_px) and reopened["history"] == []
+    artifacts = [r.artifact for r in records(sessions[0][0]) if r.WhichOneof("record_type") == "artifact"]
+    assert {(a.type, a.name) for a in artifacts} == {("model", f"model-{run_id}")}
+    assert "W&B: the evaluation went to mnist-gjs-a0.3-eval (" in caplog.text
+
+
+def test_provenance_names_this_clones_commit_and_the_installed_versions() -> None:
+    import subprocess
+
+    recorded = vae_gjs_provenance()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
+    )
+    assert recorded["git_commit"] == (head.stdout.strip() if head.returncode == 0 else None)
+    assert recorded["versions"]["lightning"] == version("lightning") and recorded["python"].count(".") == 2

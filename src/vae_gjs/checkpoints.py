@@ -31,6 +31,15 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return checkpoint
 
 
+def chosen_on(checkpoint: dict[str, Any]) -> str | None:
+    """The loss whose lowest epoch ``best.ckpt`` keeps (``val/loss``, or ``train/loss`` without a
+    validation split), as the checkpoint's ModelCheckpoint record names it; ``None`` if it has none."""
+    for key, record in checkpoint.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and isinstance(record, dict) and record.get("monitor"):
+            return str(record["monitor"])
+    return None
+
+
 def model_weights(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     """The weights of a state dict, without torchmetrics' accumulators (``metrics.*``)."""
     return {key: value for key, value in state_dict.items() if not key.startswith("metrics.")}

@@ -1,4 +1,7 @@
-"""What the thin entry points share: validate, then import and run the task; one-line errors;
+"""The entry points and what they share: the Hydra apps ``train`` and ``evaluate``
+(``python train.py``, ``python evaluate.py`` in a clone; ``vae-gjs-train``, ``vae-gjs-evaluate``
+once installed: :func:`train_main`, :func:`evaluate_main`), composed from the configs shipped with
+the package (``pkg://vae_gjs.conf``); validation, then import and run the task; one-line errors;
 signals.
 
 Each task is imported inside its function, after validation, so ``--help`` and bad values
@@ -9,16 +12,20 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import hydra
 from hydra.errors import CompactHydraException, InstantiationException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from vae_gjs import signals
-from vae_gjs.config import validate, validate_evaluate
+from vae_gjs.config import alpha_sweeps_without_skew, register_resolvers, validate, validate_evaluate
 from vae_gjs.errors import USER_ERRORS, Interrupted
+from vae_gjs.rundir import remove_if_unused
+from vae_gjs.runlock import LOCK_FILE
 
 
 class UserError(CompactHydraException):
@@ -86,16 +93,30 @@ def user_errors() -> Iterator[None]:
         raise SystemExit(signals.exit_code()) from None
 
 
+def forget_refused_run() -> None:
+    """A refused single run writes nothing: the run folder Hydra made for it is removed if it
+    holds only Hydra's own records (:func:`~vae_gjs.rundir.remove_if_unused`), with the parent
+    folders this leaves empty."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        also = {f"{hydra_cfg.job.name}.log", LOCK_FILE}
+        remove_if_unused(hydra_cfg.runtime.output_dir, also, os.getcwd())
+
+
 def entry(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
     """What an entry point's ``@hydra.main`` function runs: ``task(cfg)``. A user-facing error of
     a single run is printed as its one line and the process exits with 1, without the lines Hydra
     frames an error with (``Error executing job ...`` before, the ``HYDRA_FULL_ERROR`` hint
-    after); in a sweep it fails the job, and the sweep summarises its failures."""
+    after), leaving no run folder behind (:func:`forget_refused_run`); in a sweep it fails the
+    job, and the sweep summarises its failures."""
     try:
         return task(cfg)
     except UserError as error:
         if _in_sweep():
             raise
+        forget_refused_run()
         print(str(error), file=sys.stderr, flush=True)
         raise SystemExit(1) from None
 
@@ -117,3 +138,83 @@ def evaluate(cfg: DictConfig) -> Any:
         from vae_gjs.tasks.evaluate import evaluate as run
 
         return run(cfg)
+
+
+def refused_jobs(
+    jobs: Sequence[Sequence[str]],
+    compose: Callable[[list[str]], DictConfig],
+    folders: list[str] | None = None,
+) -> list[str]:
+    """The jobs of a sweep that ``train.py`` would refuse, checked before the first one starts:
+    one line per bad job (``<its overrides>: <why>``), and one per set of jobs that differ only
+    in an ``alpha`` their divergence does not use (:func:`~vae_gjs.config.alpha_sweeps_without_skew`).
+    ``compose`` gives a job's config with its ``hydra`` node (the sweeper's config loader);
+    Hydra's global config is set to each job's while it is checked, and restored after. Each good
+    job's run folder is appended to ``folders`` if given."""
+    from hydra.core.hydra_config import HydraConfig
+
+    previous = HydraConfig.instance().cfg
+    lines, divergences = [], []
+    try:
+        for number, job in enumerate(jobs):
+            try:
+                cfg = compose(list(job))
+                with open_dict(cfg):
+                    cfg.hydra.job.num = number
+                HydraConfig.instance().set_config(cfg)
+                task_cfg = cfg.copy()
+                with open_dict(task_cfg):
+                    del task_cfg["hydra"]
+                validate(task_cfg, warn=False)
+                if folders is not None:
+                    folders.append(str(Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)))
+            except Exception as error:  # a composition error of Hydra or OmegaConf, or a ConfigError
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                lines.append(f"{' '.join(job)}: {one_line(str(error))}" if job else one_line(str(error)))
+                continue
+            choice = str(cfg.hydra.runtime.choices.get("divergence"))
+            divergences.append((job, choice, "alpha" in task_cfg.divergence))
+    finally:
+        if previous is not None:
+            HydraConfig.instance().set_config(previous)
+    return lines + alpha_sweeps_without_skew(divergences)
+
+
+def exit_if_refused(refused: list[str], what: str) -> None:
+    """With lines in ``refused`` (:func:`refused_jobs`), print them under one heading naming
+    ``what`` was refused and exit with 1, before anything runs or is written."""
+    if refused:
+        lines = "\n".join(f"  {line}" for line in refused)
+        print(f"Error: {what} is refused; nothing was run:\n{lines}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+
+
+#: Where the apps compose their configs from: the package ``vae_gjs.conf`` (the clone's conf/).
+CONFIG_PATH = "pkg://vae_gjs.conf"
+
+
+def run_app(config_name: str, task: Callable[[DictConfig], Any]) -> Any:
+    """Run ``task`` as the Hydra app of ``conf/<config_name>.yaml`` on the command line's
+    arguments (unquoted paths of sweep folders quoted first, :func:`quoted_paths`)."""
+    register_resolvers()
+
+    @hydra.main(config_path=CONFIG_PATH, config_name=config_name, version_base="1.3")
+    def main(cfg: DictConfig) -> Any:
+        return entry(task, cfg)
+
+    return main()
+
+
+def train_main() -> None:
+    """``python train.py`` / ``vae-gjs-train``: train a VAE (``-m`` to sweep)."""
+    signals.install()  # a SIGTERM while Hydra starts is recorded: the run then stops with exit 143
+    # a checkpoint in a sweep job's folder (``.../alpha=0.3,divergence=gjs/...``) needs no quoting
+    sys.argv[1:] = quoted_paths(sys.argv[1:], keys=("ckpt_path",), marks="=")
+    run_app("train", train)
+
+
+def evaluate_main() -> None:
+    """``python evaluate.py`` / ``vae-gjs-evaluate``: evaluate a run or a sweep, or report."""
+    sys.argv[1:] = quoted_paths(sys.argv[1:])  # a sweep job's folder holds '=' and ','
+    run_app("evaluate", evaluate)

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from vae_gjs.errors import (
     closest,
 )
 from vae_gjs.hardware import fastest_cpu_precision
+from vae_gjs.provenance import provenance
 from vae_gjs.rundir import RunDir, load_run_config
 
 #: Decoder likelihoods (the classes: :mod:`vae_gjs.models.likelihoods`).
@@ -37,6 +39,8 @@ MODEL_REPORTS = ("fig4",)
 REPORTS = ("table1", "fig3", "fig5", "learned_alpha", "likelihood", *MODEL_REPORTS)
 #: The arithmetic of a run's network (:mod:`vae_gjs.models.precision`).
 PRECISIONS = ("fp32", "bf16")
+#: What train.py can return (``objective``): a final metric of the test or the validation split.
+OBJECTIVES = ("test/rec", "test/loss", "val/rec", "val/loss")
 #: Checkpoints and splits an evaluation can use.
 CHECKPOINTS = ("best", "last")
 SPLITS = ("test", "train", "val")
@@ -94,6 +98,14 @@ def recorded_config(cfg: DictConfig) -> DictConfig:
     return recorded
 
 
+def logged_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
+    """What a run gives its loggers as hyperparameters (the W&B config): its config as recorded
+    (:func:`recorded_config`) and, under ``provenance``, the git commit and package versions."""
+    hparams = OmegaConf.to_container(recorded_config(cfg))
+    assert isinstance(hparams, dict)
+    return {**hparams, "provenance": provenance()}
+
+
 def group_name(mode: Any, sweep_dir: str) -> str:
     """The W&B group of a run: its sweep folder for ``-m`` runs, ``single`` otherwise."""
     if "MULTIRUN" not in str(mode):
@@ -137,15 +149,21 @@ def _get(cfg: DictConfig, key: str) -> Any:
         raise ConfigError(f"{key}: {error}") from error
 
 
+def override_key(override: str) -> str:
+    """The key of a command-line override: ``+optim.lr=0.1`` -> ``optim.lr``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def unused_alpha(cfg: DictConfig) -> str | None:
     """A warning when ``alpha`` was set on the command line but the divergence has no α (e.g.
-    ``python train.py -m alpha=range(0.1,1,0.1)`` with the default ``kl_qp``: 9 identical runs)."""
+    ``python train.py divergence=kl_qp alpha=0.3``: the same run as without it). A sweep over
+    ``alpha`` with such a divergence is refused (:func:`alpha_sweeps_without_skew`)."""
     from hydra.core.hydra_config import HydraConfig
 
     if not HydraConfig.initialized() or "alpha" in _get(cfg, "divergence"):
         return None
     hydra_cfg = HydraConfig.get()
-    if not any(o.split("=", 1)[0].lstrip("+~") == "alpha" for o in hydra_cfg.overrides.task):
+    if not any(override_key(o) == "alpha" for o in hydra_cfg.overrides.task):
         return None
     choice = hydra_cfg.runtime.choices.get("divergence")
     return (
@@ -172,9 +190,9 @@ def check_learn_alpha(cfg: DictConfig) -> None:
         )
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig, warn: bool = True) -> None:
     """Check train.py's config; raise a one-line :class:`ConfigError`. Values that are valid
-    but have no effect (:func:`unused_alpha`) are logged as warnings."""
+    but have no effect (:func:`unused_alpha`) are logged as warnings (with ``warn``)."""
     check_in_unit_interval("alpha", _get(cfg, "alpha"))
     check_learn_alpha(cfg)
     check_non_negative("lam", _get(cfg, "lam"))
@@ -204,15 +222,55 @@ def validate(cfg: DictConfig) -> None:
                 f"callbacks.{name} has no _target_; allowed: a callback config with _target_ "
                 "(conf/callbacks/), or null to drop it"
             )
-    for flag in ("test", "evaluate", "compile", "debug_run"):
+    for flag in ("test", "evaluate", "compile", "debug_run", "checkpoint_artifacts"):
         check_bool(flag, _get(cfg, flag))
+    check_objective(_get(cfg, "objective"), _get(cfg, "dataset.val_size"), _get(cfg, "test"))
     validate_eval_options(_get(cfg, "eval"))
     ckpt = _get(cfg, "ckpt_path")
     if ckpt not in (None, "last") and not Path(str(ckpt)).is_file():
         raise ConfigError(f"ckpt_path={ckpt!r} does not exist; allowed: null, 'last' or a checkpoint file")
-    warning = unused_alpha(cfg)
+    warning = unused_alpha(cfg) if warn else None
     if warning:
         log.warning(warning)
+
+
+def alpha_sweeps_without_skew(jobs: Sequence[tuple[Sequence[str], str, bool]]) -> list[str]:
+    """One line for each set of sweep jobs that differ only in ``alpha`` while their divergence
+    has no skew α: they would train the same model (``-m 'alpha=range(0.1,1,0.1)'`` with
+    ``divergence=kl_qp``: 9 identical runs). ``jobs``: each job's overrides, its divergence
+    choice and whether that divergence takes ``alpha``."""
+    alike: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for overrides, divergence, has_skew in jobs:
+        alphas = [o.split("=", 1)[1] for o in overrides if override_key(o) == "alpha"]
+        if has_skew or not alphas:
+            continue
+        rest = tuple(o for o in overrides if override_key(o) != "alpha")
+        alike.setdefault(rest, []).append((alphas[-1], divergence))
+    lines = []
+    for same in alike.values():
+        values = list(dict.fromkeys(alpha for alpha, _ in same))
+        if len(values) > 1:
+            divergence = same[0][1]
+            lines.append(
+                f"alpha={','.join(values)} with divergence={divergence}: {divergence} has no skew α, so "
+                f"these {len(same)} jobs would train the same model; sweep alpha with divergence=gjs or "
+                "divergence=dgjs, and run a baseline without alpha"
+            )
+    return lines
+
+
+def check_objective(objective: Any, val_size: int, test: bool) -> str:
+    """``objective`` names a metric the run will have: ``val/*`` needs a validation split
+    (``dataset.val_size > 0``), ``test/*`` needs ``test=true``."""
+    check_choice("objective", objective, OBJECTIVES)
+    if objective.startswith("val/") and val_size == 0:
+        raise ConfigError(
+            f"objective={objective} needs a validation split, but dataset.val_size=0; allowed: "
+            f"dataset.val_size > 0 (e.g. 10000) with objective={objective}, or objective=test/rec"
+        )
+    if objective.startswith("test/") and not test:
+        raise ConfigError(f"objective={objective} needs the test set, but test=false; allowed: test=true")
+    return objective
 
 
 # --------------------------------------------------------------------------- evaluate.py
@@ -276,7 +334,7 @@ def validate_evaluate(cfg: DictConfig) -> None:
     if (cfg.get("run_dir") is None) == (cfg.get("sweep_dir") is None):
         raise ConfigError(
             "give exactly one of run_dir=<run folder> or sweep_dir=<folder of run folders>, "
-            "e.g. `python evaluate.py run_dir=outputs/mnist-kl_qp/2026-01-01_12-00-00`"
+            "e.g. `python evaluate.py run_dir=outputs/mnist-gjs-a0.5/2026-01-01_12-00-00`"
         )
     validate_eval_options(cfg)
     check_bool("force", cfg.force)

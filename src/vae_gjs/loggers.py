@@ -189,17 +189,24 @@ def wandb_logger(
     tags: list[str] | None = None,
     mode: str = "auto",
     fresh_id: bool = False,
+    quiet: bool = False,
     **kwargs: Any,
 ) -> Logger | None:
     """A :class:`~lightning.pytorch.loggers.WandbLogger` whose mode never blocks (see
     :func:`resolve_wandb_mode`). The run id is the run folder's (:func:`wandb_run_id`), so a
     resumed run continues the same W&B run; ``fresh_id`` gives a new, unstored id instead (an
     evaluation or report run beside the training run). ``mode=disabled`` returns no logger.
-    Other keyword arguments go to ``wandb.init`` (``job_type``, ``config``, ...)."""
+    ``quiet``: none of W&B's own console lines (its banner, links and summary). Other keyword
+    arguments go to ``WandbLogger`` (``log_model``) and ``wandb.init`` (``job_type``, ``config``, ...)."""
     resolved = resolve_wandb_mode(mode)
     if resolved == "disabled":
         return None
     from lightning.pytorch.loggers import WandbLogger
+
+    if quiet:
+        import wandb
+
+        kwargs["settings"] = wandb.Settings(silent=True)
 
     logger = WandbLogger(
         project=project,

@@ -19,6 +19,7 @@ Every file is written atomically, so a folder read at any moment is consistent.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -198,3 +199,30 @@ def load_run_config(run: RunDir) -> DictConfig:
 def run_folders(sweep_dir: str | Path) -> list[Path]:
     """Every run folder (a folder holding a ``config.yaml``) directly inside ``sweep_dir``, sorted."""
     return sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and (p / "config.yaml").is_file())
+
+
+#: What Hydra writes into a run folder before train.py starts: its record of the composition.
+HYDRA_RECORDS = {".hydra": {"config.yaml", "hydra.yaml", "overrides.yaml"}}
+
+
+def remove_if_unused(folder: str | Path, also: set[str], within: str | Path) -> bool:
+    """Remove ``folder`` if it holds nothing but what Hydra wrote when a run started
+    (:data:`HYDRA_RECORDS`) and the files named in ``also`` (the job's log, the run lock) — the
+    folder of a command that was refused before it trained — and then each parent this leaves
+    empty, up to ``within`` (the working directory, never removed; a folder outside it is left
+    alone). Returns whether ``folder`` was removed."""
+    path, root = Path(folder).resolve(), Path(within).resolve()
+    if path == root or root not in path.parents or not path.is_dir():
+        return False
+    records = path / ".hydra"
+    entries = {p.name for p in path.iterdir()}
+    if ".hydra" not in entries or not entries <= {".hydra", *also}:
+        return False
+    if not records.is_dir() or not {p.name for p in records.iterdir()} <= HYDRA_RECORDS[".hydra"]:
+        return False
+    shutil.rmtree(path)
+    for parent in path.parents:
+        if parent == root or any(parent.iterdir()):
+            break
+        parent.rmdir()
+    return True

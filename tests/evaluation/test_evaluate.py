@@ -17,6 +17,7 @@ from tests.conftest import DATA_DIR, compose_train, copy_run, run_script
 from tests.wandb_offline import run_summary
 from vae_gjs.config import validate_evaluate
 from vae_gjs.errors import ConfigError, RunError
+from vae_gjs.evaluation.images import LABEL_WIDTH
 from vae_gjs.rundir import RunDir, load_run_config
 
 pytestmark = pytest.mark.slow
@@ -26,7 +27,7 @@ QUICK = ("k=4", "n_batches=2", "batch_size=50", "rec_batches=2", "bootstrap=200"
 FIGURES = {
     "reconstructions": (342, 342),
     "samples": (342, 342),
-    "traversals": (342, 342),
+    "traversals": (LABEL_WIDTH + 342, 342),  # a margin with each row's label: z<d>  KL <value>
 }  # 10 rows of 32 + 2
 
 
@@ -76,6 +77,7 @@ def test_eval_json_has_every_number(evaluated: tuple[Path, dict]) -> None:
     assert evidence["ci95"][0] <= evidence["mean"] <= evidence["ci95"][1]
     assert evidence["elbo_mean"] <= evidence["mean"]  # log-mean-exp of the weights >= their mean
     assert record["checkpoint"]["which"] == "last" and record["checkpoint"]["global_step"] == 4
+    assert record["checkpoint"]["monitor"] == "train/loss"  # no validation split: best.ckpt is on train/loss
     assert record["options"]["k"] == 4 and record["seed"] == 0 and record["config_version"] == 1
     assert sorted(record["traversal"]["dims_by_test_kl"]) == list(range(10))
     kl = record["kl_per_dim"]["test"]
@@ -286,7 +288,8 @@ def test_wandb_gets_the_numbers_and_images(
     monkeypatch.setenv("WANDB_SILENT", "true")
     record = _evaluate_in_process(f"run_dir={copy}", "splits=[test]")
     assert record["metrics"]["test/log_px"] == pytest.approx(evaluated[1]["metrics"]["test/log_px"])
-    (folder,) = (copy / "wandb").glob("offline-run-*")  # one run: the evaluation's own
+    runs = {run_summary(next(f.glob("run-*.wandb")))["id"]: f for f in (copy / "wandb").glob("offline-run-*")}
+    (folder,) = [f for run_id, f in runs.items() if run_id != "train123"]  # the evaluation's own run
     images = sorted(
         p.name.split("_")[0] for p in (folder / "files" / "media" / "images" / "eval").glob("*.png")
     )
@@ -296,9 +299,15 @@ def test_wandb_gets_the_numbers_and_images(
     assert logged["name"] == "mnist-kl_qp-eval" and logged["job_type"] == "eval"
     assert logged["group"] == "sweep-a" and logged["id"] not in ("train123", "")
     assert logged["config"]["training_run_id"] == "train123"
+    assert (
+        logged["config"]["eval"]["splits"] == ["test"] and logged["config"]["lam"] == 1.0
+    )  # options, hparams
     steps = {row["trainer/global_step"] for row in logged["history"]}
     assert steps == {json.loads((copy / "results.json").read_text())["steps"]} == {4}
     assert logged["summary"]["eval/test/log_px"] == pytest.approx(record["metrics"]["test/log_px"])
+    training = run_summary(next(runs["train123"].glob("run-*.wandb")))  # reopened: its summary only
+    assert training["summary"]["eval/test/log_px"] == logged["summary"]["eval/test/log_px"]
+    assert training["history"] == [] and training["job_type"] == "train"
 
 
 def test_evidence_under_both_likelihoods_from_one_pass(evaluated: tuple[Path, dict], tmp_path: Path) -> None:
@@ -371,3 +380,25 @@ def test_a_sweep_jobs_folder_needs_no_quoting(tmp_path: Path) -> None:
     result = run_script("evaluate.py", f"run_dir={job}", timeout=60)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"Error: run folder {job} does not exist" in result.stderr
+
+
+def test_one_batch_of_evidence_says_it_has_no_interval(evaluated: tuple[Path, dict], tmp_path: Path) -> None:
+    run = copy_run(evaluated[0], tmp_path / "run")
+    result = run_script("evaluate.py", f"run_dir={run}", *QUICK, "n_batches=1", "figures=false", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (
+        "no interval from one batch (its bounds are the mean itself; n_batches >= 2 gives one)"
+        in result.stdout
+    )
+    assert "95% CI" not in result.stdout
+    assert json.loads((run / "eval.json").read_text())["evidence"]["ci95_note"].startswith("no interval")
+    assert evaluated[1]["evidence"]["ci95_note"] is None  # two batches: a bootstrap interval
+
+
+def test_evaluate_help_lists_its_own_options_and_no_training_groups() -> None:
+    result = run_script("evaluate.py", "--help", timeout=60)
+    assert result.returncode == 0
+    assert result.stdout.startswith("evaluate.py (installed: vae-gjs-evaluate): numbers (eval.json)")
+    assert "== Configuration groups ==" not in result.stdout and "divergence:" not in result.stdout
+    for option in ("run_dir: null", "sweep_dir: null", "report: null", "k: 128", "checkpoint: last"):
+        assert option in result.stdout

@@ -59,6 +59,7 @@ RESUMABLE = (
     "trainer.max_steps=-1",
     "trainer.max_epochs=4",
     "trainer.limit_train_batches=5",
+    "divergence=kl_qp",
     "divergence._target_=tests.reliability.plugins.SlowKLqp",
 )
 
@@ -240,6 +241,7 @@ def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, t
             "trainer.max_steps=-1",
             "trainer.max_epochs=3",
             "trainer.limit_train_batches=3",
+            "divergence=kl_qp",
             "divergence._target_=tests.reliability.plugins.NaNAfterKLqp",
             "+divergence.after=4",
             f"hydra.run.dir={nan_run}",
@@ -252,7 +254,9 @@ def background(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, t
         launch(
             "train.py",
             "-m",
-            "model.latent_dim=4,0",
+            # a job that fails while it trains (a bad value would refuse the sweep before it starts)
+            "model._target_=tests.reliability.plugins.NaNDecoderBurgess",
+            "+model.nan_after=100,0",
             *TINY,
             "threads=1",
             f"hydra.sweep.dir={sweep}",
@@ -338,14 +342,15 @@ def test_sweep_with_a_failing_job_finishes_the_others_and_reports_it(
     result = process.result()
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
-    error = "model.latent_dim=0 is not allowed; allowed: an integer >= 1"
+    error = "non-finite loss at step 0 (epoch 0) in the reconstruction term"
     report = result.stderr[result.stderr.index("1 of 2 jobs failed") :].splitlines()
     assert report[0] == f"1 of 2 jobs failed (the others finished; details in {sweep / 'failures.json'}):"
-    assert report[1].startswith("  model.latent_dim=0 ") and report[1].endswith(error)
-    (good,) = sweep.glob("*model.latent_dim=4*")
+    assert report[1].startswith("  model._target_=") and "+model.nan_after=0 " in report[1]
+    assert error in report[1]
+    (good,) = sweep.glob("*model.nan_after=100*")
     assert RunDir.at(good).status == "completed" and RunDir.at(good).results["steps"] == 4
     (failure,) = json.loads((sweep / "failures.json").read_text())
-    assert "model.latent_dim=0" in failure["overrides"] and error in failure["error"]
+    assert "+model.nan_after=0" in failure["overrides"] and error in failure["error"]
 
 
 # ------------------------------------------------------------------------ W&B without network
@@ -387,7 +392,7 @@ def test_wandb_with_a_key_but_no_network_trains_offline_and_can_be_synced_later(
     assert result.returncode == 0, result.stderr[-3000:]
     assert RunDir.at(run_dir).status == "completed"
     (offline,) = (run_dir / "wandb").glob("offline-run-*")
-    assert run_summary(next(offline.glob("run-*.wandb")))["name"] == "mnist-kl_qp"
+    assert run_summary(next(offline.glob("run-*.wandb")))["name"] == "mnist-gjs-a0.5"  # the default run
     assert "W&B: no API key or no network, logging offline" in result.stdout + result.stderr
     # The documented command (docs/reliability.md) recognises the folder; --dry-run needs no network.
     sync = subprocess.run(

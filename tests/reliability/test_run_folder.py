@@ -21,10 +21,15 @@ import yaml
 from tests.conftest import DATA_DIR, ROOT, compose_train, train_tiny
 from tests.reliability.helpers import train_error
 from vae_gjs.errors import RunError, StorageError
+from vae_gjs.loggers import read_metrics
 from vae_gjs.rundir import RunDir
 from vae_gjs.runlock import RunLock
 
 pytestmark = pytest.mark.slow
+
+
+#: The divergence of conftest's ``tiny_run``, which a resume of its copies must name.
+TINY_RUN = "divergence=kl_qp"
 
 
 def _unfinished(finished: Path, folder: Path) -> Path:
@@ -52,7 +57,7 @@ def test_a_second_process_in_a_run_folder_is_refused_and_a_stale_lock_taken_over
     try:
         assert holder.stdout is not None and holder.stdout.readline() == b"LOCKED\n"
         before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-        message = train_error([], folder, monkeypatch)
+        message = train_error([TINY_RUN], folder, monkeypatch)
         assert message == (
             f"Error: {folder} is in use by another process (pid {holder.pid}) training in it; wait for it "
             f"to end, stop it (kill {holder.pid}), or use another folder (hydra.run.dir=...)"
@@ -64,7 +69,7 @@ def test_a_second_process_in_a_run_folder_is_refused_and_a_stale_lock_taken_over
             holder.kill()
         holder.wait()
     assert (folder / ".lock").read_text().strip() == str(holder.pid)  # ... and stays as a stale file
-    train_tiny(folder, ["threads=1", "trainer.max_steps=6"])  # taken over: the run resumes
+    train_tiny(folder, [TINY_RUN, "threads=1", "trainer.max_steps=6"])  # taken over: the run resumes
     assert RunDir.at(folder).status == "completed" and RunDir.at(folder).results["steps"] == 6
     with RunLock(folder):  # released when train.py ends, so the next one may start
         assert (folder / ".lock").read_text().strip() == str(os.getpid())
@@ -88,14 +93,63 @@ def test_resume_with_another_config_is_refused_listing_the_keys(
     ):
         assert changed in message, (changed, message)
     assert message.endswith(
-        f"resume it with the folder's values, or start afresh in a new folder (hydra.run.dir=<new folder>, "
-        f"or delete {folder})"
+        "resume it with the folder's values, or start afresh in a new folder (leave hydra.run.dir out, "
+        f"or hydra.run.dir=<new folder>) or delete {folder}"
     )
     assert "threads" not in message and "data_dir" not in message
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"} == before
     # ckpt_path=last is checked the same way; keys that may change (steps, threads, logger, test) may
-    train_tiny(folder, ["threads=1", "trainer.max_steps=6", "test=false", "logger=none", "ckpt_path=last"])
+    train_tiny(
+        folder, [TINY_RUN, "threads=1", "trainer.max_steps=6", "test=false", "logger=none", "ckpt_path=last"]
+    )
     assert RunDir.at(folder).status == "completed" and RunDir.at(folder).results["steps"] == 6
+
+
+#: Whole epochs of 2 steps, so that every epoch ends with a checkpoint.
+EPOCHS = ["threads=1", "trainer.max_steps=-1", "trainer.limit_train_batches=2", "images_every_n_epochs=null"]
+
+
+def test_a_resume_with_fewer_epochs_than_the_folder_holds_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_tiny(tmp_path, [*EPOCHS, "trainer.max_epochs=3"])
+    (tmp_path / "status.json").write_text('{"status": "running", "pid": 999999}')  # stopped after 3 epochs
+    message = train_error([*EPOCHS, "trainer.max_epochs=2"], tmp_path, monkeypatch)
+    assert message == (
+        f"Error: {tmp_path} holds 3 trained epochs (6 steps); trainer.max_epochs=2 is fewer: allowed: "
+        "trainer.max_epochs >= 3 to train on from it, or a new folder (leave hydra.run.dir out, or "
+        "hydra.run.dir=<new folder>) to start afresh"
+    )
+    assert RunDir.at(tmp_path).status == "running"  # the folder as it was
+
+
+def test_a_completed_run_is_skipped_refused_or_extended_but_never_silently_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train_tiny(tmp_path, [*EPOCHS, "trainer.max_epochs=2"])
+    stamp = (tmp_path / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    holds = f"Error: {tmp_path} holds a run completed after 2 epochs (4 steps)"
+    message = train_error([*EPOCHS, "trainer.max_epochs=2", "lam=4"], tmp_path, monkeypatch)
+    assert message.startswith(f"{holds} with another config: lam (1.0 in the folder, 4 now), ")
+    assert message.endswith(
+        "it is not retrained: run it with the folder's values, or this config in a new folder "
+        "(leave hydra.run.dir out, or hydra.run.dir=<new folder>)"
+    )
+    message = train_error([*EPOCHS, "trainer.max_epochs=3"], tmp_path, monkeypatch)
+    assert message.startswith(
+        f"{holds}; trainer.max_epochs=3 is not applied to it: add ckpt_path=last to train "
+    )
+    train_tiny(tmp_path, [*EPOCHS, "trainer.max_epochs=2", "logger=none"])  # the same run: skipped
+    assert (tmp_path / "checkpoints" / "last.ckpt").stat().st_mtime_ns == stamp
+
+    train_tiny(tmp_path, [*EPOCHS, "trainer.max_epochs=3", "ckpt_path=last"])  # extended in place
+    results = RunDir.at(tmp_path).results
+    assert RunDir.at(tmp_path).status == "completed" and (results["epochs"], results["steps"]) == (3, 6)
+    assert [row["epoch"] for row in read_metrics(tmp_path / "metrics.csv")] == [0, 1, 2, 3]  # + the test row
+    message = train_error([*EPOCHS, "trainer.max_epochs=2", "ckpt_path=last"], tmp_path, monkeypatch)
+    assert message.startswith(
+        f"Error: {tmp_path} holds 3 trained epochs (6 steps); trainer.max_epochs=2 is fewer"
+    )
 
 
 def test_resume_of_a_run_written_by_an_older_platform_warns_about_the_new_keys(
@@ -110,7 +164,7 @@ def test_resume_of_a_run_written_by_an_older_platform_warns_about_the_new_keys(
     del saved["module"], saved["learn_alpha"]
     (folder / "config.yaml").write_text(yaml.safe_dump(saved))
     with caplog.at_level("WARNING", logger="vae_gjs.resume"):
-        train_tiny(folder, ["threads=1", "trainer.max_steps=6"])
+        train_tiny(folder, [TINY_RUN, "threads=1", "trainer.max_steps=6"])
     assert RunDir.at(folder).status == "completed" and RunDir.at(folder).results["steps"] == 6
     warning = next(r.getMessage() for r in caplog.records if r.name == "vae_gjs.resume")
     listed = warning.split("the keys ")[1].split(" existed")[0].split(", ")
@@ -133,7 +187,7 @@ def test_a_corrupt_run_file_is_named_in_one_line(
 ) -> None:
     folder = _unfinished(tiny_run, tmp_path / "run")
     (folder / name).write_text(content)
-    message = train_error([], folder, monkeypatch)
+    message = train_error([TINY_RUN], folder, monkeypatch)
     assert message.startswith(f"Error: {folder / name} is corrupt ({reason}: "), message
     assert message.endswith(
         "delete it (train.py rewrites it on the next attempt, evaluate.py rewrites eval.json) or restore it "

@@ -31,6 +31,7 @@ SLOW = (
     "trainer.max_steps=-1",
     "trainer.max_epochs=4",
     "trainer.limit_train_batches=3",
+    "divergence=kl_qp",
     "divergence._target_=tests.reliability.plugins.SlowKLqp",
 )
 STOPPED = "stopped by SIGTERM at step {step} (epoch {epoch}); last.ckpt (end of epoch {last}) is kept; "

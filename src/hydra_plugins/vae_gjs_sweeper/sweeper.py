@@ -1,4 +1,4 @@
-"""Hydra's basic sweeper with three changes that sweeps of this project need.
+"""Hydra's basic sweeper with the changes that sweeps of this project need.
 
 1. Float ``range()`` values are rounded to 12 significant digits: Hydra 1.3 steps a float range
    in binary floating point and yields ``alpha=0.30000000000000004``; here every job (its
@@ -9,7 +9,11 @@
    baselines that do not multiply with α.
 3. A failed job does not stop the sweep: every batch is launched, then a summary of the
    failures is written to ``<sweep_dir>/failures.json`` and raised as one compact error.
-4. SIGTERM or Ctrl-C stops the sweep: the running jobs stop (keeping their last.ckpt), the jobs
+4. Every job's config is checked before the first job starts (:func:`vae_gjs.cli.refused_jobs`:
+   train.py's validation, and no ``alpha`` sweep over a divergence without a skew): a bad point
+   is one line, the sweep exits with 1, and nothing is trained or written, whatever the launcher.
+   ``hydra.sweeper.dry_run=true`` stops there: every job checked and listed with its run folder.
+5. SIGTERM or Ctrl-C stops the sweep: the running jobs stop (keeping their last.ckpt), the jobs
    after them are not run, the summary and ``failures.json`` are written, and the process exits
    with 128 + the signal's number. Jobs in worker processes (joblib, ``cpu_pair``) are sent the
    signal and stop with the sweep (:mod:`vae_gjs.signals`).
@@ -60,16 +64,18 @@ def _is_float_range(override: Override) -> bool:
 
 
 class VaeGjsSweeper(BasicSweeper):
-    """Basic sweeper + rounded float ranges + grid unions + failure isolation."""
+    """Basic sweeper + rounded float ranges + grid unions + jobs checked first + failure isolation."""
 
     def __init__(
         self,
         max_batch_size: int | None = None,
         params: Mapping[str, str] | None = None,
         grid: Sequence[Mapping[str, Any]] | None = None,
+        dry_run: bool = False,
     ) -> None:
         super().__init__(max_batch_size=max_batch_size, params=dict(params or {}))
         self.grid = [dict(block) for block in grid or [{}]]
+        self.dry_run = dry_run
 
     def _jobs(self, overrides: list[Override]) -> list[list[str]]:
         """The cartesian product of ``overrides`` with float ranges rounded."""
@@ -106,6 +112,13 @@ class VaeGjsSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
+        jobs = [job for batch in self.overrides for job in batch]
+        folders = self._refuse_bad_jobs(jobs)
+        if self.dry_run:
+            print(f"Dry run: {len(jobs)} jobs checked; nothing was run or written:")
+            for job, folder in zip(jobs, folders, strict=True):
+                print(f"  {folder}  <-  {' '.join(job)}")
+            return []
         # The sweep folder may use ${hydra:runtime.choices...} (conf/experiment/table1.yaml):
         # resolve it against the multirun's own config.
         HydraConfig.instance().set_config(self.config)
@@ -139,6 +152,18 @@ class VaeGjsSweeper(BasicSweeper):
             returns.append(results)
         self._report_failures(sweep_dir, [r for results in returns for r in results], stopped)
         return returns
+
+    def _refuse_bad_jobs(self, jobs: list[list[str]]) -> list[str]:
+        """Exit with 1 and one line per bad job before anything runs or is written, if any
+        job's config would be refused; else the jobs' run folders."""
+        from vae_gjs.cli import exit_if_refused, refused_jobs
+
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        folders: list[str] = []
+        refused = refused_jobs(jobs, lambda job: loader.load_sweep_config(self.config, job), folders)
+        exit_if_refused(refused, f"this sweep of {len(jobs)} jobs")
+        return folders
 
     @staticmethod
     def _report_failures(sweep_dir: Path, results: list[JobReturn], stopped: list[list[str]]) -> None:

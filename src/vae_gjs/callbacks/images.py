@@ -1,12 +1,8 @@
 """Pictures while training: reconstructions, prior samples and labelled latent traversals of fixed
 test images, every few epochs, to every logger that takes images and as PNGs in the run folder.
 
-The pictures are those of ``evaluate.py`` (:mod:`vae_gjs.evaluation.images`); the traversal rows
-are labelled with their latent dimension and its KL(q‖p) on the first test images,
-
-    KL_d = mean over images of ½ (μ_d² + σ_d² − 1 − log σ_d²),
-
-(the per-dimension term of Eq. 3) and ordered by it, most used dimension first.
+The pictures are those of ``evaluate.py`` (:mod:`vae_gjs.evaluation.images`), traversal rows
+labelled alike with their latent dimension and its KL(q‖p), here on the first test images.
 """
 
 from __future__ import annotations
@@ -15,48 +11,25 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
-from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from vae_gjs.data.base import ImageSource
 from vae_gjs.errors import check_positive_int
 from vae_gjs.evaluation.images import (
     COLUMNS,
-    PADDING,
+    kl_per_dimension,
+    label_rows,
     reconstruction_grid,
     samples_grid,
     save_png,
     traversal_grid,
+    traversal_labels,
 )
 
 #: Test images shown as reconstructions (two rows of ten) and used for the per-dimension KL.
 SHOWN, KL_IMAGES = 20, 500
-LABEL_WIDTH = 90
-
-
-def kl_per_dimension(net: torch.nn.Module, x: Tensor) -> list[float]:
-    """KL(q(z_d|x) ‖ N(0, 1)) of each latent dimension d, averaged over the images ``x``."""
-    mu, logvar = net.encode(x)
-    return (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(0).tolist()
-
-
-def label_rows(picture: Tensor, labels: list[str]) -> Tensor:
-    """``picture`` (a ``[3, H, W]`` grid of ``len(labels)`` equal rows) with each row's label
-    written in a white margin on its left; returns ``[3, H, W + LABEL_WIDTH]`` in [0, 1]."""
-    _, height, width = picture.shape
-    canvas = Image.new("RGB", (width + LABEL_WIDTH, height), "white")
-    pixels = (picture.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    canvas.paste(Image.fromarray(pixels), (LABEL_WIDTH, 0))
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=12)
-    row_height = (height - PADDING) / len(labels)
-    for row, label in enumerate(labels):
-        middle = PADDING + row_height * (row + 0.5)
-        draw.text((4, middle), label, fill="black", font=font, anchor="lm")
-    return torch.from_numpy(np.array(canvas)).permute(2, 0, 1).float() / 255
 
 
 class TrainingImages(Callback):
@@ -115,7 +88,7 @@ class TrainingImages(Callback):
         return {
             "reconstructions": reconstruction_grid(net, shown),
             "samples": samples_grid(net, len(kl), 10, torch.Generator().manual_seed(self.seed)),
-            "traversals": label_rows(traversal, [f"z{d}  KL {kl[d]:.2f}" for d in dims]),
+            "traversals": label_rows(traversal, traversal_labels(dims, kl)),
         }
 
     @staticmethod

@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vae_gjs.checkpoints import check_fits, model_weights, read_checkpoint
+from vae_gjs.checkpoints import check_fits, chosen_on, model_weights, read_checkpoint
 from vae_gjs.config import CHECKPOINTS
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, RunError, check_choice
@@ -86,18 +86,26 @@ def load_module(
         "sha256": file_digest(path),
         "epoch": checkpoint.get("epoch"),
         "global_step": checkpoint.get("global_step"),
+        # what best.ckpt was chosen on (train/loss without a validation split), for either file
+        "monitor": chosen_on(checkpoint),
     }
     return module.eval(), info
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "last") -> VAE:
-    """The trained VAE of the run folder ``run_dir`` with the weights of its ``last`` or ``best``
-    checkpoint, on the CPU in evaluation mode (``model.encode``, ``model.decode``,
-    ``model.sample``); a one-line :class:`~vae_gjs.errors.RunError` names what is wrong with
-    the folder."""
+def load_trained(run_dir: str | Path, checkpoint: str = "last") -> tuple[RunDir, DictConfig, VAE]:
+    """The run folder ``run_dir``, its config and its VAE with the weights of its ``last`` or
+    ``best`` checkpoint, ready for inference: on the CPU, in evaluation mode, gradients off (so
+    its outputs can go straight to numpy or matplotlib); a one-line
+    :class:`~vae_gjs.errors.RunError` names what is wrong with the folder."""
     check_choice("checkpoint", checkpoint, CHECKPOINTS)
     run = RunDir.at(run_dir)
     run_cfg = load_run_config(run)
     image_shape = instantiate(run_cfg.dataset).image_shape  # known without loading the data
     module, _ = load_module(run, run_cfg, checkpoint, image_shape)
-    return module
+    return run, run_cfg, module.requires_grad_(False)
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "last") -> VAE:
+    """The trained VAE of the run folder ``run_dir`` (:func:`load_trained`): ``model.encode``,
+    ``model.decode``, ``model.sample``."""
+    return load_trained(run_dir, checkpoint)[2]

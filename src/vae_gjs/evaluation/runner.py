@@ -35,10 +35,12 @@ from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, RunError
 from vae_gjs.evaluation.evidence import BootstrapCI, EvidenceResult, bootstrap_ci, model_evidence
 from vae_gjs.evaluation.images import (
+    label_rows,
     reconstruction_grid,
     samples_grid,
     save_png,
     traversal_grid,
+    traversal_labels,
     traversal_values,
 )
 from vae_gjs.evaluation.loading import build_datamodule, load_module, resolve_device
@@ -48,6 +50,7 @@ from vae_gjs.io import check_writable, file_digest, write_json
 from vae_gjs.models import build_likelihood, inference_net
 from vae_gjs.models.precision import check_precision, network_outputs
 from vae_gjs.module import VAE
+from vae_gjs.provenance import provenance
 from vae_gjs.rundir import COMPLETED, CONFIG_VERSION, RunDir, load_run_config, read_json
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,8 @@ log = logging.getLogger(__name__)
 RECONSTRUCTION_IMAGES = 50
 #: Confidence level of the model-evidence interval (Fig. 5).
 LEVEL = 0.95
+#: What an interval from one batch is (the bootstrap resamples batch means: one mean, no spread).
+ONE_BATCH = "no interval from one batch (its bounds are the mean itself; n_batches >= 2 gives one)"
 #: Keys of conf/eval/default.yaml that change the numbers or pictures of an evaluation: a run
 #: whose eval.json was written with the same values (and the same checkpoint file) is done.
 RESULT_KEYS = (
@@ -184,10 +189,9 @@ def evidence_section(
     for name, evidence in evidences.items():
         ci = bootstrap_ci(evidence.batch_log_px, cfg.bootstrap, LEVEL, seed=cfg.seed)
         results[name] = (evidence, ci)
-        log.info(
-            f"test log p(x) under the {name} likelihood = {ci.mean:.4g}, "
-            f"95% CI [{ci.low:.4g}, {ci.high:.4g}] ({evidence.n_images} images)"
-        )
+        interval = f"95% CI [{ci.low:.4g}, {ci.high:.4g}]" if len(evidence.batch_log_px) > 1 else ONE_BATCH
+        images = evidence.n_images
+        log.info(f"test log p(x) under the {name} likelihood = {ci.mean:.4g}, {interval} ({images} images)")
     timings["evidence"] = time.perf_counter() - tick
     return results
 
@@ -215,7 +219,8 @@ def figures_section(
     timings: dict,
 ) -> tuple[dict[str, str], dict[str, Any], list[float]]:
     """figures/reconstructions.png, samples.png and traversals.png (rows ordered by each
-    dimension's test KL, computed here when the test split was not evaluated); returns their
+    dimension's test KL and labelled with it, computed here when the test split was not
+    evaluated); returns their
     paths relative to the run, the traversal's description and the test KL per dimension."""
     tick = time.perf_counter()
     if test_kl_per_dim is None:
@@ -230,7 +235,10 @@ def figures_section(
     pictures = {
         "reconstructions": reconstruction_grid(module.net, shown),
         "samples": samples_grid(module.net, len(dims), 10, generator),
-        "traversals": traversal_grid(module.net, traversed, dims, extent=cfg.traversal_range),
+        "traversals": label_rows(
+            traversal_grid(module.net, traversed, dims, extent=cfg.traversal_range),
+            traversal_labels(dims, test_kl_per_dim),
+        ),
     }
     figures = {
         name: str(save_png(picture, run.figures / f"{name}.png").relative_to(run.path))
@@ -261,6 +269,7 @@ def evidence_record(
         "n_images": evidence.n_images,
         "mean": ci.mean,
         "ci95": [ci.low, ci.high],
+        "ci95_note": ONE_BATCH if len(evidence.batch_log_px) < 2 else None,
         "bootstrap_resamples": ci.resamples,
         "bootstrap_std_error": ci.std_error,
         "image_mean": evidence.image_mean_log_px,
@@ -347,9 +356,12 @@ def evaluate_run(path: str | Path, cfg: DictConfig, redo: bool = False) -> dict[
         "traversal": traversal,
         "timings_s": {name: round(seconds, 2) for name, seconds in timings.items()},
         "versions": {"torch": torch.__version__},
+        "provenance": provenance(),
         "evaluated": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     write_json(run.eval_file, record)
     log.info(f"Wrote {run.eval_file} in {timings['total']:.1f} s")
-    log_to_wandb(run, run_cfg, metrics, {name: run.path / p for name, p in figures.items()})
+    log_to_wandb(
+        run, run_cfg, record["eval_config"], metrics, {name: run.path / p for name, p in figures.items()}
+    )
     return record

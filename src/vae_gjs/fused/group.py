@@ -206,9 +206,11 @@ class FusedGroup:
                     "steps": self.engine.progress.global_step,
                     "fit_seconds_this_session": round(seconds, 2),
                     "best_checkpoint": run.run.best_ckpt.name if run.run.best_ckpt.is_file() else None,
+                    "best_checkpoint_monitor": run.checkpoint.monitor if run.best_score is not None else None,
+                    "best_checkpoint_score": run.best_score,
                 }
             )
-            outcomes[member] = test.get("test/rec")
+            outcomes[member] = test.get(self.cfgs[member].objective)
             log.info(f"Finished {run.run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
         for member, cfg in enumerate(self.cfgs):
             if cfg.evaluate and member in tests:

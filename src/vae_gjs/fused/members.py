@@ -17,12 +17,12 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
 from vae_gjs.callbacks import RandomState
 from vae_gjs.callbacks.images import TrainingImages
-from vae_gjs.config import recorded_config
+from vae_gjs.config import logged_hyperparameters, recorded_config
 from vae_gjs.data.base import ImageSource
 from vae_gjs.evaluation.images import save_png
 from vae_gjs.io import atomic_open
@@ -188,12 +188,15 @@ class MemberRun:
         """Hand the deferred loggers the config and the rows, then close them."""
         if not self.deferred:
             return
-        hparams = OmegaConf.to_container(recorded_config(self.cfg))
+        hparams = logged_hyperparameters(self.cfg)
+        if self.run.last_ckpt.is_file():  # what a separate run's ModelCheckpoint knows at the end
+            self.checkpoint.load_state_dict(self.best_record()[1])
         try:
             for logger in self.deferred:
                 logger.log_hyperparams(hparams)  # type: ignore[arg-type]
                 for row, step in self.rows:
                     logger.log_metrics(row, step)
+                logger.after_save_checkpoint(self.checkpoint)  # W&B: checkpoint_artifacts
                 logger.finalize(status)
         finally:
             finish_wandb()

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from vae_gjs import signals
 from vae_gjs.callbacks import AtomicCheckpointIO
 from vae_gjs.checkpoints import check_fits, read_checkpoint
-from vae_gjs.config import recorded_config, usable_threads
+from vae_gjs.config import logged_hyperparameters, recorded_config, usable_threads
 from vae_gjs.console import announce_run_folder, drop_library_tips
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, StorageError, closest
@@ -32,7 +32,8 @@ from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.loggers import finish_wandb
 from vae_gjs.models.precision import check_precision
 from vae_gjs.module import build_module
-from vae_gjs.resume import check_same_config
+from vae_gjs.provenance import provenance
+from vae_gjs.resume import check_length, check_same_config, train_on_completed
 from vae_gjs.rundir import COMPLETED, DEBUG, FAILED, RUNNING, RunDir
 from vae_gjs.runlock import RunLock
 
@@ -140,12 +141,16 @@ def record_failure(run: RunDir, reason: str) -> None:
 
 def _quiet_library_logs() -> None:
     """Let Hydra's handlers (console + the run's log file) print Lightning's messages once, and
-    drop a deprecation warning Lightning raises from its own internals."""
+    drop a deprecation warning Lightning raises from its own internals and its logging-interval
+    hint for short epochs."""
     if logging.getLogger().handlers:
         lightning_logger = logging.getLogger("lightning")
         for handler in list(lightning_logger.handlers):
             lightning_logger.removeHandler(handler)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    # Lightning's advice for a short epoch: this project logs its metrics once an epoch, and the
+    # step loss at its own log_every_n_steps, so the hint to lower the Trainer's does not apply
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 
 def evaluate_after_training(cfg: DictConfig, run: RunDir) -> None:
@@ -159,7 +164,8 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
     """Fit (or resume) the run described by ``cfg`` in ``cfg.run_dir``, test it, record results,
     and with ``evaluate=true`` evaluate it. ``callbacks`` are added to those of ``cfg.callbacks``.
 
-    Returns the final test reconstruction error (``None`` with ``test=false``). A run folder
+    Returns the ``objective`` metric of the final model (``test/rec`` by default; ``val/rec``
+    for a search). A run folder
     whose status is ``completed`` is not trained again, so re-running a sweep only runs what is
     missing. Only the process of rank 0 writes into the run folder, and it holds the folder's
     lock (:class:`~vae_gjs.runlock.RunLock`) while it does.
@@ -170,11 +176,14 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
 
 
 def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float | None:
-    if run.status == COMPLETED:
-        log.info(f"Skipping {run.path}: already completed (delete status.json to run it again)")
+    if run.status == COMPLETED and not train_on_completed(run, cfg, record=recorded_config):
+        done = run.results
+        log.info(f"Skipping {run.path}: already completed ({done.get('epochs')} epochs) with this config")
         if cfg.evaluate and rank_zero_only.rank == 0:
             evaluate_after_training(cfg, run)
-        return run.results.get("test/rec")
+        return done.get(cfg.objective)
+    if run.status == COMPLETED:
+        log.info(f"Training the completed run in {run.path} on from its last.ckpt")
     _quiet_library_logs()
     drop_library_tips()
     if cfg.threads:
@@ -191,7 +200,10 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
         module.net.compile()  # in place: the state_dict keeps its keys
     ckpt_path = resume_from(cfg, run)
     if ckpt_path is not None:
-        check_fits(read_checkpoint(ckpt_path), module, ckpt_path, "the model of this config")
+        checkpoint = read_checkpoint(ckpt_path)
+        check_fits(checkpoint, module, ckpt_path, "the model of this config")
+        where = str(run.path) if Path(ckpt_path).parent == run.checkpoints else ckpt_path
+        check_length(where, checkpoint["epoch"] + 1, checkpoint["global_step"], cfg.trainer)
     loggers: list[Logger] = instantiate_all(cfg.logger)
     configured: list[Callback] = instantiate_all(cfg.callbacks)
     checkpoints = next((c for c in configured if isinstance(c, ModelCheckpoint)), None)
@@ -218,11 +230,13 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
         announce_run_folder(run.path)
     started = time.perf_counter()
     try:
-        hparams = OmegaConf.to_container(recorded)
+        hparams = logged_hyperparameters(cfg)
         for logger in loggers:
             logger.log_hyperparams(hparams)  # type: ignore[arg-type]
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
         fit_seconds = time.perf_counter() - started
+        # the final model on the validation split (the split a search selects on) and the test set
+        val = trainer.validate(module, datamodule=datamodule, verbose=False)[0] if datamodule.has_val else {}
         test = trainer.test(module, datamodule=datamodule, verbose=False)[0] if cfg.test else {}
     except NonFiniteLossError as error:
         saved = run.checkpoints / f"nonfinite-step{trainer.global_step}.ckpt"
@@ -246,20 +260,24 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
     finally:
         finish_wandb()
 
+    best = checkpoints.best_model_score if checkpoints and checkpoints.best_model_path else None
     results = {
-        **{key: float(value) for key, value in test.items()},
+        **{key: float(value) for key, value in {**val, **test}.items()},
         "epochs": trainer.current_epoch,
         "steps": trainer.global_step,
         "fit_seconds_this_session": round(fit_seconds, 2),
-        "best_checkpoint": Path(checkpoints.best_model_path).name
-        if checkpoints and checkpoints.best_model_path
-        else None,
+        # best.ckpt: the epoch of the lowest monitored loss (val/loss, or train/loss without a
+        # validation split), named so that nobody mistakes it for a held-out choice
+        "best_checkpoint": Path(checkpoints.best_model_path).name if best is not None else None,
+        "best_checkpoint_monitor": checkpoints.monitor if best is not None else None,
+        "best_checkpoint_score": float(best) if best is not None else None,
         **{f"{name}_learned": float(value) for name, value in module.divergence.learned().items()},
+        "provenance": provenance(),
     }
     if writer:
         run.write_results(results)
         run.set_status(DEBUG if cfg.debug_run else COMPLETED)
-        log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
+        log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in {**val, **test}.items()))
         if cfg.evaluate:
             evaluate_after_training(cfg, run)
-    return results.get("test/rec")
+    return results.get(cfg.objective)
