@@ -107,6 +107,7 @@ PLAN: dict[str, tuple[str, object]] = {
     "python evaluate.py report=fig5 sweep_dir=multirun/table1/mnist/cpu": ("run", ()),
     "python evaluate.py report=fig4 sweep_dir=multirun/table1/mnist/cpu": ("run", ()),
     "python train.py -m +experiment=table1 dataset=fmnist budget=cpu": ("run", DRY),
+    "python train.py -m +experiment=table1 dataset=mnist budget=cpu seed=1234,1,2": ("run", DRY),
     (
         "python train.py -m +experiment=table1 dataset=mnist budget=cpu hydra/launcher=fused "
         "hydra.launcher.n_jobs=2"
@@ -301,7 +302,8 @@ def test_reproducing_the_paper_as_typed(tmp_path: Path) -> None:
         assert (reports / name).is_file(), name
     dry = {c: r.stdout for c, r in ran.items() if c.endswith("dry_run=true") or PLAN[c][1] == DRY}
     jobs = {c: int(re.match(r"Dry run: (\d+) jobs checked", text).group(1)) for c, text in dry.items()}
-    assert sorted(jobs.values()) == [3, 22, 22, 22]  # paper cells, Table 1 ×3 (mnist, fmnist, fused)
+    # paper cells, Table 1 ×3 (mnist, fmnist, fused), Table 1 at 3 seeds
+    assert sorted(jobs.values()) == [3, 22, 22, 22, 66]
     assert not (tmp_path / "multirun" / "table1" / "fmnist").exists()  # a dry run writes nothing
     likelihood = tmp_path / "multirun" / "likelihood" / "mnist" / "cpu"
     assert (likelihood / "reports" / "likelihood.md").is_file()
