@@ -5,6 +5,7 @@ Lightning is imported only after validation, so ``--help`` and bad values answer
 """
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -24,4 +25,5 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     # a checkpoint in a sweep job's folder (``.../alpha=0.3,divergence=gjs/...``) needs no quoting
     sys.argv[1:] = cli.quoted_paths(sys.argv[1:], keys=("ckpt_path",), marks="=")
+    cli.refuse_unknown_keys(sys.argv[1:], Path(__file__).resolve().parent / "conf", "train")
     main()
