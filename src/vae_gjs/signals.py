@@ -70,17 +70,24 @@ def install() -> None:
 def stopping(forward: bool = False) -> Iterator[None]:
     """While the block runs, a SIGTERM outside Lightning raises :class:`Terminated` at once;
     with ``forward`` (a sweep waiting for its workers), the first signal is sent on to the
-    workers (:func:`forward_to_workers`) and the second raises."""
+    workers (:func:`forward_to_workers`) and the second raises. A block without ``forward``
+    inside one with it (a job that a launcher runs in the sweep's own process: the fused
+    launcher with one worker) stops at once, as in a basic sweep: there is no worker to wait for."""
     install()
-    flags = [_raising, *([_forwarding] if forward else [])]
+    flags = (_raising, _forwarding)
     was_set = [flag.is_set() for flag in flags]
-    for flag in flags:
-        flag.set()
+    _raising.set()
+    if forward:
+        _forwarding.set()
+    else:
+        _forwarding.clear()
     try:
         yield
     finally:
         for flag, was in zip(flags, was_set, strict=True):
-            if not was:
+            if was:
+                flag.set()
+            else:
                 flag.clear()
 
 

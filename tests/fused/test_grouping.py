@@ -114,3 +114,14 @@ def test_workers_are_chosen_for_the_machine_and_capped(
     n_jobs: int | None, jobs: int, cores: int, devices: int, threads: int | None, expected: Workers
 ) -> None:
     assert choose_workers(n_jobs, jobs, cores, devices, threads) == expected
+
+
+def test_a_job_whose_folder_cannot_be_read_runs_separately(tmp_path: Path) -> None:
+    """A corrupt status.json (or checkpoint) of one job used to end the whole fused sweep with a
+    traceback while planning; the job now runs alone and fails with the one line naming it."""
+    from vae_gjs.fused.launching import plan
+
+    cfgs = [member_config(tmp_path / f"m{i}", ["divergence=gjs", f"alpha=0.{i + 2}"]) for i in range(3)]
+    (tmp_path / "m0").mkdir()
+    (tmp_path / "m0" / "status.json").write_text('{"status": "runn')
+    assert plan(cfgs, max_models=32) == [[1, 2], [0]]

@@ -125,7 +125,7 @@ def test_a_key_deleted_from_the_folders_config_is_refused(
     (the likelihood switched mid-run)."""
     folder = _unfinished(tiny_run, tmp_path / "run")
     saved = yaml.safe_load((folder / "config.yaml").read_text())
-    del saved["likelihood"]
+    del saved["likelihood"], saved["module"]["likelihood"]
     (folder / "config.yaml").write_text(yaml.safe_dump(saved))
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"}
     message = train_error(["likelihood=bernoulli"], folder, monkeypatch)
@@ -281,6 +281,20 @@ def test_a_real_full_disk_while_training_is_one_line_naming_the_file(tmp_path: P
         assert record["status"] == "failed" and line.removeprefix("Error: ") in record["error"]
         assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 0  # intact
         assert not list(run.rglob(".*.tmp"))
+
+
+def test_a_full_disk_while_taking_the_lock_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock file records its holder's pid; on a full disk that write used to be a traceback
+    (found by benchmarks/chaos.py, a fused group opening its members on a filled tmpfs)."""
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "pwrite", lambda *args: _enospc())
+        with pytest.raises(StorageError) as info, RunLock(tmp_path / "run"):
+            pass
+    assert str(info.value).startswith(f"cannot write {tmp_path / 'run' / '.lock'}: no space left on device; ")
+    with RunLock(tmp_path / "run"):  # released: the next process may take it
+        pass
 
 
 def test_a_full_disk_writing_metrics_keeps_the_previous_file(

@@ -80,6 +80,27 @@ def test_sigterm_stops_a_basic_sweep_with_its_summary_and_failures_json(tmp_path
     assert not list(sweep.glob("*seed=2*/status.json"))
 
 
+def test_a_job_in_the_process_of_a_forwarding_sweep_stops_at_once(tmp_path: Path) -> None:
+    """The fused launcher with one worker runs a job in the sweep's own process while the sweep
+    forwards signals to workers: a SIGTERM in the job's set-up (outside Lightning) used to be
+    forwarded to nobody and the job trained to the end (found by benchmarks/chaos.py); it stops
+    the job at once, as in a basic sweep, and the sweep's wait forwards again afterwards."""
+    script = (
+        "import os, signal, time\n"
+        "from vae_gjs import signals\n"
+        "with signals.stopping(forward=True):\n"
+        "    try:\n"
+        "        with signals.stopping():\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "            time.sleep(5)\n"
+        "        print('trained to the end')\n"
+        "    except signals.Terminated as stop:\n"
+        "        print('stopped', stop.code, 'forwarding again:', signals._forwarding.is_set())\n"
+    )
+    result = launch("-c", script, logs=tmp_path).result(timeout=60)
+    assert result.stdout.splitlines() == ["stopped 143 forwarding again: True"], result.stderr
+
+
 def test_sigterm_stops_an_optuna_search_with_its_summary_and_failures_json(tmp_path: Path) -> None:
     """``hparams_search=optuna``: a SIGTERM during a trial used to exit 1 (Hydra's wrapper of the
     trial's error) without ``failures.json``."""

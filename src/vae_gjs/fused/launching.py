@@ -16,6 +16,7 @@ from hydra.errors import CompactHydraException
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vae_gjs.errors import RunError
 from vae_gjs.fused.grouping import Workers, choose_workers, fusion_key, make_groups, unfusable_reason
 from vae_gjs.hardware import usable_cores
 from vae_gjs.rundir import COMPLETED, RunDir
@@ -61,7 +62,8 @@ def resume_point(run_dir: str) -> tuple[int, int] | None:
 
 def plan(configs: Sequence[DictConfig | None], max_models: int, workers: int = 1) -> list[list[int]]:
     """Job indices to run together: fused groups (two or more) and single jobs. ``None`` marks a
-    job whose set-up failed (left out)."""
+    job whose set-up failed (left out). A job whose folder holds a file that cannot be read runs
+    as a separate run, which fails with the one line naming the file."""
     keys: list[str | None] = []
     for cfg in configs:
         if cfg is None:
@@ -70,11 +72,16 @@ def plan(configs: Sequence[DictConfig | None], max_models: int, workers: int = 1
         container = OmegaConf.to_container(cfg)
         assert isinstance(container, dict)
         reason = unfusable_reason(container)
-        if RunDir.at(cfg.run_dir).status == COMPLETED:
-            reason = "completed"
+        resume = None
+        try:
+            if RunDir.at(cfg.run_dir).status == COMPLETED:
+                reason = "completed"
+            resume = resume_point(cfg.run_dir)
+        except RunError as error:
+            reason = f"its folder cannot be read: {error}"
         if reason:
             log.info(f"{cfg.run_dir}: a separate run ({reason})")
-        keys.append(None if reason else fusion_key(container, resume_point(cfg.run_dir)))
+        keys.append(None if reason else fusion_key(container, resume))
     groups = make_groups(keys, max_models, workers)
     return [group for group in groups if configs[group[0]] is not None]
 

@@ -201,8 +201,11 @@ def record_failure(run: RunDir, reason: str) -> None:
 
 
 def _quiet_library_logs() -> None:
-    """Let Hydra's handlers (console + the run's log file) print Lightning's messages once, and
-    drop a deprecation warning Lightning raises from its own internals."""
+    """Let Hydra's handlers (console + the run's log file) print Lightning's messages once, drop a
+    deprecation warning Lightning raises from its own internals, and drop a log line the disk
+    refuses (``train.log`` on a full disk) instead of printing logging's traceback: what the run
+    writes itself is named in its one ``Error:`` line."""
+    logging.raiseExceptions = False
     if logging.getLogger().handlers:
         lightning_logger = logging.getLogger("lightning")
         for handler in list(lightning_logger.handlers):
