@@ -106,5 +106,5 @@ def test_epoch_time_of_a_run_resumed_mid_epoch_counts_from_the_resumption() -> N
     module = SimpleNamespace(log=lambda name, value, **_: logged.__setitem__(name, value))
     bookkeeping = EpochBookkeeping()
     bookkeeping.on_train_start(SimpleNamespace(loggers=[], current_epoch=3), module)  # type: ignore[arg-type]
-    bookkeeping.on_train_epoch_end(SimpleNamespace(), module)  # type: ignore[arg-type]
+    bookkeeping.on_train_epoch_end(SimpleNamespace(current_epoch=3), module)  # type: ignore[arg-type]
     assert 0 <= logged["time/epoch_s"] < 5

@@ -113,6 +113,18 @@ def test_run_name_group_and_subdir_are_readable() -> None:
     assert sweep_subdir("", 4) == "job4"
 
 
+def test_a_job_folder_name_never_exceeds_what_a_file_system_takes(tmp_path: Path) -> None:
+    """A fused sweep with ``evaluate=true`` and a few ``eval.*`` overrides named its jobs' folders
+    with more than 255 bytes, and the whole sweep died in ``mkdir`` (ENAMETOOLONG)."""
+    long = ",".join(f"eval.option_{i}=é{i}" for i in range(30))
+    assert len(long.encode()) > 255
+    name = sweep_subdir(long, 0)
+    assert len(name.encode()) <= 255 and name.startswith("eval.option_0=é0,")
+    assert name == sweep_subdir(long, 7)  # the same job, the same folder: a re-run resumes it
+    assert sweep_subdir(long.replace("é29", "é28"), 0) != name
+    (tmp_path / name).mkdir()
+
+
 @pytest.mark.parametrize(
     ("raw", "tidy"),
     [("0.30000000000000004", "0.3"), ("0.1", "0.1"), ("0.7000000000000001", "0.7"), ("2.5e-07", "2.5e-07")],

@@ -15,15 +15,23 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 from hydra.errors import CompactHydraException, InstantiationException
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from vae_gjs import signals
-from vae_gjs.config import alpha_sweeps_without_skew, register_resolvers, validate, validate_evaluate
-from vae_gjs.errors import USER_ERRORS, Interrupted
+from vae_gjs.config import (
+    alpha_sweeps_without_skew,
+    check_override_keys,
+    register_resolvers,
+    validate,
+    validate_evaluate,
+)
+from vae_gjs.errors import USER_ERRORS, ConfigError, Interrupted, StorageError
+from vae_gjs.io import check_writable
 from vae_gjs.rundir import remove_if_unused
 from vae_gjs.runlock import LOCK_FILE
 
@@ -56,10 +64,62 @@ def quoted_paths(
     return quoted
 
 
+def exit_in_one_line(message: str) -> NoReturn:
+    """Print ``message`` (``Error: ...``) alone on stderr and exit with status 1."""
+    print(message, file=sys.stderr, flush=True)
+    raise SystemExit(1) from None
+
+
+@contextmanager
+def outside_the_task() -> Iterator[None]:
+    """Errors found outside the task Hydra runs (before it composes, or before it makes the
+    output folder): one line and exit status 1; ``HYDRA_FULL_ERROR=1`` shows the traceback."""
+    try:
+        yield
+    except (ConfigError, StorageError) as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        exit_in_one_line(f"Error: {error}")
+
+
+def refuse_unknown_keys(args: Sequence[str], conf_dir: Path, config_name: str) -> None:
+    """Before Hydra starts: an override of a key the config does not have (``divergnce=gjs``) is
+    one line naming the closest key (:func:`vae_gjs.config.check_override_keys`)."""
+    with outside_the_task():
+        check_override_keys(args, conf_dir, config_name)
+
+
+class WritableOutput(Callback):
+    """A Hydra callback (conf/train.yaml, ``hydra.callbacks``): before Hydra creates the run's
+    folder (``hydra.run.dir``) or the sweep's (``hydra.sweep.dir``) and opens its log there,
+    check that it can, writing nothing (:func:`vae_gjs.io.check_writable` with no probe): a
+    folder inside a read-only one is one line naming it, not Hydra's traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir)
+
+    @staticmethod
+    def _check(folder: Any) -> None:
+        with outside_the_task():
+            check_writable(Path(str(folder)), probe_bytes=0)
+
+
 def _in_sweep() -> bool:
     from hydra.core.hydra_config import HydraConfig
 
     return HydraConfig.initialized() and "MULTIRUN" in str(HydraConfig.get().mode)
+
+
+def as_user_error(error: BaseException) -> BaseException:
+    """A known user-facing error (also one raised in a constructor that Hydra's ``instantiate``
+    wraps) as the :class:`UserError` that prints its one line; any other error unchanged."""
+    cause = error.__cause__ if isinstance(error, InstantiationException) else error
+    if isinstance(cause, USER_ERRORS):
+        return UserError(f"Error: {one_line(str(cause))}")
+    return error
 
 
 @contextmanager
@@ -79,10 +139,10 @@ def user_errors() -> Iterator[None]:
         with signals.stopping():
             yield
     except (*USER_ERRORS, InstantiationException) as error:
-        cause = error.__cause__ if isinstance(error, InstantiationException) else error
-        if not isinstance(cause, USER_ERRORS) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        compact = as_user_error(error)
+        if compact is error or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        raise UserError(f"Error: {one_line(str(cause))}") from error
+        raise compact from error
     except (Interrupted, SystemExit, KeyboardInterrupt) as error:
         if signals.received() is None:
             raise
@@ -117,8 +177,7 @@ def entry(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         if _in_sweep():
             raise
         forget_refused_run()
-        print(str(error), file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+        exit_in_one_line(str(error))
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -211,6 +270,7 @@ def train_main() -> None:
     signals.install()  # a SIGTERM while Hydra starts is recorded: the run then stops with exit 143
     # a checkpoint in a sweep job's folder (``.../alpha=0.3,divergence=gjs/...``) needs no quoting
     sys.argv[1:] = quoted_paths(sys.argv[1:], keys=("ckpt_path",), marks="=")
+    refuse_unknown_keys(sys.argv[1:], Path(__file__).resolve().parent / "conf", "train")
     run_app("train", train)
 
 

@@ -5,6 +5,7 @@ wrong). Imports neither torch nor Lightning, so ``--help`` and bad values answer
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -27,7 +28,7 @@ from vae_gjs.errors import (
     check_positive_real,
     closest,
 )
-from vae_gjs.hardware import fastest_cpu_precision
+from vae_gjs.hardware import fastest_cpu_precision, usable_cores
 from vae_gjs.provenance import provenance
 from vae_gjs.rundir import RunDir, load_run_config
 
@@ -113,9 +114,21 @@ def group_name(mode: Any, sweep_dir: str) -> str:
     return re.sub(r"[^\w.=-]+", "-", str(sweep_dir)).strip("-")[-120:]
 
 
+#: The longest name of a folder most file systems take, in bytes (``NAME_MAX``).
+NAME_MAX = 255
+
+
 def sweep_subdir(override_dirname: str, job_num: Any) -> str:
-    """A job's folder inside a sweep: its overrides (``alpha=0.3``), or ``job<N>`` if it has none."""
-    return override_dirname.replace("/", "_") if override_dirname else f"job{job_num}"
+    """A job's folder inside a sweep: its overrides (``alpha=0.3``), or ``job<N>`` if it has none.
+    A name longer than :data:`NAME_MAX` bytes (a fused sweep with ``evaluate=true`` and a few
+    ``eval.*`` overrides reaches it) keeps its beginning and ends with a digest of the whole, so
+    the same job gets the same folder again (a re-run resumes it)."""
+    name = override_dirname.replace("/", "_") if override_dirname else f"job{job_num}"
+    encoded = name.encode()
+    if len(encoded) <= NAME_MAX:
+        return name
+    digest = hashlib.sha256(encoded).hexdigest()[:16]
+    return f"{encoded[: NAME_MAX - len(digest) - 1].decode(errors='ignore')}~{digest}"
 
 
 def monitor(val_size: Any) -> str:
@@ -194,6 +207,7 @@ def validate(cfg: DictConfig, warn: bool = True) -> None:
     """Check train.py's config; raise a one-line :class:`ConfigError`. Values that are valid
     but have no effect (:func:`unused_alpha`) are logged as warnings (with ``warn``)."""
     check_in_unit_interval("alpha", _get(cfg, "alpha"))
+    check_positive_real("optim.lr", _get(cfg, "optim.lr"))  # before optim.alpha_lr, which copies it
     check_learn_alpha(cfg)
     check_non_negative("lam", _get(cfg, "lam"))
     seed = _get(cfg, "seed")
@@ -201,7 +215,6 @@ def validate(cfg: DictConfig, warn: bool = True) -> None:
         raise ConfigError(f"seed={seed!r} is not allowed; allowed: an integer with 0 <= seed <= {SEED_MAX}")
     check_choice("likelihood", _get(cfg, "likelihood"), LIKELIHOODS)
     check_choice("precision", _get(cfg, "precision"), PRECISIONS)
-    check_positive_real("optim.lr", _get(cfg, "optim.lr"))
     check_positive_int("model.latent_dim", _get(cfg, "model.latent_dim"))
     check_positive_int("dataset.batch_size", _get(cfg, "dataset.batch_size"))
     check_positive_int("dataset.eval_batch_size", _get(cfg, "dataset.eval_batch_size"))
@@ -216,7 +229,15 @@ def validate(cfg: DictConfig, warn: bool = True) -> None:
     for group in ("dataset", "divergence", "model", "module"):
         if "_target_" not in _get(cfg, group):
             raise ConfigError(f"{group} has no _target_; choose one of the configs in conf/{group}/")
-    for name, node in _get(cfg, "callbacks").items():
+    callbacks = _get(cfg, "callbacks")
+    if not isinstance(callbacks, DictConfig):
+        raise ConfigError(
+            f"callbacks={'null' if callbacks is None else repr(callbacks)} is not allowed; allowed: "
+            "callbacks=default (conf/callbacks/), and "
+            "callbacks.<name>=null to drop one callback (callbacks.checkpoint and callbacks.random_state "
+            "keep a run resumable)"
+        )
+    for name, node in callbacks.items():
         if node is not None and (not isinstance(node, DictConfig) or "_target_" not in node):
             raise ConfigError(
                 f"callbacks.{name} has no _target_; allowed: a callback config with _target_ "
@@ -271,6 +292,20 @@ def check_objective(objective: Any, val_size: int, test: bool) -> str:
     if objective.startswith("test/") and not test:
         raise ConfigError(f"objective={objective} needs the test set, but test=false; allowed: test=true")
     return objective
+
+
+def validate_fused_launcher(n_jobs: Any, max_models: Any) -> None:
+    """The options of ``hydra/launcher=fused``: ``n_jobs`` null (chosen for the machine), -1 (a
+    worker per core) or >= 1; ``max_models`` >= 1."""
+    if n_jobs is not None and n_jobs != -1:
+        try:
+            check_int("hydra.launcher.n_jobs", n_jobs, 1)
+        except ConfigError:
+            raise ConfigError(
+                f"hydra.launcher.n_jobs={n_jobs!r} is not allowed; allowed: null (chosen for the machine), "
+                "-1 (one worker per CPU core) or an integer >= 1"
+            ) from None
+    check_int("hydra.launcher.max_models", max_models, 1)
 
 
 # --------------------------------------------------------------------------- evaluate.py
@@ -372,6 +407,23 @@ def check_trainer(trainer: DictConfig) -> None:
             )
 
 
+def limited_batches(key: str, batches: int, limit: Any) -> int:
+    """The batches of an epoch of ``batches`` under Lightning's ``limit_*_batches`` option ``key``
+    (an int caps, a float is a fraction, null is all). A fraction that leaves no batch is a
+    :class:`ConfigError` (Lightning refuses it in the middle of ``fit``); 0 or 0.0 is no batch."""
+    if limit is None:
+        return batches
+    if isinstance(limit, int):
+        return min(batches, limit)
+    limited = int(batches * limit)
+    if limited == 0 and limit > 0:
+        raise ConfigError(
+            f"{key}={limit!r} leaves no batch of the {batches} ({limit!r} x {batches} < 1); allowed: 0 "
+            f"(none), a fraction >= {1 / batches:.2g} or a number of batches >= 1"
+        )
+    return limited
+
+
 #: Groups whose config may take keys added with ``+``: Trainer arguments (checked against
 #: ``lightning.Trainer``), arguments of the ``_target_`` class, and logger settings.
 EXTENSIBLE = ("trainer", "divergence", "model", "dataset", "logger", "callbacks")
@@ -409,6 +461,34 @@ def check_added_keys(cfg: DictConfig) -> None:
         )
 
 
+def check_override_keys(args: Sequence[str], conf_dir: Path, config_name: str) -> None:
+    """Refuse, before Hydra composes, an override without ``+`` whose first key is neither a key
+    of ``conf/<config_name>.yaml`` nor a config group (a typo: ``divergnce=gjs``), naming the
+    closest; Hydra itself says only ``Could not override 'divergnce'`` in four lines. A mistyped
+    key deeper down (``optim.lrr=0.1``) is still refused by Hydra's struct mode."""
+    import yaml
+
+    top = yaml.safe_load((conf_dir / f"{config_name}.yaml").read_text()) or {}
+    groups = sorted(path.name for path in conf_dir.iterdir() if path.is_dir() and path.name != "hydra")
+    names = {key for key in top if key != "defaults"} | set(groups) | {"hydra"}
+    for arg in args:
+        if arg.startswith(("-", "+", "~")) or "=" not in arg:
+            continue
+        key, value = arg.split("=", 1)
+        first = key.split("@")[0].split(".")[0].split("/")[0]
+        if first not in names:
+            raise ConfigError(
+                f"{key} is not a key of this config{closest(first, names)}; allowed: the keys that "
+                f"`python {config_name}.py --cfg job` lists and the config groups ({', '.join(groups)})"
+            )
+        if key in groups and value in ("null", "None", ""):  # Hydra: a ValueError's traceback
+            options = sorted(path.stem for path in (conf_dir / key).glob("*.yaml"))
+            raise ConfigError(
+                f"{key}={value} is not allowed: {key} is a config group; allowed: one of its options "
+                f"({', '.join(options)}), or {key}.<entry>=null to drop one of its entries"
+            )
+
+
 def check_wandb_mode(mode: object) -> None:
     """``logger.wandb.mode`` and ``$WANDB_MODE`` (which W&B reads itself) name a known mode."""
     check_choice("logger.wandb.mode", mode, WANDB_MODES)
@@ -420,7 +500,7 @@ def check_wandb_mode(mode: object) -> None:
 def usable_threads(threads: int) -> int:
     """``threads``, capped (with a warning) at the CPU cores this process may use: more threads
     than cores only make the threads wait for each other (4.5x slower measured on 2 cores)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     if threads > cores:
         log.warning(f"threads={threads} is more than the {cores} CPU cores available; using threads={cores}")
         return cores

@@ -1,8 +1,10 @@
 """What this machine's CPU can do, read without torch (``conf/`` resolves ``precision`` with it
-before anything heavy is imported): whether it has native bfloat16 units."""
+before anything heavy is imported): whether it has native bfloat16 units, how many cores this
+process may use."""
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
 
@@ -31,3 +33,9 @@ def cpu_bf16_units() -> list[str]:
 def fastest_cpu_precision() -> str:
     """``bf16`` where the CPU has native bfloat16 units, else ``fp32`` (budget=cpu's choice)."""
     return "bf16" if cpu_bf16_units() else "fp32"
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity: a container's or ``taskset``'s share,
+    not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -67,6 +67,12 @@ class AtomicCSVLogger(Logger):
         """Forget rows from ``epoch`` on (a resumed run repeats them)."""
         self.rows = {e: row for e, row in self.rows.items() if e < epoch}
 
+    def restore_row(self, epoch: int, step: int, metrics: dict[str, float]) -> None:
+        """Put back the row of ``epoch`` (from its checkpoint) if the file lacks it: a kill came
+        after the epoch's checkpoint and before its row."""
+        if epoch not in self.rows:
+            self.log_metrics({**metrics, "epoch": epoch}, step)
+
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         if "epoch" not in metrics:

@@ -9,13 +9,14 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from vae_gjs.divergences import Divergence, kl_normal_dims
-from vae_gjs.errors import NonFiniteLossError, check_choice, check_non_negative
+from vae_gjs.errors import ConfigError, NonFiniteLossError, check_choice, check_non_negative
 from vae_gjs.models import build_likelihood, training_form
 from vae_gjs.models.precision import PRECISIONS, network_outputs
 
@@ -188,6 +189,25 @@ class VAE(L.LightningModule):
         z = torch.randn((n, self.net.latent_dim), generator=generator)
         return self.decode(z.to(self.device))
 
+    def epoch_metrics(self, image_shape: tuple[int, int, int], validation: bool) -> set[str]:
+        """What this module logs at the end of a training epoch (``train/rec``, ``train/div``,
+        ``train/loss``, a learned parameter) and, with ``validation``, of a validation epoch
+        (``val/`` and :meth:`PerImageTerms.metrics`, the divergence's parts included: found by
+        passing one blank image through the model, in eval mode)."""
+        names = {f"train/{name}" for name in ("rec", "div", "loss", *self.divergence.learned())}
+        if validation:
+            was_training = self.training
+            self.eval()
+            try:
+                with torch.no_grad():
+                    probe = self.per_image_terms(
+                        torch.zeros(1, *image_shape, device=self.device), sample=False
+                    )
+            finally:
+                self.train(was_training)
+            names |= {f"val/{name}" for name in probe.metrics()}
+        return names
+
     def per_image_terms(self, x: Tensor, sample: bool) -> PerImageTerms:
         """Encode ``x``, decode z (``sample``: z ~ q(z|x) by reparameterisation; else z = μ) and
         compute the reconstruction, the divergence with its parts and rec + λ·div per image.
@@ -284,7 +304,25 @@ class VAE(L.LightningModule):
 def build_module(config: Mapping[str, Any], image_shape: tuple[int, int, int]) -> VAE:
     """The VAE of a ``module`` config (conf/module/vae.yaml: ``_target_``, ``net``,
     ``divergence``, ``lam``, ``likelihood``, ``optimizer``) for images of shape ``(C, H, W)``:
-    one ``instantiate``, with the net's ``in_channels`` and ``image_size`` taken from the images."""
+    one ``instantiate``, with the net's ``in_channels`` and ``image_size`` taken from the images.
+    A model too large for this machine's memory (``model.latent_dim=1000000000``) is a one-line
+    :class:`ConfigError` naming the net's sizes, not an allocator's traceback."""
     node = _plain(config)
     node = {**node, "net": {**node["net"], "in_channels": image_shape[0], "image_size": image_shape[1]}}
-    return instantiate(node, _recursive_=False)
+    try:
+        return instantiate(node, _recursive_=False)
+    except InstantiationException as error:
+        cause: BaseException = error
+        while cause.__cause__ is not None:  # the net's own instantiate wraps the allocator's error
+            cause = cause.__cause__
+        if not (isinstance(cause, MemoryError) or "can't allocate memory" in str(cause)):
+            raise
+        sizes = ", ".join(
+            f"model.{key}={value}"
+            for key, value in config["net"].items()
+            if isinstance(value, int) and not isinstance(value, bool)
+        )
+        reason = " ".join(str(cause).split())[:200]
+        raise ConfigError(
+            f"the model does not fit in this machine's memory ({sizes}; {reason}); allowed: a smaller model"
+        ) from error

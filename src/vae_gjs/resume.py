@@ -4,9 +4,10 @@ logged or evaluated, where the data lies) are ignored; any other difference is r
 completed folder is skipped when the config is the same, trained on with ``ckpt_path=last`` and a
 longer ``trainer.max_epochs``, and refused in one line otherwise (:func:`train_on_completed`).
 
-Keys the folder's config lacks were added to the platform after the run started (a newer version
-resuming an older run); each new key's default keeps the earlier behaviour, so they are listed
-in a warning, not refused."""
+A key the folder's config lacks is accepted only where the project's own older versions lacked
+it (:data:`ADDED`: a newer version resuming an older run, each new key's default keeping the
+earlier behaviour; listed in a warning); any other missing key (deleted by hand) is a difference
+like any other, and refused."""
 
 from __future__ import annotations
 
@@ -55,6 +56,13 @@ MAY_CHANGE = (
 )
 
 
+#: Keys (with everything below them) that conf/ gained after its first version (b28a424): a run
+#: folder written before may lack them. ``choices`` (93a4590), ``module`` (c3212fb: the model as
+#: one instantiate), ``debug_run`` (c17600e), ``learn_alpha`` and ``optim.alpha_lr`` (a951fdf),
+#: ``precision`` (b5169b8), ``config_version`` (absent from the very first config).
+ADDED = ("choices", "config_version", "debug_run", "learn_alpha", "module", "optim.alpha_lr", "precision")
+
+
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(node, dict):
         flat: dict[str, Any] = {}
@@ -64,8 +72,9 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): node}
 
 
-def _may_change(key: str) -> bool:
-    return any(key == k or key.startswith(f"{k}.") for k in MAY_CHANGE)
+def _under(key: str, roots: tuple[str, ...]) -> bool:
+    """``key`` is one of ``roots`` or lies below one."""
+    return any(key == k or key.startswith(f"{k}.") for k in roots)
 
 
 def differences(saved: DictConfig, new: DictConfig) -> dict[str, tuple[Any, Any]]:
@@ -73,7 +82,7 @@ def differences(saved: DictConfig, new: DictConfig) -> dict[str, tuple[Any, Any]
     (``"<absent>"`` for a key one side lacks)."""
     old = _flat(OmegaConf.to_container(saved, resolve=True))
     now = _flat(OmegaConf.to_container(new, resolve=True))
-    keys = sorted(k for k in old.keys() | now.keys() if not _may_change(k))
+    keys = sorted(k for k in old.keys() | now.keys() if not _under(k, MAY_CHANGE))
     pairs = {k: (old.get(k, MISSING), now.get(k, MISSING)) for k in keys}
     return {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}
 
@@ -91,13 +100,15 @@ def _listed(changed: dict[str, tuple[Any, Any]]) -> str:
 
 def changed_keys(run: RunDir, cfg: DictConfig, record: Record) -> dict[str, tuple[Any, Any]]:
     """The keys that may not change in which ``cfg`` differs from the run folder's config, both as
-    ``record`` writes them (``config.recorded_config``); keys only ``cfg`` has (added by a newer
-    platform) are listed in a warning instead."""
+    ``record`` writes them (``config.recorded_config``); keys only ``cfg`` has, where an older
+    version of the platform lacked them (:data:`ADDED`), are listed in a warning instead."""
     changed = differences(record(run.load_config()), record(cfg))
-    added = sorted(k for k, (old, _) in changed.items() if old is MISSING)
+    added = sorted(k for k, (old, _) in changed.items() if old is MISSING and _under(k, ADDED))
     if added:
-        listed = ", ".join(added)
-        log.warning(f"{run.path} was written before the keys {listed} existed; using their current values")
+        log.warning(
+            f"{run.path} was written by an older version of vae-gjs, before the keys {', '.join(added)} "
+            "existed; using their current values"
+        )
     return {k: pair for k, pair in changed.items() if k not in added}
 
 

@@ -11,9 +11,12 @@
       eval.json          written by evaluate.py
       figures/           written by evaluate.py
       wandb_id           the folder's W&B run id (logger=wandb), reused when the folder resumes
-      .hydra/            Hydra's own record of the composition (overrides.yaml, ...)
+      .hydra/            Hydra's record of the composition (config.yaml, hydra.yaml, overrides.yaml),
+                         written by the run once it holds the folder's lock
+      .lock              the lock of the process training here (vae_gjs.runlock)
 
-Every file is written atomically, so a folder read at any moment is consistent.
+Every file is written atomically, so a folder read at any moment is consistent; the temporary
+file of a write cut by a kill is removed by the next process that holds the folder's lock.
 """
 
 from __future__ import annotations
@@ -28,11 +31,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vae_gjs.errors import RunError
-from vae_gjs.io import file_digest, write_atomic, write_json
+from vae_gjs.io import file_digest, temporaries, write_atomic, write_json
 
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
 #: The final status of a run made with a debug preset (conf/debug/): finished, but not the real run.
 DEBUG = "debug"
+#: The files of a run folder's top level that only the process holding its lock writes.
+TRAINING_FILES = ("config.yaml", "status.json", "metrics.csv", "results.json", "wandb_id")
+#: Where a run records Hydra's composition (Hydra's own ``.hydra/``, written by the run).
+COMPOSITION = ".hydra"
 
 
 def corrupt(path: Path, error: BaseException) -> RunError:
@@ -122,6 +129,27 @@ class RunDir:
         text = OmegaConf.to_yaml(cfg, resolve=True)
         write_atomic(self.config_file, lambda handle: handle.write(text))
 
+    def write_composition(self, task_cfg: DictConfig, hydra_cfg: DictConfig) -> None:
+        """``.hydra/``: the composed config (unresolved), Hydra's own config and the command's
+        overrides, as Hydra's ``run_job`` writes them (conf/train.yaml turns Hydra's writing off,
+        so that a process refused by the folder's lock writes nothing)."""
+        folder = self.path / COMPOSITION
+        for name, node in (
+            ("config.yaml", task_cfg),
+            ("hydra.yaml", hydra_cfg),
+            ("overrides.yaml", hydra_cfg.hydra.overrides.task),
+        ):
+            text = OmegaConf.to_yaml(node)
+            write_atomic(folder / name, lambda handle, text=text: handle.write(text))
+
+    def remove_stray_temporaries(self) -> list[Path]:
+        """Delete the temporary files that writes cut by a kill left (training's files and its
+        checkpoints; an evaluation's are its own); only for the holder of the folder's lock."""
+        stray = [*temporaries(self.path, TRAINING_FILES), *temporaries(self.checkpoints)]
+        for path in stray:
+            path.unlink(missing_ok=True)
+        return stray
+
     def load_config(self) -> DictConfig:
         """The run's resolved config, or a :class:`RunError` saying what is wrong with the folder."""
         if not self.path.is_dir():
@@ -134,6 +162,8 @@ class RunDir:
             raise corrupt(self.config_file, error) from error
         if not isinstance(cfg, DictConfig):
             raise corrupt(self.config_file, ValueError("not a mapping of keys to values"))
+        if not cfg:
+            raise corrupt(self.config_file, ValueError("the file is empty"))
         return cfg
 
     def stale_evaluation(self, evaluation: dict[str, Any]) -> str | None:

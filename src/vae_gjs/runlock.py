@@ -61,8 +61,13 @@ class RunLock:
                 f"{self.folder} is in use by another process (pid {holder}) training in it; "
                 f"wait for it to end, stop it (kill {holder}), or use another folder (hydra.run.dir=...)"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # the holder's pid, for the message of the next process refused
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as error:  # a full disk: no run can start here
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise storage_error(self.path, error) from error
         self._fd = fd
 
     def release(self) -> None:

@@ -4,7 +4,9 @@ submitit and shell scripts see a failure, not success.
 
 Inside ``trainer.fit`` Lightning's own SIGTERM handler runs first (it stops the loop at the next
 step and raises ``SIGTERMException``, a ``SystemExit`` without a code) and then calls ours, which
-only records the signal. Outside Lightning, ours raises :class:`Terminated` while a task runs
+only records the signal. A loop of our own that stops at the end of its current step (a fused
+group's) runs inside :func:`polled`: the first signal is only recorded, and the loop asks
+:func:`received` after every step. Elsewhere, ours raises :class:`Terminated` while a task runs
 (:func:`stopping`), and only records it otherwise (between the jobs of a sweep).
 
 Sweep jobs run in worker processes (``hydra/launcher=cpu_pair``) stop with the sweep: the sweep
@@ -30,6 +32,7 @@ NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT (Ctrl-C)"}
 _received: list[int] = []
 _raising = threading.Event()
 _forwarding = threading.Event()
+_polling = threading.Event()
 
 
 class Terminated(SystemExit):
@@ -41,6 +44,8 @@ def _handler(signum: int, frame: FrameType | None) -> None:
     if _forwarding.is_set() and len(_received) == 1:
         forward_to_workers(signum)  # their jobs stop, report, and the sweep writes its summary
         return
+    if _polling.is_set() and len(_received) == 1:
+        return  # the loop stops at the end of its current step; a second signal stops it at once
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     # Inside trainer.fit, Lightning's composed handler calls this one after setting its own flag:
@@ -65,18 +70,39 @@ def install() -> None:
 def stopping(forward: bool = False) -> Iterator[None]:
     """While the block runs, a SIGTERM outside Lightning raises :class:`Terminated` at once;
     with ``forward`` (a sweep waiting for its workers), the first signal is sent on to the
-    workers (:func:`forward_to_workers`) and the second raises."""
+    workers (:func:`forward_to_workers`) and the second raises. A block without ``forward``
+    inside one with it (a job that a launcher runs in the sweep's own process: the fused
+    launcher with one worker) stops at once, as in a basic sweep: there is no worker to wait for."""
     install()
-    flags = [_raising, *([_forwarding] if forward else [])]
+    flags = (_raising, _forwarding)
     was_set = [flag.is_set() for flag in flags]
-    for flag in flags:
-        flag.set()
+    _raising.set()
+    if forward:
+        _forwarding.set()
+    else:
+        _forwarding.clear()
     try:
         yield
     finally:
         for flag, was in zip(flags, was_set, strict=True):
-            if not was:
+            if was:
+                flag.set()
+            else:
                 flag.clear()
+
+
+@contextlib.contextmanager
+def polled() -> Iterator[None]:
+    """While the block runs, the first SIGTERM or Ctrl-C is only recorded: the block's loop
+    stops at the end of its current step by asking :func:`received`."""
+    install()
+    was_set = _polling.is_set()
+    _polling.set()
+    try:
+        yield
+    finally:
+        if not was_set:
+            _polling.clear()
 
 
 def received() -> int | None:

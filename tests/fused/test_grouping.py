@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.fused.conftest import member_config
-from vae_gjs.fused.grouping import fusion_key, make_groups, unfusable_reason
+from vae_gjs.fused.grouping import Workers, choose_workers, fusion_key, make_groups, unfusable_reason
 
 
 def _resolved(tmp_path: Path, *overrides: str) -> dict:
@@ -49,6 +49,8 @@ def test_regulariser_and_names_fuse_everything_else_splits(tmp_path: Path) -> No
         ("compile=true", "compile=true"),
         ("learn_alpha=true", "learn_alpha=true (a trained divergence parameter)"),
         ("trainer.precision=16-mixed", "trainer.precision=16-mixed"),
+        ("trainer.limit_train_batches=0", "trainer.limit_train_batches=0 (no training)"),
+        ("trainer.limit_train_batches=0.0", "trainer.limit_train_batches=0 (no training)"),
         ("+trainer.gradient_clip_val=1.0", "trainer.gradient_clip_val is not supported by the fused engine"),
         (
             "+callbacks/early_stopping=default",
@@ -68,3 +70,58 @@ def test_groups_keep_order_are_capped_and_fill_the_workers() -> None:
     assert make_groups(keys, max_models=32, workers=4) == [[0, 2], [4, 6], [1, 5], [3]]
     assert make_groups(["a"] * 22, max_models=32, workers=2) == [list(range(11)), list(range(11, 22))]
     assert make_groups(["a", None], max_models=32, workers=8) == [[0], [1]]
+
+
+@pytest.mark.parametrize(
+    ("n_jobs", "jobs", "cores", "devices", "threads", "expected"),
+    [
+        # the default on a CPU: one single-threaded worker per usable core, the groups split among them
+        (None, 9, 2, 0, None, Workers(2, 1)),
+        (None, 22, 16, 0, None, Workers(16, 1)),
+        (None, 1, 16, 0, None, Workers(1, None)),  # one job: one worker with torch's threads
+        (None, 9, 4, 0, 2, Workers(2, 2)),  # jobs of threads=2: a worker per two cores
+        # on GPUs: one group per device
+        (None, 22, 16, 1, None, Workers(1, None)),
+        (None, 22, 16, 2, None, Workers(2, None)),
+        # a given n_jobs: -1 is a worker per core; a larger one is capped, with one line
+        (-1, 9, 2, 0, None, Workers(2, 1)),
+        (1, 9, 2, 0, None, Workers(1, None)),
+        (
+            999,
+            2,
+            2,
+            0,
+            None,
+            Workers(
+                2,
+                1,
+                "hydra.launcher.n_jobs=999 is more than the 2 usable CPU cores and the 2 jobs; "
+                "using n_jobs=2",
+            ),
+        ),
+        (
+            4,
+            3,
+            8,
+            0,
+            None,
+            Workers(3, 2, "hydra.launcher.n_jobs=4 is more than the 3 jobs; using n_jobs=3"),
+        ),
+        (2, 22, 16, 1, None, Workers(2, None)),  # two groups on one GPU, as the user asked
+    ],
+)
+def test_workers_are_chosen_for_the_machine_and_capped(
+    n_jobs: int | None, jobs: int, cores: int, devices: int, threads: int | None, expected: Workers
+) -> None:
+    assert choose_workers(n_jobs, jobs, cores, devices, threads) == expected
+
+
+def test_a_job_whose_folder_cannot_be_read_runs_separately(tmp_path: Path) -> None:
+    """A corrupt status.json (or checkpoint) of one job used to end the whole fused sweep with a
+    traceback while planning; the job now runs alone and fails with the one line naming it."""
+    from vae_gjs.fused.launching import plan
+
+    cfgs = [member_config(tmp_path / f"m{i}", ["divergence=gjs", f"alpha=0.{i + 2}"]) for i in range(3)]
+    (tmp_path / "m0").mkdir()
+    (tmp_path / "m0" / "status.json").write_text('{"status": "runn')
+    assert plan(cfgs, max_models=32) == [[1, 2], [0]]

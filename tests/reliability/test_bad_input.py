@@ -12,7 +12,16 @@ import pytest
 import torch
 
 from tests.conftest import CONF, DATA_DIR, TINY, compose_train, copy_run, run_script
-from tests.reliability.helpers import Launched, cli, launch, one_line_error, stop_all, train_error
+from tests.reliability.helpers import (
+    Launched,
+    cli,
+    launch,
+    mount_tmpfs,
+    one_line_error,
+    stop_all,
+    train_error,
+    unmount,
+)
 from vae_gjs.rundir import RunDir
 
 pytestmark = pytest.mark.slow
@@ -44,6 +53,12 @@ pytestmark = pytest.mark.slow
                 "allowed: null, a number of batches >= 0, or a fraction",
             ],
         ),
+        ("optim.lr=-1", ["optim.lr=-1 is not positive; allowed: a real number > 0"]),  # was optim.alpha_lr
+        ("divergnce=gjs", ["divergnce is not a key of this config (did you mean divergence?); allowed: "]),
+        (
+            "callbacks=null",
+            ["callbacks=null is not allowed: callbacks is a config group; allowed: one of its options"],
+        ),
         (
             "+optim.lrr=0.1",
             ["+optim.lrr is not a key of this config (did you mean optim.lr?); allowed: the keys"],
@@ -62,6 +77,58 @@ def test_bad_value_is_one_line_naming_it_and_what_is_allowed(
     result = cli("train.py", override, *TINY, f"hydra.run.dir={run_dir}", logs=tmp_path, timeout=120)
     one_line_error(result, *fragments)
     assert not (run_dir / "status.json").exists()  # rejected before a run started
+
+
+def test_an_optuna_search_of_no_trials_is_one_line(tmp_path: Path) -> None:
+    """``n_trials=0`` used to search nothing and fail with Optuna's traceback (no best trial)."""
+    result = cli(
+        "train.py",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=0",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        logs=tmp_path,
+        timeout=120,
+    )
+    one_line_error(result, "hydra.sweeper.n_trials=0 is not allowed; allowed: an integer >= 1")
+
+
+def test_a_model_larger_than_the_memory_is_one_line(tmp_path: Path) -> None:
+    """``model.latent_dim=1000000000`` (a 1,024 GB layer) used to end in Hydra's four lines around
+    the allocator's error; run with 8 GiB of address space, so it cannot take the machine's."""
+    result = cli(
+        "train.py",
+        "model.latent_dim=1000000000",
+        *TINY,
+        f"hydra.run.dir={tmp_path / 'run'}",
+        logs=tmp_path,
+        timeout=120,
+        address_space=8 * 2**30,
+    )
+    one_line_error(
+        result,
+        "the model does not fit in this machine's memory (model.latent_dim=1000000000, ",
+        "can't allocate memory",
+        "allowed: a smaller model",
+    )
+    assert not (tmp_path / "run" / "status.json").exists()
+
+
+def test_a_run_folder_inside_a_read_only_folder_is_one_line(tmp_path: Path) -> None:
+    """Hydra makes the folder and opens its log before any task runs: a read-only parent used to
+    be Hydra's traceback (a read-only file system: root may write anywhere else)."""
+    read_only = tmp_path / "read-only"
+    refused = mount_tmpfs(read_only, "1m", read_only=True)
+    if refused is not None:
+        pytest.skip(f"mounting a read-only tmpfs is not permitted here ({refused})")
+    try:
+        for folder, args in (
+            (read_only / "run", [*TINY, f"hydra.run.dir={read_only / 'run'}"]),
+            (read_only / "sweep", ["-m", *TINY, "seed=1,2", f"hydra.sweep.dir={read_only / 'sweep'}"]),
+        ):
+            result = cli("train.py", *args, logs=tmp_path / "logs", timeout=120)
+            one_line_error(result, f"cannot write {folder}: not writable (read-only file system); ")
+    finally:
+        unmount(read_only)
 
 
 def test_invalid_wandb_mode_in_the_environment_is_one_line(tmp_path: Path) -> None:
@@ -320,6 +387,16 @@ def test_train_from_a_checkpoint_of_another_architecture(
             ["dataset.val_size=60000"],
             "Error: dataset.val_size=60000 leaves no training images (mnist has 60000); "
             "allowed: 0 <= dataset.val_size < 60000",
+        ),
+        (
+            ["trainer.limit_train_batches=0.0001"],
+            "Error: trainer.limit_train_batches=0.0001 leaves no batch of the 938 (0.0001 x 938 < 1); "
+            "allowed: 0 (none), a fraction >= 0.0011 or a number of batches >= 1",
+        ),
+        (
+            ["+callbacks/early_stopping=default", "callbacks.early_stopping.monitor=val/loss"],
+            "Error: callbacks.early_stopping.monitor=val/loss is not a metric this run logs; allowed: "
+            "time/epoch_s, train/div, train/loss, train/rec",
         ),
         (
             ["dataset.batch_size=1000000"],

@@ -23,7 +23,7 @@ import torch
 
 from tests.conftest import CONF, ROOT, TINY, compose_train, train_tiny
 from tests.divergences.test_divergences_stability import LOGVARS
-from tests.reliability.helpers import Launched, launch, one_line_error, stop_all
+from tests.reliability.helpers import Launched, cli, launch, one_line_error, stop_all
 from tests.reliability.plugins import DELAY_ENV
 from tests.wandb_offline import run_summary
 from vae_gjs.errors import NonFiniteLossError
@@ -120,6 +120,27 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_metrics(tmp_path: Path,
 
 
 # --------------------------------------------------------------------------- interrupted writes
+
+
+def test_a_kill_between_last_ckpt_and_its_row_loses_no_row(tmp_path: Path, data_dir: Path) -> None:
+    """Lightning saves an epoch's last.ckpt before it hands the loggers that epoch's row; a kill
+    between the two used to leave the resumed run's metrics.csv without that epoch (2 of 10
+    rows lost to repeated SIGKILLs). The checkpoint carries the row, and the resume puts it back."""
+    run = tmp_path / "run"
+    epochs = ["trainer.max_steps=-1", "trainer.limit_train_batches=2", "test=false"]
+    train_tiny(run, [*epochs, "trainer.max_epochs=2"], data_dir=data_dir)
+    metrics = run / "metrics.csv"
+    rows = _rows(metrics)
+    assert [row["epoch"] for row in rows] == ["0", "1"]
+    with metrics.open("w", newline="") as handle:  # the window: epoch 1's last.ckpt, not its row
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerow(rows[0])
+    RunDir.at(run).set_status("running")
+    train_tiny(run, [*epochs, "trainer.max_epochs=3"], data_dir=data_dir)
+    resumed = _rows(metrics)
+    assert [row["epoch"] for row in resumed] == ["0", "1", "2"]
+    assert resumed[1] == rows[1]  # the very row, from the checkpoint
 
 
 @pytest.mark.parametrize("name", ["metrics.csv", "last.ckpt"])
@@ -332,6 +353,29 @@ def test_nan_in_the_reconstruction_names_that_term(tmp_path: Path, data_dir: Pat
 
 
 # ------------------------------------------------------------------------------------- sweeps
+
+
+@pytest.mark.slow
+def test_a_successful_rerun_of_a_sweep_removes_its_failures_json(tmp_path: Path) -> None:
+    """``failures.json`` describes the sweep's last attempt: it used to stay after a re-run in
+    which every job succeeded."""
+    sweep = tmp_path / "sweep"
+    failed = cli(
+        "train.py", "-m", *TINY, "model.latent_dim=0", f"hydra.sweep.dir={sweep}", logs=tmp_path / "a"
+    )
+    assert failed.returncode != 0 and (sweep / "failures.json").is_file()
+    done = cli(
+        "train.py",
+        "-m",
+        *TINY,
+        "threads=1",
+        "trainer.max_steps=1",
+        "test=false",
+        f"hydra.sweep.dir={sweep}",
+        logs=tmp_path / "b",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (sweep / "failures.json").exists()
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ a preempted job is resubmitted into the same folder. See docs/reliability.md."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import pickle
@@ -15,61 +14,21 @@ from pathlib import Path
 
 import psutil
 import pytest
-import torch
 
 from tests.conftest import CONF, TINY
-from tests.reliability.helpers import Launched, launch
+from tests.reliability.helpers import (
+    SLOW,
+    check_stopped,
+    epochs_done,
+    error_lines,
+    launch,
+    loky_workers,
+    wait_for,
+)
 from tests.reliability.plugins import DELAY_ENV
 from vae_gjs import signals
-from vae_gjs.rundir import RunDir
 
 pytestmark = pytest.mark.slow
-
-#: Epochs of 3 slowed steps: long enough to be signalled inside epoch 1, cheap on the CPU.
-SLOW = (
-    "threads=1",
-    "trainer.max_steps=-1",
-    "trainer.max_epochs=4",
-    "trainer.limit_train_batches=3",
-    "divergence=kl_qp",
-    "divergence._target_=tests.reliability.plugins.SlowKLqp",
-)
-STOPPED = "stopped by SIGTERM at step {step} (epoch {epoch}); last.ckpt (end of epoch {last}) is kept; "
-RESUMES = "the same command resumes the run"
-
-
-def _wait_for(condition: object, run: Launched, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return
-        if run.process.poll() is not None:
-            pytest.fail(f"ended before the signal:\n{run.result().stderr[-3000:]}")
-        time.sleep(0.1)
-    pytest.fail("timed out waiting to send the signal")
-
-
-def _epochs_done(metrics: Path) -> int:
-    if not metrics.is_file():
-        return 0
-    with metrics.open(newline="") as handle:
-        return sum(1 for row in csv.DictReader(handle) if row.get("train/loss"))
-
-
-def _error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.startswith("Error: ")]
-
-
-def _check_stopped(run_dir: Path, name: str = "SIGTERM") -> str:
-    """The status of a run stopped by a signal in epoch >= 1; returns its error."""
-    record = RunDir.at(run_dir)._read_json("status.json")
-    assert record["status"] == "failed", record
-    assert record["error"].startswith(f"stopped by {name} at step "), record
-    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert f"last.ckpt (end of epoch {last['epoch']}) is kept; {RESUMES}" in record["error"]
-    assert f"(epoch {last['epoch'] + 1})" in record["error"]  # stopped in the next epoch
-    assert not list(run_dir.rglob(".*.tmp"))  # nothing half-written
-    return record["error"]
 
 
 @pytest.mark.parametrize(
@@ -80,13 +39,13 @@ def test_signal_stops_a_run_with_128_plus_n_and_keeps_last_ckpt(
 ) -> None:
     run_dir = tmp_path / "run"
     run = launch("train.py", *TINY, *SLOW, f"hydra.run.dir={run_dir}", logs=tmp_path, env={DELAY_ENV: "0.3"})
-    _wait_for(lambda: _epochs_done(run_dir / "metrics.csv") >= 1, run)
+    wait_for(lambda: epochs_done(run_dir / "metrics.csv") >= 1, run)
     run.process.send_signal(sig)
     result = run.result(timeout=120)
     assert result.returncode == code, result.stderr[-3000:]
     assert "Traceback" not in result.stdout + result.stderr
-    error = _check_stopped(run_dir, name)
-    assert _error_lines(result.stderr) == [f"Error: {error}"]
+    error = check_stopped(run_dir, name)
+    assert error_lines(result.stderr) == [f"Error: {error}"]
     assert not (run_dir / "results.json").exists()
 
 
@@ -102,7 +61,7 @@ def test_sigterm_stops_a_basic_sweep_with_its_summary_and_failures_json(tmp_path
         logs=tmp_path,
         env={DELAY_ENV: "0.3"},
     )
-    _wait_for(lambda: any(_epochs_done(m) >= 1 for m in sweep.glob("*seed=1*/metrics.csv")), run)
+    wait_for(lambda: any(epochs_done(m) >= 1 for m in sweep.glob("*seed=1*/metrics.csv")), run)
     run.process.send_signal(signal.SIGTERM)
     result = run.result(timeout=120)
     assert result.returncode == 143, result.stderr[-3000:]
@@ -113,7 +72,7 @@ def test_sigterm_stops_a_basic_sweep_with_its_summary_and_failures_json(tmp_path
     )
     first, second = json.loads((sweep / "failures.json").read_text())
     (stopped,) = sweep.glob("*seed=1*")
-    assert first["error"] == f"Error: {_check_stopped(stopped)}" and "seed=1" in first["overrides"]
+    assert first["error"] == f"Error: {check_stopped(stopped)}" and "seed=1" in first["overrides"]
     assert (
         second["error"] == "Error: not run: stopped by SIGTERM before it started"
         and "seed=2" in second["overrides"]
@@ -121,8 +80,51 @@ def test_sigterm_stops_a_basic_sweep_with_its_summary_and_failures_json(tmp_path
     assert not list(sweep.glob("*seed=2*/status.json"))
 
 
-def _workers(process: psutil.Process) -> list[psutil.Process]:
-    return [p for p in process.children() if "popen_loky" in " ".join(p.cmdline())]
+def test_a_job_in_the_process_of_a_forwarding_sweep_stops_at_once(tmp_path: Path) -> None:
+    """The fused launcher with one worker runs a job in the sweep's own process while the sweep
+    forwards signals to workers: a SIGTERM in the job's set-up (outside Lightning) used to be
+    forwarded to nobody and the job trained to the end (found by benchmarks/chaos.py); it stops
+    the job at once, as in a basic sweep, and the sweep's wait forwards again afterwards."""
+    script = (
+        "import os, signal, time\n"
+        "from vae_gjs import signals\n"
+        "with signals.stopping(forward=True):\n"
+        "    try:\n"
+        "        with signals.stopping():\n"
+        "            os.kill(os.getpid(), signal.SIGTERM)\n"
+        "            time.sleep(5)\n"
+        "        print('trained to the end')\n"
+        "    except signals.Terminated as stop:\n"
+        "        print('stopped', stop.code, 'forwarding again:', signals._forwarding.is_set())\n"
+    )
+    result = launch("-c", script, logs=tmp_path).result(timeout=60)
+    assert result.stdout.splitlines() == ["stopped 143 forwarding again: True"], result.stderr
+
+
+def test_sigterm_stops_an_optuna_search_with_its_summary_and_failures_json(tmp_path: Path) -> None:
+    """``hparams_search=optuna``: a SIGTERM during a trial used to exit 1 (Hydra's wrapper of the
+    trial's error) without ``failures.json``."""
+    sweep = tmp_path / "sweep"
+    run = launch(
+        "train.py",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=3",
+        *TINY,
+        *SLOW,
+        "divergence=kl_qp",
+        f"hydra.sweep.dir={sweep}",
+        logs=tmp_path,
+        env={DELAY_ENV: "0.3"},
+    )
+    wait_for(lambda: any(epochs_done(m) >= 1 for m in sweep.glob("*/metrics.csv")), run)
+    run.process.send_signal(signal.SIGTERM)
+    result = run.result(timeout=120)
+    assert result.returncode == 143, result.stderr[-3000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "Sweep stopped by SIGTERM: 1 of 1 jobs did not complete" in result.stderr
+    (record,) = json.loads((sweep / "failures.json").read_text())
+    (trial,) = (p for p in sweep.iterdir() if p.is_dir())
+    assert record["error"] == f"Error: {check_stopped(trial)}"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -140,16 +142,16 @@ def test_cpu_pair_workers_stop_with_the_sweep(sig: int, tmp_path: Path) -> None:
         logs=tmp_path,
         env={DELAY_ENV: "0.3"},
     )
-    _wait_for(lambda: sum(_epochs_done(m) >= 1 for m in sweep.glob("*/metrics.csv")) == 2, run, timeout=300)
+    wait_for(lambda: sum(epochs_done(m) >= 1 for m in sweep.glob("*/metrics.csv")) == 2, run, timeout=300)
     children = psutil.Process(run.process.pid).children()
-    workers = _workers(psutil.Process(run.process.pid))
+    workers = loky_workers(psutil.Process(run.process.pid))
     assert len(workers) == 2 and all(w.ppid() == run.process.pid for w in workers)
     run.process.send_signal(sig)
     result = run.result(timeout=120)
     _, alive = psutil.wait_procs(children, timeout=60)  # workers and joblib's resource trackers
     assert not alive, [p.cmdline() for p in alive]
     for folder in sweep.glob("*seed=*"):
-        _check_stopped(folder)  # each worker's job stopped at a step and said so
+        check_stopped(folder)  # each worker's job stopped at a step and said so
     if sig == signal.SIGTERM:
         assert result.returncode == 143, result.stderr[-3000:]
         records = json.loads((sweep / "failures.json").read_text())

@@ -150,7 +150,7 @@ class VaeGjsSweeper(BasicSweeper):
             finally:
                 initial_job_idx += len(batch)
             returns.append(results)
-        self._report_failures(sweep_dir, [r for results in returns for r in results], stopped)
+        report_failures(sweep_dir, [r for results in returns for r in results], stopped)
         return returns
 
     def _refuse_bad_jobs(self, jobs: list[list[str]]) -> list[str]:
@@ -165,41 +165,45 @@ class VaeGjsSweeper(BasicSweeper):
         exit_if_refused(refused, f"this sweep of {len(jobs)} jobs")
         return folders
 
-    @staticmethod
-    def _report_failures(sweep_dir: Path, results: list[JobReturn], stopped: list[list[str]]) -> None:
-        failed = [r for r in results if r.status == JobStatus.FAILED]
-        if not failed and not stopped:
-            return
-        records = [
-            {
-                "overrides": list(r.overrides or []),
-                "run_dir": r.hydra_cfg.hydra.runtime.output_dir if r.hydra_cfg is not None else None,
-                "error": _describe(r._return_value),
-            }
-            for r in failed
-        ]
-        why = signals.describe(SystemExit())
-        records += [
-            {"overrides": job, "run_dir": None, "error": f"the sweep was {why} while this job ran or waited"}
-            for job in stopped
-        ]
-        details = f"details in {sweep_dir / 'failures.json'}"
-        try:
-            write_json(sweep_dir / "failures.json", records)
-        except StorageError as error:  # a full disk: the summary below is then the only record
-            details = f"failures.json not written: {error}"
-        lines = [f"  {' '.join(rec['overrides'])}: {rec['error']}" for rec in records]
-        total = len(results) + len(stopped)
-        others = "the others finished; " if len(records) < total else ""
-        if signals.received() is not None:
-            print(
-                f"Sweep {why}: {len(records)} of {total} jobs did not complete ({details}; the same "
-                "command resumes them):\n" + "\n".join(lines),
-                file=sys.stderr,
-                flush=True,
-            )
-            raise SystemExit(signals.exit_code())
-        raise SweepFailed(f"{len(records)} of {total} jobs failed ({others}{details}):\n" + "\n".join(lines))
+
+def report_failures(sweep_dir: Path, results: list[JobReturn], stopped: list[list[str]]) -> None:
+    """After a sweep: with failed or stopped jobs, ``failures.json`` and one line per job, then a
+    compact error (exit 1) or, after a signal, exit 128 + its number; without, an earlier
+    attempt's ``failures.json`` is removed."""
+    failed = [r for r in results if r.status == JobStatus.FAILED]
+    if not failed and not stopped:  # an earlier attempt's record no longer holds
+        (sweep_dir / "failures.json").unlink(missing_ok=True)
+        return
+    records = [
+        {
+            "overrides": list(r.overrides or []),
+            "run_dir": r.hydra_cfg.hydra.runtime.output_dir if r.hydra_cfg is not None else None,
+            "error": _describe(r._return_value),
+        }
+        for r in failed
+    ]
+    why = signals.describe(SystemExit())
+    records += [
+        {"overrides": job, "run_dir": None, "error": f"the sweep was {why} while this job ran or waited"}
+        for job in stopped
+    ]
+    details = f"details in {sweep_dir / 'failures.json'}"
+    try:
+        write_json(sweep_dir / "failures.json", records)
+    except StorageError as error:  # a full disk: the summary below is then the only record
+        details = f"failures.json not written: {error}"
+    lines = [f"  {' '.join(rec['overrides'])}: {rec['error']}" for rec in records]
+    total = len(results) + len(stopped)
+    others = "the others finished; " if len(records) < total else ""
+    if signals.received() is not None:
+        print(
+            f"Sweep {why}: {len(records)} of {total} jobs did not complete ({details}; the same "
+            "command resumes them):\n" + "\n".join(lines),
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(signals.exit_code())
+    raise SweepFailed(f"{len(records)} of {total} jobs failed ({others}{details}):\n" + "\n".join(lines))
 
 
-__all__ = ["SweepFailed", "VaeGjsSweeper", "tidy_float"]
+__all__ = ["SweepFailed", "VaeGjsSweeper", "report_failures", "tidy_float"]

@@ -14,19 +14,53 @@ class EpochBookkeeping(Callback):
     """Logs wall seconds per epoch (``time/epoch_s``) and tells the CSV logger where a resumed
     run starts, so repeated epochs replace their rows instead of duplicating them. A run resumed
     in the middle of an epoch (one stopped by ``max_steps``) gets no ``on_train_epoch_start`` for
-    it: its ``time/epoch_s`` counts from the resumption."""
+    it: its ``time/epoch_s`` counts from the resumption.
+
+    Lightning saves an epoch's last.ckpt before it hands the loggers that epoch's row, so a kill
+    between the two would leave a resumed run without the row: every end-of-epoch checkpoint
+    carries the row (:meth:`state_dict`), and a run resumed from it puts the row back into a
+    ``metrics.csv`` that lacks it."""
+
+    def __init__(self) -> None:
+        self._trainer: L.Trainer | None = None
+        self._ended_epoch: int | None = None
+        self._restored: dict[str, Any] = {}
+
+    @staticmethod
+    def row_state(epoch: int, step: int, metrics: dict[str, float]) -> dict[str, Any]:
+        """The checkpointed record of epoch ``epoch``'s ``metrics.csv`` row (logged at ``step``)."""
+        return {"row": {"epoch": epoch, "step": step, "metrics": dict(metrics)}}
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
+        row = self._restored.get("row")
         for logger in trainer.loggers:
             if hasattr(logger, "start_epoch"):
                 logger.start_epoch(trainer.current_epoch)
+            if row is not None and hasattr(logger, "restore_row") and row["epoch"] < trainer.current_epoch:
+                logger.restore_row(row["epoch"], row["step"], row["metrics"])
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._started = time.perf_counter()
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         pl_module.log("time/epoch_s", time.perf_counter() - self._started, on_epoch=True)
+        self._ended_epoch = trainer.current_epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        """At the end of an epoch (the checkpoint callback saves after this one's epoch-end hook):
+        the epoch's row, as the loggers will get it; in the middle of one, nothing."""
+        trainer = self._trainer
+        if trainer is None or self._ended_epoch != trainer.current_epoch:
+            return {}
+        metrics = {key: float(value) for key, value in trainer.logged_metrics.items()}
+        return self.row_state(trainer.current_epoch, trainer.global_step - 1, metrics)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored = dict(state_dict)
 
 
 class ProgressBar(TQDMProgressBar):

@@ -48,15 +48,6 @@ from vae_gjs.module import VAE, PerImageTerms, in_layout_of, non_finite_error, s
 TRAIN_METRICS = ("rec", "div", "loss")
 
 
-def limit_batches(length: int, limit: int | float | None) -> int:
-    """Batches of an epoch under Lightning's ``limit_*_batches``: an int caps, a float is a fraction."""
-    if limit is None:
-        return length
-    if isinstance(limit, int):
-        return min(length, limit)
-    return int(length * limit)
-
-
 @dataclass
 class Progress:
     """Where the group is: the epoch being trained and the optimiser steps taken."""
@@ -220,10 +211,12 @@ class FusedEngine:
         n_batches: int,
         max_steps: int,
         on_failure: Callable[[int, NonFiniteLossError], None],
+        stop: Callable[[], bool] = lambda: False,
     ) -> dict[int, dict[str, float]]:
         """Train one epoch over the first ``n_batches`` of ``batches`` (stopping at ``max_steps``
-        optimiser steps if > 0). Returns each live member's epoch means ``train/rec``,
-        ``train/div``, ``train/loss`` and ``time/epoch_s`` (the group's seconds)."""
+        optimiser steps if > 0, or after the step at which ``stop()`` first answers true: a
+        signal). Returns each live member's epoch means ``train/rec``, ``train/div``,
+        ``train/loss`` and ``time/epoch_s`` (the group's seconds)."""
         started = time.perf_counter()
         sums = torch.zeros(self.size, len(TRAIN_METRICS), dtype=torch.float32, device=self.device)
         images = 0
@@ -237,7 +230,7 @@ class FusedEngine:
             with torch.no_grad():
                 sums += torch.stack([rec.sum(1), div.sum(1), (rec + self._lams[:, None] * div).sum(1)], dim=1)
             images += x.shape[0]
-            if 0 < max_steps <= self.progress.global_step:
+            if 0 < max_steps <= self.progress.global_step or stop():
                 break
         seconds = time.perf_counter() - started
         means = (sums / max(images, 1)).tolist()

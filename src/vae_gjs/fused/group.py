@@ -6,13 +6,20 @@ built exactly as its separate run builds it (``seed_everything(seed)``, then
 generator state; it sees the same batches (:class:`~vae_gjs.data.base.InMemoryBatches` seeded by
 ``(shuffle_seed, epoch)``), draws the same noise (:mod:`vae_gjs.fused.rng`), and writes the same
 run folder (:mod:`vae_gjs.fused.members`). A group resumes from its members' last.ckpt.
+
+A member keeps every promise of a separate run: its folder is locked while the group trains it
+(a member whose folder another process holds, or whose unfinished run has another config, is
+refused in one line and the others train), and SIGTERM or Ctrl-C stops the group at the end of
+its current step, each member's status saying why and where, its last.ckpt kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -20,18 +27,28 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from vae_gjs.callbacks import RandomState
+from vae_gjs import signals
+from vae_gjs.callbacks import EpochBookkeeping, RandomState
 from vae_gjs.checkpoints import check_fits, read_checkpoint
+from vae_gjs.config import recorded_config, usable_threads
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.data.base import InMemoryBatches
-from vae_gjs.errors import ConfigError, NonFiniteLossError
-from vae_gjs.fused.engine import FusedEngine, limit_batches
+from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, RunError
+from vae_gjs.fused.engine import FusedEngine
 from vae_gjs.fused.members import MemberRun, checkpoint_record, lightning_loops
 from vae_gjs.fused.rng import MemberStreams, get_state
+from vae_gjs.io import write_atomic_together
 from vae_gjs.models.precision import check_precision
 from vae_gjs.module import VAE, build_module
+from vae_gjs.resume import check_same_config
 from vae_gjs.rundir import COMPLETED, RunDir
-from vae_gjs.tasks.train import _quiet_library_logs, evaluate_after_training
+from vae_gjs.tasks.train import (
+    _quiet_library_logs,
+    batches_per_epoch,
+    evaluate_after_training,
+    holding,
+    stopped_reason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +82,7 @@ class FusedGroup:
         self.trainer_cfg = base.trainer
         self.device = select_device(str(base.trainer.accelerator))
         self.datamodule: InMemoryDataModule = instantiate(base.dataset)
+        self.batches = batches_per_epoch(base, self.datamodule)
         modules: list[VAE] = []
         starts = []
         for cfg in self.cfgs:  # exactly a separate run's set-up: seed, then build the module
@@ -95,6 +113,7 @@ class FusedGroup:
             self.engine.streams.states[member] = _member_stream_state(record, self.device).clone()
             score = record["callbacks"].get(run.checkpoint.state_key, {}).get("best_model_score")
             run.best_score = None if score is None else float(score)
+            run.restored_row = record["callbacks"].get(EpochBookkeeping().state_key, {}).get("row")
             records.append(record)
         steps = {(r["epoch"], r["global_step"]) for r in records}
         if len(steps) != 1:
@@ -106,7 +125,11 @@ class FusedGroup:
         log.info(f"Resuming the fused group from epoch {epoch} (step {step})")
         return epoch + 1
 
-    def _checkpoint(self, member: int, epoch: int, epoch_steps: int, last_batch: bool) -> dict[str, Any]:
+    def _checkpoint(
+        self, member: int, epoch: int, epoch_steps: int, last_batch: bool, row: dict[str, float] | None = None
+    ) -> dict[str, Any]:
+        """Member ``member``'s checkpoint in the single-run layout; ``row``: the metrics.csv row of
+        the epoch it ends (the bookkeeping state of a separate run's end-of-epoch checkpoint)."""
         engine = self.engine
         step = engine.progress.member_step(member)
         with engine.streams.member(member):  # the member's stream is "the" generator here
@@ -120,6 +143,7 @@ class FusedGroup:
             self.hparams[member],
             self.runs[member].best_record(),
             lightning_loops(epoch, step, epoch_steps, last_batch),
+            None if row is None else EpochBookkeeping.row_state(epoch, step - 1, row),
         )
 
     def _on_failure(self, member: int, error: NonFiniteLossError) -> None:
@@ -133,17 +157,29 @@ class FusedGroup:
         log.error(f"{self.runs[member].run.path}: {error}")
 
     def _end_epoch(self, epoch: int, metrics: dict[int, dict[str, float]], n_batches: int) -> None:
+        """Each live member's row, then every member's last.ckpt (and best.ckpt) together: a kill
+        or a full disk leaves all members at one resume point (a row written before its
+        checkpoint is replaced when the epoch is repeated)."""
         step = self.engine.progress.global_step
         epoch_steps = step - self._epoch_start_step
+        checkpoints: list[tuple[Path, dict[str, Any]]] = []
         for member, values in metrics.items():
             run = self.runs[member]
             run.log(values, epoch, step - 1)  # Lightning logs epoch-end rows at the last step
             best = run.improved(values["train/loss"])
-            record = self._checkpoint(member, epoch, epoch_steps, epoch_steps == n_batches)
-            if best:
-                run.save(record, run.run.best_ckpt.name)
-            run.save(record, run.run.last_ckpt.name)
-            run.pictures(self.engine.member_net(member), self.datamodule.splits["test"].images, epoch + 1)
+            record = self._checkpoint(member, epoch, epoch_steps, epoch_steps == n_batches, values)
+            checkpoints += [(run.run.best_ckpt, record)] * best + [(run.run.last_ckpt, record)]
+        write_atomic_together(
+            [
+                (path, lambda handle, record=record: torch.save(record, handle))
+                for path, record in checkpoints
+            ],
+            binary=True,
+        )
+        for member in metrics:
+            self.runs[member].pictures(
+                self.engine.member_net(member), self.datamodule.splits["test"].images, epoch + 1
+            )
 
     def fit(self) -> float:
         """Train every member to ``max_epochs``/``max_steps``; returns the wall seconds."""
@@ -159,6 +195,7 @@ class FusedGroup:
         for epoch in range(self.start_epoch, max_epochs):
             if 0 < max_steps <= progress.global_step or not self.engine.alive:
                 break
+            self._stop_if_signalled()
             progress.epoch = epoch
             self._epoch_start_step = progress.global_step
             loader = InMemoryBatches(
@@ -168,8 +205,11 @@ class FusedGroup:
                 seed=self.datamodule.shuffle_seed,
                 epoch=lambda e=epoch: e,
             )
-            n_batches = limit_batches(len(loader), trainer.limit_train_batches)
-            metrics = self.engine.train_epoch(loader, n_batches, max_steps, self._on_failure)
+            n_batches = self.batches["train"]
+            metrics = self.engine.train_epoch(
+                loader, n_batches, max_steps, self._on_failure, stop=lambda: signals.received() is not None
+            )
+            self._stop_if_signalled()  # before the epoch's checkpoints: the epoch did not end
             self._end_epoch(epoch, metrics, n_batches)
             log.info(
                 f"epoch {epoch}: {len(metrics)} of {self.engine.size} members alive, "
@@ -178,21 +218,36 @@ class FusedGroup:
             progress.epoch = epoch + 1
         return time.perf_counter() - started
 
+    @staticmethod
+    def _stop_if_signalled() -> None:
+        """Raise :class:`Interrupted` if SIGTERM or Ctrl-C arrived (recorded under ``polled``)."""
+        if signals.received() is not None:
+            raise Interrupted(signals.describe(SystemExit()))
+
     def test(self) -> dict[int, dict[str, float]]:
         loader = self.datamodule.loader("test", self.datamodule.eval_batch_size)
-        return self.engine.test(loader, limit_batches(len(loader), self.trainer_cfg.limit_test_batches))
+        return self.engine.test(loader, self.batches["test"])
 
     def run(self) -> list[Any]:
         """Fit, test and record every member; returns per member its test reconstruction error
         (``None`` with ``test=false``) or the exception that stopped it."""
         for run in self.runs:
             run.start(self.start_epoch)
+        progress = self.engine.progress
         try:
-            seconds = self.fit()
-            tests = self.test() if self.cfgs[0].test else {m: {} for m in self.engine.alive}
+            with signals.polled():  # a signal stops the group at the end of its current step
+                seconds = self.fit()
+                tests = self.test() if self.cfgs[0].test else {m: {} for m in self.engine.alive}
+                self._stop_if_signalled()
         except BaseException as error:
-            for member in self.engine.alive:
-                self.runs[member].fail(f"{type(error).__name__}: {error}")
+            reasons = {
+                member: stopped_reason(error, self.runs[member].run, progress.global_step, progress.epoch)
+                for member in self.engine.alive
+            }
+            for member, reason in reasons.items():
+                self.runs[member].fail(reason)
+            if signals.received() is not None and reasons:
+                raise Interrupted(next(iter(reasons.values()))) from error
             raise
         outcomes: list[Any] = [self.engine.progress.failed.get(m) for m in range(self.engine.size)]
         for member, test in tests.items():
@@ -221,14 +276,45 @@ class FusedGroup:
         return outcomes
 
 
-def train_group(cfgs: Sequence[DictConfig]) -> list[Any]:
+def hold_member(held: contextlib.ExitStack, cfg: DictConfig) -> None:
+    """Hold the member's run folder in ``held`` as a separate run holds its own
+    (:func:`~vae_gjs.tasks.train.holding`), and refuse to resume an unfinished run with another
+    config (:func:`~vae_gjs.resume.check_same_config`): a one-line :class:`RunError` each."""
+    run = held.enter_context(holding(RunDir.at(cfg.run_dir)))
+    if run.status == COMPLETED:
+        raise ValueError(f"{cfg.run_dir} is completed; leave it out of the group")
+    if run.last_ckpt.is_file():
+        check_same_config(run, cfg, record=recorded_config)
+
+
+def train_group(
+    cfgs: Sequence[DictConfig], on_held: Callable[[list[int]], None] = lambda members: None
+) -> list[Any]:
     """Train the runs ``cfgs`` (configs that differ only in fusable keys) as one fused model.
     Completed members must have been left out (the launcher skips them as ``train`` does).
-    Returns per member the test reconstruction error or the exception that stopped it."""
-    for cfg in cfgs:
-        if RunDir.at(cfg.run_dir).status == COMPLETED:
-            raise ValueError(f"{cfg.run_dir} is completed; leave it out of the group")
+
+    Each member's folder is held (:func:`hold_member`) before anything is written to it; a member
+    refused there fails alone with its one-line error and the others train together.
+    ``on_held(members)`` is called with the indices of the held members before they train (the
+    launcher writes their ``.hydra/`` and opens their logs). Returns per member the test
+    reconstruction error or the exception that stopped it."""
+    outcomes: list[Any] = [None] * len(cfgs)
     _quiet_library_logs()
-    if cfgs[0].threads:
-        torch.set_num_threads(cfgs[0].threads)
-    return FusedGroup(cfgs).run()
+    with contextlib.ExitStack() as held:
+        members = []
+        for index, cfg in enumerate(cfgs):
+            try:
+                hold_member(held, cfg)
+            except RunError as error:
+                log.error(f"{cfg.run_dir}: {error}")
+                outcomes[index] = error
+                continue
+            members.append(index)
+        if not members:
+            return outcomes
+        on_held(members)
+        if cfgs[0].threads:
+            torch.set_num_threads(usable_threads(cfgs[0].threads))
+        for index, outcome in zip(members, FusedGroup([cfgs[i] for i in members]).run(), strict=True):
+            outcomes[index] = outcome
+    return outcomes

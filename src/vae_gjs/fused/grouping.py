@@ -16,7 +16,8 @@ Everything else (dataset and its batch size and seed, model, ``seed``, ``optim``
 ``trainer``, ``threads``, ...) must be equal: it decides the batches, the initial weights and
 the shared optimiser. A job that the engine cannot reproduce (validation split, several devices,
 another precision, ``compile``, an explicit ``ckpt_path``, unknown trainer keys, other callbacks,
-a learned α (``learn_alpha=true``)) is never fused;
+a learned α (``learn_alpha=true``), no training at all (``trainer.limit_train_batches=0``)) is
+never fused;
 it runs as a separate run. So is a group of one.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 #: Top-level keys members may differ in.
@@ -71,6 +73,8 @@ def unfusable_reason(cfg: dict[str, Any]) -> str | None:
         allowed = TRAINER_KEYS[key]
         if allowed is not None and value not in allowed:
             return f"trainer.{key}={value}"
+    if trainer.get("limit_train_batches") == 0:  # Lightning skips fit: no checkpoint, no training row
+        return "trainer.limit_train_batches=0 (no training)"
     callbacks = cfg.get("callbacks") or {}
     extra = sorted(set(callbacks) - set(FUSED_CALLBACKS))
     if extra:
@@ -121,3 +125,42 @@ def make_groups(keys: Sequence[str | None], max_models: int, workers: int = 1) -
         half = -(-len(members) // 2)
         groups[largest:largest] = [members[:half], members[half:]]
     return groups + singles
+
+
+@dataclass(frozen=True)
+class Workers:
+    """How the launcher runs a sweep's groups: ``count`` side by side (joblib processes; 1 runs
+    them in the sweep's own process), each with ``threads`` torch threads for jobs that leave
+    ``threads`` null (``None``: torch's default), and ``note``, one line when a user's
+    ``n_jobs`` was capped."""
+
+    count: int
+    threads: int | None
+    note: str | None = None
+
+
+def choose_workers(
+    n_jobs: int | None, jobs: int, cores: int, devices: int, job_threads: int | None
+) -> Workers:
+    """The workers of a fused sweep of ``jobs`` jobs on a machine with ``cores`` usable CPU cores
+    and ``devices`` CUDA devices for its jobs (0: they train on the CPU).
+
+    ``n_jobs=null`` (the default) chooses for the machine: on a GPU one worker (one group) per
+    device, where fusing is the lever; on a CPU one worker per ``job_threads`` cores (one per
+    core when the jobs leave ``threads`` null), where a member's convolutions are the same work
+    fused or not and what pays is every core busy with one single-threaded stream, as
+    ``cpu_pair`` does. ``-1`` is one worker per core. Any count is capped by the cores (more
+    workers than cores only wait for each other) and by the jobs (a worker needs a group of at
+    least one), with a note when a given ``n_jobs`` was cut. With several workers on a CPU, each
+    gets ``cores // count`` threads (1 with a worker per core)."""
+    if n_jobs is None:
+        wanted = devices if devices else max(1, cores // (job_threads or 1))
+    else:
+        wanted = cores if n_jobs == -1 else n_jobs
+    count = max(1, min(wanted, cores, jobs))
+    note = None
+    if n_jobs not in (None, -1) and count < wanted:
+        limits = [f"the {cores} usable CPU cores"] * (wanted > cores) + [f"the {jobs} jobs"] * (wanted > jobs)
+        note = f"hydra.launcher.n_jobs={n_jobs} is more than {' and '.join(limits)}; using n_jobs={count}"
+    threads = max(1, cores // count) if count > 1 and not devices else None
+    return Workers(count, threads, note)

@@ -1,11 +1,10 @@
 """The work of ``hydra/launcher=fused`` (``hydra_plugins.vae_gjs_fused_launcher``): set every job
-up with Hydra's ``run_job``, group the fusable ones, run groups and separate runs with joblib,
-and answer one ``JobReturn`` per job."""
+up with Hydra's ``run_job``, choose the workers for the machine, group the fusable ones, run
+groups and separate runs with joblib, and answer one ``JobReturn`` per job."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,13 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, run_job, setup_globals
+from hydra.errors import CompactHydraException
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vae_gjs.fused.grouping import fusion_key, make_groups, unfusable_reason
+from vae_gjs.errors import RunError
+from vae_gjs.fused.grouping import Workers, choose_workers, fusion_key, make_groups, unfusable_reason
+from vae_gjs.hardware import usable_cores
 from vae_gjs.rundir import COMPLETED, RunDir
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,8 @@ def resume_point(run_dir: str) -> tuple[int, int] | None:
 
 def plan(configs: Sequence[DictConfig | None], max_models: int, workers: int = 1) -> list[list[int]]:
     """Job indices to run together: fused groups (two or more) and single jobs. ``None`` marks a
-    job whose set-up failed (left out)."""
+    job whose set-up failed (left out). A job whose folder holds a file that cannot be read runs
+    as a separate run, which fails with the one line naming the file."""
     keys: list[str | None] = []
     for cfg in configs:
         if cfg is None:
@@ -69,11 +72,16 @@ def plan(configs: Sequence[DictConfig | None], max_models: int, workers: int = 1
         container = OmegaConf.to_container(cfg)
         assert isinstance(container, dict)
         reason = unfusable_reason(container)
-        if RunDir.at(cfg.run_dir).status == COMPLETED:
-            reason = "completed"
+        resume = None
+        try:
+            if RunDir.at(cfg.run_dir).status == COMPLETED:
+                reason = "completed"
+            resume = resume_point(cfg.run_dir)
+        except RunError as error:
+            reason = f"its folder cannot be read: {error}"
         if reason:
             log.info(f"{cfg.run_dir}: a separate run ({reason})")
-        keys.append(None if reason else fusion_key(container, resume_point(cfg.run_dir)))
+        keys.append(None if reason else fusion_key(container, resume))
     groups = make_groups(keys, max_models, workers)
     return [group for group in groups if configs[group[0]] is not None]
 
@@ -93,19 +101,49 @@ def _log_to_members(hydra_cfgs: Sequence[DictConfig]) -> None:
         root.addHandler(handler)
 
 
+def cuda_devices(configs: Sequence[DictConfig]) -> int:
+    """The CUDA devices the jobs ``configs`` train on (0: the CPU), as
+    :func:`vae_gjs.fused.group.select_device` chooses for ``trainer.accelerator``."""
+    if any(str(cfg.trainer.accelerator) == "cpu" for cfg in configs):
+        return 0
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def run_group(
-    cfgs: Sequence[DictConfig], hydra_cfgs: Sequence[DictConfig], singleton_state: Any
+    context: dict[str, Any],
+    cfgs: Sequence[DictConfig],
+    task_cfgs: Sequence[DictConfig],
+    hydra_cfgs: Sequence[DictConfig],
+    device: int | None = None,
 ) -> list[Any]:
-    """Train ``cfgs`` as one fused model (in a joblib worker); per member its result or error."""
+    """Train ``cfgs`` as one fused model (in a joblib worker, or in the sweep's process), under
+    ``context["guard"]`` (``vae_gjs.cli.user_errors``, as a separate run's job: signals recorded,
+    the worker stopped with its sweep, known errors as one line); on CUDA device ``device``.
+    Once a member's folder is held, its ``.hydra/`` is written and its log opened. Returns per
+    member its result or error."""
     setup_globals()
-    Singleton.set_state(singleton_state)
-    _log_to_members(hydra_cfgs)
+    Singleton.set_state(context["singleton_state"])
     from vae_gjs.fused.group import train_group
 
+    def on_held(members: list[int]) -> None:
+        for index in members:
+            RunDir.at(cfgs[index].run_dir).write_composition(task_cfgs[index], hydra_cfgs[index])
+        _log_to_members([hydra_cfgs[index] for index in members])
+
     try:
-        return train_group(cfgs)
-    except Exception as error:  # the whole group failed (data, memory, ...): every member did
-        log.exception("the fused group failed")
+        with context["guard"]():
+            if device is not None:
+                import torch
+
+                torch.cuda.set_device(device)
+            return train_group(cfgs, on_held)
+    except Exception as error:  # the whole group failed (data, memory, a signal, ...): every member did
+        if isinstance(error, CompactHydraException):
+            log.error(str(error))
+        else:
+            log.exception("the fused group failed")
         return [error] * len(cfgs)
 
 
@@ -123,11 +161,27 @@ def run_single(context: dict[str, Any], overrides: Sequence[str], index: int) ->
     )
 
 
+def describe_plan(groups: Sequence[Sequence[int]], workers: Workers, devices: int, n_jobs: int | None) -> str:
+    """One line: how many groups of which sizes run on how many workers, and why that many."""
+    sizes = ", ".join(str(len(group)) for group in groups)
+    where = (
+        f"{workers.count} worker(s) on {devices} GPU(s)"
+        if devices
+        else f"{workers.count} worker(s)" + (f" of threads={workers.threads}" if workers.threads else "")
+    )
+    chosen = (
+        f" (n_jobs chosen for {'the GPUs' if devices else f'the {usable_cores()} usable CPU cores'})"
+        if n_jobs is None
+        else ""
+    )
+    return f"Fused launcher: {len(groups)} group(s) of {sizes} job(s) on {where}{chosen}"
+
+
 def launch_jobs(
     context: dict[str, Any],
     job_overrides: Sequence[Sequence[str]],
     initial_job_idx: int,
-    n_jobs: int,
+    n_jobs: int | None,
     max_models: int,
 ) -> list[JobReturn]:
     """Set up, plan and run ``job_overrides``; one ``JobReturn`` per job, in order."""
@@ -135,21 +189,42 @@ def launch_jobs(
         set_up_job(context, overrides, initial_job_idx + i) for i, overrides in enumerate(job_overrides)
     ]
     configs = [r.return_value if r.status == JobStatus.COMPLETED else None for r in returns]
-    groups = plan(configs, max_models, n_jobs if n_jobs > 0 else os.cpu_count() or 1)
+    live = [cfg for cfg in configs if cfg is not None]
+    if not live:
+        return returns
+    devices = cuda_devices(live)
+    job_threads = max((int(cfg.threads) for cfg in live if cfg.threads), default=None)
+    workers = choose_workers(n_jobs, len(live), usable_cores(), devices, job_threads)
+    if workers.note:
+        log.warning(workers.note)
+    groups = plan(configs, max_models, workers.count)
+    log.info(describe_plan(groups, workers, devices, n_jobs))
+    overrides = [list(job) for job in job_overrides]
+    if workers.threads:  # several workers on a CPU: each its share of the cores
+        for index, cfg in enumerate(configs):
+            if cfg is not None and cfg.threads is None:
+                cfg.threads = workers.threads
+                overrides[index].append(f"threads={workers.threads}")
     for group in groups:
         if len(group) > 1:
             log.info(
                 f"Fused group of {len(group)}: {', '.join(Path(configs[i].run_dir).name for i in group)}"
             )
 
-    def task(group: list[int]) -> Any:
+    def task(number: int, group: list[int]) -> Any:
         if len(group) == 1:
             index = group[0]
-            return delayed(run_single)(context, job_overrides[index], initial_job_idx + index)
-        hydra_cfgs = [returns[i].hydra_cfg for i in group]
-        return delayed(run_group)([configs[i] for i in group], hydra_cfgs, context["singleton_state"])
+            return delayed(run_single)(context, overrides[index], initial_job_idx + index)
+        return delayed(run_group)(
+            context,
+            [configs[i] for i in group],
+            [returns[i].cfg for i in group],
+            [returns[i].hydra_cfg for i in group],
+            number % devices if devices else None,
+        )
 
-    outcomes = Parallel(n_jobs=n_jobs, backend="loky")(task(group) for group in groups)
+    parallel = Parallel(n_jobs=min(workers.count, len(groups)), backend="loky")
+    outcomes = parallel(task(number, group) for number, group in enumerate(groups))
     for group, outcome in zip(groups, outcomes, strict=True):
         if len(group) == 1:
             returns[group[0]] = outcome

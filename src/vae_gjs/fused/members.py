@@ -20,15 +20,15 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig
 from torch import nn
 
-from vae_gjs.callbacks import RandomState
+from vae_gjs.callbacks import EpochBookkeeping, RandomState
 from vae_gjs.callbacks.images import TrainingImages
 from vae_gjs.config import logged_hyperparameters, recorded_config
 from vae_gjs.data.base import ImageSource
 from vae_gjs.evaluation.images import save_png
 from vae_gjs.io import atomic_open
 from vae_gjs.loggers import AtomicCSVLogger, finish_wandb
-from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir
-from vae_gjs.tasks.train import instantiate_all
+from vae_gjs.rundir import COMPLETED, RUNNING, RunDir
+from vae_gjs.tasks.train import instantiate_all, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -88,17 +88,22 @@ def checkpoint_record(
     hparams: dict[str, Any],
     best: tuple[str, dict[str, Any]],
     loops: dict[str, Any],
+    bookkeeping: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A checkpoint in the layout Lightning writes for a separate run (what ``evaluate.py`` and
     ``vae_gjs.checkpoints`` read): weights, Adam state, the RandomState callback's generators,
-    the best-score record of the ModelCheckpoint callback, the loop counters, epoch and step."""
+    the best-score record of the ModelCheckpoint callback, at an epoch's end the EpochBookkeeping
+    callback's row, the loop counters, epoch and step."""
+    callbacks = {RandomState().state_key: random_state, best[0]: best[1]}
+    if bookkeeping is not None:
+        callbacks[EpochBookkeeping().state_key] = bookkeeping
     return {
         "epoch": epoch,
         "global_step": global_step,
         "pytorch-lightning_version": lightning.__version__,
         "state_dict": weights,
         "loops": loops,
-        "callbacks": {RandomState().state_key: random_state, best[0]: best[1]},
+        "callbacks": callbacks,
         "optimizer_states": [optimizer],
         "lr_schedulers": [],
         "hparams_name": "kwargs",
@@ -127,14 +132,21 @@ class MemberRun:
         self.deferred = [logger for logger in loggers if not isinstance(logger, AtomicCSVLogger)]
         self.rows: list[tuple[dict[str, float], int]] = []
         self.best_score: float | None = None
+        #: The row of the epoch the resumed checkpoint ends (``EpochBookkeeping.row_state``).
+        self.restored_row: dict[str, Any] | None = None
 
     def start(self, start_epoch: int) -> None:
-        """``config.yaml`` and ``status.json`` (running); the CSV forgets rows from ``start_epoch`` on."""
+        """``config.yaml`` and ``status.json`` (running); the CSV forgets rows from ``start_epoch``
+        on and gets back the resumed checkpoint's row if it lacks it (as a separate run's
+        EpochBookkeeping does)."""
         self.run.path.mkdir(parents=True, exist_ok=True)
         self.run.write_config(recorded_config(self.cfg))  # as a separate run records it
         self.run.set_status(RUNNING, pid=os.getpid())
+        row = self.restored_row
         for logger in self.live:
             logger.start_epoch(start_epoch)
+            if row is not None and row["epoch"] < start_epoch:
+                logger.restore_row(row["epoch"], row["step"], row["metrics"])
 
     def log(self, metrics: dict[str, float], epoch: int, step: int) -> None:
         row = {**metrics, "epoch": epoch}
@@ -207,7 +219,7 @@ class MemberRun:
         self._replay("success")
 
     def fail(self, error: str) -> None:
-        self.run.set_status(FAILED, error=error)
+        record_failure(self.run, error)
         try:
             self._replay("failed")
         except Exception as replay_error:  # the status is what matters; a logger must not hide it

@@ -8,7 +8,7 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +24,14 @@ from omegaconf import DictConfig, OmegaConf
 from vae_gjs import signals
 from vae_gjs.callbacks import AtomicCheckpointIO
 from vae_gjs.checkpoints import check_fits, read_checkpoint
-from vae_gjs.config import logged_hyperparameters, recorded_config, usable_threads
+from vae_gjs.config import limited_batches, logged_hyperparameters, recorded_config, usable_threads
 from vae_gjs.console import announce_run_folder, drop_library_tips
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, StorageError, closest
 from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.loggers import finish_wandb
 from vae_gjs.models.precision import check_precision
-from vae_gjs.module import build_module
+from vae_gjs.module import VAE, build_module
 from vae_gjs.provenance import provenance
 from vae_gjs.resume import check_length, check_same_config, train_on_completed
 from vae_gjs.rundir import COMPLETED, DEBUG, FAILED, RUNNING, RunDir
@@ -89,6 +89,39 @@ def check_accelerator(kwargs: dict[str, Any]) -> None:
     )
 
 
+def batches_per_epoch(cfg: DictConfig, datamodule: InMemoryDataModule) -> dict[str, int]:
+    """The batches of each split's epoch under ``trainer.limit_*_batches`` (``train``, and ``val``
+    and ``test`` where the run has them), checked before anything is written: a fraction that
+    leaves no batch is a :class:`ConfigError` (Lightning would refuse it after the folder was
+    written)."""
+    splits = {"train": datamodule.batch_size, "val": None, "test": None}
+    present = {"train": True, "val": datamodule.has_val, "test": bool(cfg.test)}
+    return {
+        split: limited_batches(
+            f"trainer.limit_{split}_batches",
+            len(datamodule.loader(split, batch_size)),
+            cfg.trainer.get(f"limit_{split}_batches"),
+        )
+        for split, batch_size in splits.items()
+        if present[split]
+    }
+
+
+def check_monitors(cfg: DictConfig, module: VAE, datamodule: InMemoryDataModule) -> None:
+    """A callback that watches a metric (``callbacks.checkpoint``, ``callbacks.early_stopping``:
+    ``monitor=...``) must watch one this run logs at the end of its epochs: a
+    :class:`ConfigError` listing them, before training (Lightning finds out after the first
+    epoch, with a traceback)."""
+    logged = module.epoch_metrics(datamodule.image_shape, datamodule.has_val) | {"time/epoch_s"}
+    for name, node in cfg.callbacks.items():
+        monitor = node.get("monitor") if node is not None else None
+        if monitor is not None and monitor not in logged:
+            raise ConfigError(
+                f"callbacks.{name}.monitor={monitor} is not a metric this run logs; allowed: "
+                f"{', '.join(sorted(logged))}"
+            )
+
+
 def slurm_plugins() -> list[Any]:
     """Under submitit on SLURM, requeueing is submitit's (its signal handler calls the checkpoint
     hook of Hydra's submitit launcher, which resubmits the same job into the same run folder):
@@ -130,6 +163,35 @@ def kept(run: RunDir) -> str:
     return f"last.ckpt (end of epoch {epoch}) is kept"
 
 
+def stopped_reason(error: BaseException, run: RunDir, step: int, epoch: int) -> str:
+    """Why a run stopped, for its status.json and its one line: a signal with where it landed
+    (``step``, ``epoch``) and which checkpoint is kept, or the error."""
+    reason = signals.describe(error)
+    if signals.received() is not None:
+        reason += f" at step {step} (epoch {epoch}); {kept(run)}; the same command resumes the run"
+    return reason
+
+
+@contextlib.contextmanager
+def holding(run: RunDir) -> Iterator[RunDir]:
+    """Hold ``run``'s lock (:class:`~vae_gjs.runlock.RunLock`: a one-line :class:`RunError` when
+    another process trains there) and remove the temporary files a killed writer left; nothing
+    is written to the folder before."""
+    with RunLock(run.path):
+        stray = run.remove_stray_temporaries()
+        if stray:
+            log.info(f"{run.path}: removed {len(stray)} temporary file(s) of writes cut by a kill")
+        yield run
+
+
+def record_composition(run: RunDir, cfg: DictConfig) -> None:
+    """Hydra's record of this run's composition (``.hydra/``), when Hydra composed it."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        run.write_composition(cfg, HydraConfig.instance().cfg)  # type: ignore[arg-type]
+
+
 def record_failure(run: RunDir, reason: str) -> None:
     """``status.json`` = failed with ``reason``; a disk that refuses even that is only logged (the
     error that stopped the run is the one the user must see)."""
@@ -140,9 +202,11 @@ def record_failure(run: RunDir, reason: str) -> None:
 
 
 def _quiet_library_logs() -> None:
-    """Let Hydra's handlers (console + the run's log file) print Lightning's messages once, and
-    drop a deprecation warning Lightning raises from its own internals and its logging-interval
-    hint for short epochs."""
+    """Let Hydra's handlers (console + the run's log file) print Lightning's messages once, drop a
+    deprecation warning Lightning raises from its own internals and its logging-interval hint for
+    short epochs, and drop a log line the disk refuses (``train.log`` on a full disk) instead of
+    printing logging's traceback: what the run writes itself is named in its one ``Error:`` line."""
+    logging.raiseExceptions = False
     if logging.getLogger().handlers:
         lightning_logger = logging.getLogger("lightning")
         for handler in list(lightning_logger.handlers):
@@ -171,7 +235,7 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
     lock (:class:`~vae_gjs.runlock.RunLock`) while it does.
     """
     run = RunDir.at(cfg.run_dir)
-    with RunLock(run.path) if rank_zero_only.rank == 0 else contextlib.nullcontext():
+    with holding(run) if rank_zero_only.rank == 0 else contextlib.nullcontext():
         return _train(cfg, run, callbacks)
 
 
@@ -195,7 +259,12 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
     # and status.json), instead of leaving a "running" status that nothing will update.
     kwargs = trainer_kwargs(cfg)
     datamodule: InMemoryDataModule = instantiate(cfg.dataset)
+    if any(
+        isinstance(cfg.trainer.get(f"limit_{split}_batches"), float) for split in ("train", "val", "test")
+    ):
+        batches_per_epoch(cfg, datamodule)  # a fraction: does it leave a batch? (loads the data)
     module = build_module(cfg.module, datamodule.image_shape)
+    check_monitors(cfg, module, datamodule)
     if cfg.compile:
         module.net.compile()  # in place: the state_dict keeps its keys
     ckpt_path = resume_from(cfg, run)
@@ -225,6 +294,7 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
     writer = rank_zero_only.rank == 0
     if writer:
         run.path.mkdir(parents=True, exist_ok=True)
+        record_composition(run, cfg)
         run.write_config(recorded)
         run.set_status(RUNNING, pid=os.getpid())
         announce_run_folder(run.path)
@@ -246,12 +316,7 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
             record_failure(run, f"{stopped} (weights at that step: {saved.name})")
         raise stopped from error
     except BaseException as error:
-        reason = signals.describe(error)
-        if signals.received() is not None:
-            reason += (
-                f" at step {trainer.global_step} (epoch {trainer.current_epoch}); {kept(run)}; "
-                "the same command resumes the run"
-            )
+        reason = stopped_reason(error, run, trainer.global_step, trainer.current_epoch)
         if writer:
             record_failure(run, reason)
         if signals.received() is not None:
