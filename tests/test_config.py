@@ -231,10 +231,10 @@ def test_alpha_on_the_command_line_without_a_skewed_divergence_is_a_warning() ->
 def test_the_names_config_accepts_are_the_ones_the_packages_implement() -> None:
     """config.py names every choice before torch loads; each package keys its classes by them."""
     from vae_gjs import config
-    from vae_gjs.models.likelihoods import LIKELIHOODS
+    from vae_gjs.models.likelihoods import LIKELIHOOD_CLASSES
     from vae_gjs.reports import WRITERS
 
-    assert set(config.LIKELIHOODS) == set(LIKELIHOODS)
+    assert set(config.LIKELIHOODS) == set(LIKELIHOOD_CLASSES)
     assert set(config.REPORTS) == set(WRITERS) | set(config.MODEL_REPORTS)
 
 

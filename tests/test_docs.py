@@ -79,8 +79,8 @@ def test_the_readmes_performance_table_is_the_benchmark_results() -> None:
 
 
 def test_documented_constants_are_the_codes() -> None:
+    from vae_gjs.config.keys import MAY_CHANGE
     from vae_gjs.evaluation.evidence import MAX_DECODE
-    from vae_gjs.resume import MAY_CHANGE
 
     evaluation = (ROOT / "docs" / "evaluation.md").read_text()
     assert f"decoded in chunks of ≤ {MAX_DECODE} codes" in evaluation
@@ -88,7 +88,7 @@ def test_documented_constants_are_the_codes() -> None:
     assert f"K = {eval_defaults['k']} samples" in evaluation
     reliability = " ".join((ROOT / "docs" / "reliability.md").read_text().split())
     listed = reliability.split("except in keys that may change between attempts:")[1].split(
-        "(`vae_gjs.resume"
+        "(`vae_gjs.config.keys"
     )[0]
     assert sorted(re.findall(r"`([^`]+)`", listed)) == sorted(
         key if key not in ("eval", "logger", "callbacks") else f"{key}.*" for key in MAY_CHANGE

@@ -23,13 +23,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from vae_gjs import signals
-from vae_gjs.config import (
-    alpha_sweeps_without_skew,
-    check_override_keys,
-    register_resolvers,
-    validate,
-    validate_evaluate,
-)
+from vae_gjs.config.evaluate import validate_evaluate
+from vae_gjs.config.resolvers import register_resolvers
+from vae_gjs.config.validation import alpha_sweeps_without_skew, check_override_keys, validate
 from vae_gjs.errors import USER_ERRORS, ConfigError, Interrupted, StorageError
 from vae_gjs.io import check_writable
 from vae_gjs.rundir import remove_if_unused

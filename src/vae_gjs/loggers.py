@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from vae_gjs.config import check_wandb_mode
+from vae_gjs.config.validation import check_wandb_mode
 from vae_gjs.errors import RunError
 from vae_gjs.io import atomic_open, write_atomic
 from vae_gjs.rundir import corrupt

@@ -5,9 +5,9 @@ completed folder is skipped when the config is the same, trained on with ``ckpt_
 longer ``trainer.max_epochs``, and refused in one line otherwise (:func:`train_on_completed`).
 
 A key the folder's config lacks is accepted only where the project's own older versions lacked
-it (:data:`ADDED`: a newer version resuming an older run, each new key's default keeping the
-earlier behaviour; listed in a warning); any other missing key (deleted by hand) is a difference
-like any other, and refused."""
+it (:data:`~vae_gjs.config.keys.ADDED`: a newer version resuming an older run, each new key's
+default keeping the earlier behaviour; listed in a warning); any other missing key (deleted by
+hand) is a difference like any other, and refused."""
 
 from __future__ import annotations
 
@@ -17,50 +17,12 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from vae_gjs.config.keys import ADDED, LENGTH, MAY_CHANGE, under
 from vae_gjs.errors import RunError
 from vae_gjs.rundir import RunDir
 
 log = logging.getLogger(__name__)
 MISSING = "<absent>"
-
-#: Keys that a resumed run may change (with everything below them).
-MAY_CHANGE = (
-    "threads",
-    "compile",
-    "ckpt_path",
-    "test",
-    "objective",
-    "evaluate",
-    "eval",
-    "logger",
-    "checkpoint_artifacts",
-    "callbacks",
-    "images_every_n_epochs",
-    "log_every_n_steps",
-    "data_dir",
-    "dataset.root",
-    "dataset.download",
-    "dataset.eval_batch_size",
-    "trainer.max_epochs",
-    "trainer.max_steps",
-    "trainer.enable_progress_bar",
-    "trainer.enable_model_summary",
-    "trainer.log_every_n_steps",
-    "trainer.limit_val_batches",
-    "trainer.limit_test_batches",
-    "run_dir",
-    "run_name",
-    "group",
-    "tags",
-    "choices.budget",
-)
-
-
-#: Keys (with everything below them) that conf/ gained after its first version (b28a424): a run
-#: folder written before may lack them. ``choices`` (93a4590), ``module`` (c3212fb: the model as
-#: one instantiate), ``debug_run`` (c17600e), ``learn_alpha`` and ``optim.alpha_lr`` (a951fdf),
-#: ``precision`` (b5169b8), ``config_version`` (absent from the very first config).
-ADDED = ("choices", "config_version", "debug_run", "learn_alpha", "module", "optim.alpha_lr", "precision")
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -72,24 +34,17 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): node}
 
 
-def _under(key: str, roots: tuple[str, ...]) -> bool:
-    """``key`` is one of ``roots`` or lies below one."""
-    return any(key == k or key.startswith(f"{k}.") for k in roots)
-
-
 def differences(saved: DictConfig, new: DictConfig) -> dict[str, tuple[Any, Any]]:
     """``key -> (saved value, new value)`` for every key that differs and may not change
     (``"<absent>"`` for a key one side lacks)."""
     old = _flat(OmegaConf.to_container(saved, resolve=True))
     now = _flat(OmegaConf.to_container(new, resolve=True))
-    keys = sorted(k for k in old.keys() | now.keys() if not _under(k, MAY_CHANGE))
+    keys = sorted(k for k in old.keys() | now.keys() if not under(k, MAY_CHANGE))
     pairs = {k: (old.get(k, MISSING), now.get(k, MISSING)) for k in keys}
     return {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}
 
 
 Record = Callable[[DictConfig], DictConfig]
-#: The keys that say how long a run trains.
-LENGTH = ("trainer.max_epochs", "trainer.max_steps")
 #: How to give a config of its own to a run whose folder holds another.
 NEW_FOLDER = "a new folder (leave hydra.run.dir out, or hydra.run.dir=<new folder>)"
 
@@ -103,7 +58,7 @@ def changed_keys(run: RunDir, cfg: DictConfig, record: Record) -> dict[str, tupl
     ``record`` writes them (``config.recorded_config``); keys only ``cfg`` has, where an older
     version of the platform lacked them (:data:`ADDED`), are listed in a warning instead."""
     changed = differences(record(run.load_config()), record(cfg))
-    added = sorted(k for k, (old, _) in changed.items() if old is MISSING and _under(k, ADDED))
+    added = sorted(k for k, (old, _) in changed.items() if old is MISSING and under(k, ADDED))
     if added:
         log.warning(
             f"{run.path} was written by an older version of vae-gjs, before the keys {', '.join(added)} "

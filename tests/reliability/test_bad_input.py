@@ -414,7 +414,7 @@ def test_train_values_checked_when_lightning_or_the_data_can_tell(
 
 
 def test_more_threads_than_cores_are_capped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    from vae_gjs.config import usable_threads
+    from vae_gjs.hardware import usable_threads
 
     cores = len(os.sched_getaffinity(0))
     assert usable_threads(cores) == cores and not caplog.records

@@ -44,7 +44,7 @@ def set_up_task(cfg: DictConfig) -> DictConfig:
     """The task ``run_job`` runs for each job before training: validate the job's config as
     ``train.py`` does (a bad value is one line and fails that job), then resolve it."""
     from vae_gjs.cli import user_errors
-    from vae_gjs.config import validate
+    from vae_gjs.config.validation import validate
     from vae_gjs.fused.launching import resolved
 
     with user_errors():
@@ -67,7 +67,7 @@ class FusedLauncher(Launcher):
         """Keep Hydra's context; check the options here rather than in ``__init__``, whose errors
         Hydra's ``instantiate`` wraps in four lines."""
         from vae_gjs.cli import outside_the_task
-        from vae_gjs.config import validate_fused_launcher
+        from vae_gjs.config.validation import validate_fused_launcher
 
         with outside_the_task():
             validate_fused_launcher(self.n_jobs, self.max_models)

@@ -27,7 +27,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from vae_gjs.config import SPLITS
+from vae_gjs.config.names import SPLITS
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.data.base import Split
 from vae_gjs.datadir import default_data_dir

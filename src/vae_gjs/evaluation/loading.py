@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vae_gjs.checkpoints import check_fits, chosen_on, model_weights, read_checkpoint
-from vae_gjs.config import CHECKPOINTS
+from vae_gjs.config.names import CHECKPOINTS
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, RunError, check_choice
 from vae_gjs.io import file_digest

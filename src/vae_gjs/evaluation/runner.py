@@ -30,7 +30,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from vae_gjs.config import evidence_likelihoods
+from vae_gjs.config.evaluate import evidence_likelihoods
+from vae_gjs.config.keys import EVAL_ADDED, RESULT_KEYS
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, RunError
 from vae_gjs.evaluation.evidence import BootstrapCI, EvidenceResult, bootstrap_ci, model_evidence
@@ -61,26 +62,6 @@ RECONSTRUCTION_IMAGES = 50
 LEVEL = 0.95
 #: What an interval from one batch is (the bootstrap resamples batch means: one mean, no spread).
 ONE_BATCH = "no interval from one batch (its bounds are the mean itself; n_batches >= 2 gives one)"
-#: Keys of conf/eval/default.yaml that change the numbers or pictures of an evaluation: a run
-#: whose eval.json was written with the same values (and the same checkpoint file) is done.
-RESULT_KEYS = (
-    "checkpoint",
-    "splits",
-    "rec_batches",
-    "k",
-    "n_batches",
-    "batch_size",
-    "bootstrap",
-    "seed",
-    "figures",
-    "traversal_range",
-    "traversal_image",
-    "evidence_likelihood",
-    "precision",
-)
-#: Options an older eval.json lacks, with the value its evaluation had.
-OLDER_OPTIONS = {"precision": "fp32"}
-
 Progress = Callable[[Iterable[Any], int | None], Iterable[Any]]
 
 
@@ -118,7 +99,7 @@ def _done(run: RunDir, options: dict[str, Any], sha256: str) -> dict[str, Any] |
     record = existing_evaluation(run)
     if record is None:
         return None
-    same = {**OLDER_OPTIONS, **record.get("options", {})} == options and record.get("checkpoint", {}).get(
+    same = {**EVAL_ADDED, **record.get("options", {})} == options and record.get("checkpoint", {}).get(
         "sha256"
     ) == sha256
     return record if same else None

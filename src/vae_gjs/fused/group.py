@@ -30,13 +30,14 @@ from omegaconf import DictConfig
 from vae_gjs import signals
 from vae_gjs.callbacks import EpochBookkeeping, RandomState
 from vae_gjs.checkpoints import check_fits, read_checkpoint
-from vae_gjs.config import recorded_config, usable_threads
+from vae_gjs.config.runtime import recorded_config
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.data.base import InMemoryBatches
 from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, RunError
 from vae_gjs.fused.engine import FusedEngine
 from vae_gjs.fused.members import MemberRun, checkpoint_record, lightning_loops
 from vae_gjs.fused.rng import MemberStreams, get_state
+from vae_gjs.hardware import usable_threads
 from vae_gjs.io import write_atomic_together
 from vae_gjs.models.precision import check_precision
 from vae_gjs.module import VAE, build_module

@@ -1,7 +1,8 @@
 """Which jobs of a sweep can be trained as one fused model (no torch, no Lightning: the launcher
 decides before anything heavy is imported).
 
-Two jobs fuse when their resolved configs are equal after removing the **fusable** keys:
+Two jobs fuse when their resolved configs are equal after removing the **fusable** keys
+(listed in :mod:`vae_gjs.config.keys`: ``FUSABLE``, ``FUSABLE_MODULE``, ``FUSED_CALLBACKS``):
 
 * ``divergence``, ``alpha``, ``lam`` — the regulariser: the engine keeps one divergence module
   and one λ per member (:mod:`vae_gjs.fused.engine`);
@@ -28,49 +29,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-#: Top-level keys members may differ in.
-FUSABLE = (
-    "divergence",
-    "alpha",
-    "lam",
-    "run_name",
-    "run_dir",
-    "group",
-    "tags",
-    "logger",
-    "callbacks",
-    "evaluate",
-    "eval",
-)
-#: Keys of ``module`` members may differ in (the regulariser again).
-FUSABLE_MODULE = ("divergence", "lam")
-#: The callbacks of conf/callbacks/default.yaml, whose work the fused group does itself (the
-#: pictures only into files, not to the loggers; the per-step loss not at all).
-FUSED_CALLBACKS = ("checkpoint", "bookkeeping", "random_state", "progress_bar", "images", "step_loss")
-#: ``trainer.*`` keys the fused engine honours, with the values it supports (None: any).
-TRAINER_KEYS: dict[str, tuple[Any, ...] | None] = {
-    "max_epochs": None,
-    "max_steps": None,
-    "limit_train_batches": None,
-    "limit_val_batches": None,
-    "limit_test_batches": None,
-    "accelerator": ("auto", "cpu", "gpu", "cuda"),
-    "devices": (1, "1", "auto"),
-    "precision": ("32-true", "32", 32),
-    "deterministic": None,
-    "log_every_n_steps": None,
-    "enable_progress_bar": None,
-    "enable_model_summary": None,
-}
+from vae_gjs.config.keys import FUSABLE, FUSABLE_MODULE, FUSED_CALLBACKS, FUSED_TRAINER_KEYS
 
 
 def unfusable_reason(cfg: dict[str, Any]) -> str | None:
     """Why the resolved config ``cfg`` must run as a separate run (``None``: it can be fused)."""
     trainer = cfg.get("trainer", {})
     for key, value in trainer.items():
-        if key not in TRAINER_KEYS:
+        if key not in FUSED_TRAINER_KEYS:
             return f"trainer.{key} is not supported by the fused engine"
-        allowed = TRAINER_KEYS[key]
+        allowed = FUSED_TRAINER_KEYS[key]
         if allowed is not None and value not in allowed:
             return f"trainer.{key}={value}"
     if trainer.get("limit_train_batches") == 0:  # Lightning skips fit: no checkpoint, no training row

@@ -22,7 +22,7 @@ from torch import nn
 
 from vae_gjs.callbacks import EpochBookkeeping, RandomState
 from vae_gjs.callbacks.images import TrainingImages
-from vae_gjs.config import logged_hyperparameters, recorded_config
+from vae_gjs.config.runtime import logged_hyperparameters, recorded_config
 from vae_gjs.data.base import ImageSource
 from vae_gjs.evaluation.images import save_png
 from vae_gjs.io import atomic_open

@@ -65,9 +65,10 @@ class Bernoulli(Likelihood):
         return -self.loss(logits, x)
 
 
-LIKELIHOODS: dict[str, type[Likelihood]] = {cls.name: cls for cls in (Gaussian, Bernoulli)}
+#: The class of each likelihood name (the names: :data:`vae_gjs.config.names.LIKELIHOODS`).
+LIKELIHOOD_CLASSES: dict[str, type[Likelihood]] = {cls.name: cls for cls in (Gaussian, Bernoulli)}
 
 
 def build_likelihood(name: str) -> Likelihood:
     """``gaussian`` or ``bernoulli``."""
-    return LIKELIHOODS[check_choice("likelihood", name, LIKELIHOODS)]()
+    return LIKELIHOOD_CLASSES[check_choice("likelihood", name, LIKELIHOOD_CLASSES)]()

@@ -22,7 +22,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor
 
-from vae_gjs.config import PRECISIONS
+from vae_gjs.config.names import PRECISIONS
 from vae_gjs.errors import ConfigError
 from vae_gjs.hardware import BF16_FLAGS, cpu_bf16_units
 

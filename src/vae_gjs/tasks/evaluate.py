@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from vae_gjs.config import evidence_likelihoods
+from vae_gjs.config.evaluate import evidence_likelihoods
 from vae_gjs.errors import RunError
 from vae_gjs.evaluation.figure4 import model_panel
 from vae_gjs.evaluation.loading import resolve_device

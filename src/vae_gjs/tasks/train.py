@@ -24,14 +24,16 @@ from omegaconf import DictConfig, OmegaConf
 from vae_gjs import signals
 from vae_gjs.callbacks import AtomicCheckpointIO
 from vae_gjs.checkpoints import check_fits, read_checkpoint
-from vae_gjs.config import limited_batches, logged_hyperparameters, recorded_config, usable_threads
+from vae_gjs.config.runtime import limited_batches, logged_hyperparameters, recorded_config
+from vae_gjs.config.validation import check_monitors, check_trainer_arguments
 from vae_gjs.console import announce_run_folder, drop_library_tips
 from vae_gjs.data import InMemoryDataModule
-from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, StorageError, closest
+from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, StorageError
 from vae_gjs.evaluation.runner import evaluate_run
+from vae_gjs.hardware import usable_threads
 from vae_gjs.loggers import finish_wandb
 from vae_gjs.models.precision import check_precision
-from vae_gjs.module import VAE, build_module
+from vae_gjs.module import build_module
 from vae_gjs.provenance import provenance
 from vae_gjs.resume import check_length, check_same_config, train_on_completed
 from vae_gjs.rundir import COMPLETED, DEBUG, FAILED, RUNNING, RunDir
@@ -40,28 +42,12 @@ from vae_gjs.runlock import RunLock
 log = logging.getLogger(__name__)
 
 
-#: Trainer arguments that come from their own config group, and how to set them instead.
-SET_ELSEWHERE = {
-    "callbacks": "the callbacks/ group (e.g. +callbacks/early_stopping=default, callbacks.progress_bar=null)",
-    "logger": "the logger/ group (logger=wandb, csv, tensorboard or none)",
-    "plugins": "train.py itself (atomic checkpoint writes)",
-}
-
-
 def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """``cfg.trainer`` as ``lightning.Trainer`` arguments; a key that is no Trainer argument, or
     one that another group sets, is a :class:`ConfigError`."""
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(kwargs, dict)
-    for key in sorted(set(kwargs) & set(SET_ELSEWHERE)):
-        raise ConfigError(f"trainer.{key} is not set here; allowed: set it through {SET_ELSEWHERE[key]}")
-    allowed = set(inspect.signature(L.Trainer.__init__).parameters) - {"self", *SET_ELSEWHERE}
-    unknown = sorted(set(kwargs) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"trainer.{unknown[0]} is not a lightning.Trainer argument{closest(unknown[0], allowed)}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
+    check_trainer_arguments(kwargs, set(inspect.signature(L.Trainer.__init__).parameters) - {"self"})
     check_accelerator(kwargs)
     return kwargs
 
@@ -105,21 +91,6 @@ def batches_per_epoch(cfg: DictConfig, datamodule: InMemoryDataModule) -> dict[s
         for split, batch_size in splits.items()
         if present[split]
     }
-
-
-def check_monitors(cfg: DictConfig, module: VAE, datamodule: InMemoryDataModule) -> None:
-    """A callback that watches a metric (``callbacks.checkpoint``, ``callbacks.early_stopping``:
-    ``monitor=...``) must watch one this run logs at the end of its epochs: a
-    :class:`ConfigError` listing them, before training (Lightning finds out after the first
-    epoch, with a traceback)."""
-    logged = module.epoch_metrics(datamodule.image_shape, datamodule.has_val) | {"time/epoch_s"}
-    for name, node in cfg.callbacks.items():
-        monitor = node.get("monitor") if node is not None else None
-        if monitor is not None and monitor not in logged:
-            raise ConfigError(
-                f"callbacks.{name}.monitor={monitor} is not a metric this run logs; allowed: "
-                f"{', '.join(sorted(logged))}"
-            )
 
 
 def slurm_plugins() -> list[Any]:
@@ -264,7 +235,9 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
     ):
         batches_per_epoch(cfg, datamodule)  # a fraction: does it leave a batch? (loads the data)
     module = build_module(cfg.module, datamodule.image_shape)
-    check_monitors(cfg, module, datamodule)
+    check_monitors(
+        cfg.callbacks, module.epoch_metrics(datamodule.image_shape, datamodule.has_val) | {"time/epoch_s"}
+    )
     if cfg.compile:
         module.net.compile()  # in place: the state_dict keeps its keys
     ckpt_path = resume_from(cfg, run)

@@ -1,22 +1,22 @@
-"""The configuration's one home before anything heavy is imported: the names a user can choose,
-the ``vae_gjs.*`` resolvers of ``conf/``, and the validation of train.py's and evaluate.py's
-configs (one-line :class:`~vae_gjs.errors.ConfigError` for every value a user is likely to get
-wrong). Imports neither torch nor Lightning, so ``--help`` and bad values answer at once."""
+"""Validation of train.py's config (and the fused launcher's options) before anything heavy is
+imported: a one-line :class:`~vae_gjs.errors.ConfigError` for every value a user is likely to
+get wrong, naming the value and what is allowed. Checks that need Lightning or the data take
+what those know as arguments (:func:`check_trainer_arguments`, :func:`check_monitors`), so the
+rules stay here."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from vae_gjs.datadir import default_data_dir
+from vae_gjs.config.evaluate import validate_eval_options
+from vae_gjs.config.keys import EXTENSIBLE, SET_ELSEWHERE
+from vae_gjs.config.names import LIKELIHOODS, OBJECTIVES, PRECISIONS, SEED_MAX, WANDB_ENV_MODES, WANDB_MODES
 from vae_gjs.errors import (
     ConfigError,
     check_bool,
@@ -28,131 +28,8 @@ from vae_gjs.errors import (
     check_positive_real,
     closest,
 )
-from vae_gjs.hardware import fastest_cpu_precision, usable_cores
-from vae_gjs.provenance import provenance
-from vae_gjs.rundir import RunDir, load_run_config
 
-#: Decoder likelihoods (the classes: :mod:`vae_gjs.models.likelihoods`).
-LIKELIHOODS = ("gaussian", "bernoulli")
-#: Reports that load the sweep's models (written by :mod:`vae_gjs.tasks.evaluate`).
-MODEL_REPORTS = ("fig4",)
-#: Reports of a sweep (the writers of the others: :mod:`vae_gjs.reports.write`).
-REPORTS = ("table1", "fig3", "fig5", "learned_alpha", "likelihood", *MODEL_REPORTS)
-#: The arithmetic of a run's network (:mod:`vae_gjs.models.precision`).
-PRECISIONS = ("fp32", "bf16")
-#: What train.py can return (``objective``): a final metric of the test or the validation split.
-OBJECTIVES = ("test/rec", "test/loss", "val/rec", "val/loss")
-#: Checkpoints and splits an evaluation can use.
-CHECKPOINTS = ("best", "last")
-SPLITS = ("test", "train", "val")
-
-#: numpy's bound: ``np.random.seed`` (which Lightning seeds) takes 0 <= seed <= 2**32 - 1.
-SEED_MAX = 2**32 - 1
-#: ``logger.wandb.mode`` values; ``$WANDB_MODE`` may hold the last three (``dryrun`` is offline).
-WANDB_MODES = ("auto", "online", "offline", "disabled")
-WANDB_ENV_MODES = ("online", "offline", "disabled", "dryrun")
 log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- resolvers
-
-
-#: Defaults of conf/train.yaml (``seed``, ``optim.lr``) and conf/model/burgess.yaml
-#: (``model.latent_dim``): a run name mentions these values only where they differ.
-DEFAULT_SEED, DEFAULT_LATENT_DIM, DEFAULT_LR = 1234, 10, 1e-4
-
-
-def run_name(
-    dataset: str,
-    divergence: str,
-    divergence_cfg: Any,
-    lam: Any,
-    seed: Any,
-    latent_dim: Any = DEFAULT_LATENT_DIM,
-    lr: Any = DEFAULT_LR,
-) -> str:
-    """A readable run name naming what differs from the defaults, e.g. ``mnist-gjs-a0.2``,
-    ``fmnist-beta_vae-l4`` or ``mnist-kl_qp-s7-z32-lr0.0003``."""
-    name = f"{dataset}-{divergence}"
-    if isinstance(divergence_cfg, DictConfig) and "alpha" in divergence_cfg:
-        name += f"-a{divergence_cfg.alpha:g}" if isinstance(divergence_cfg.alpha, (int, float)) else ""
-        name += "-learned" if divergence_cfg.get("learn_alpha") is True else ""
-    for prefix, value, default in (
-        ("l", lam, 1),
-        ("s", seed, DEFAULT_SEED),
-        ("z", latent_dim, DEFAULT_LATENT_DIM),
-    ):
-        if isinstance(value, (int, float)) and value != default:
-            name += f"-{prefix}{value:g}"
-    if isinstance(lr, (int, float)) and not math.isclose(lr, DEFAULT_LR):
-        name += f"-lr{lr:g}"
-    return name
-
-
-def recorded_config(cfg: DictConfig) -> DictConfig:
-    """``cfg`` resolved, as a run records it (config.yaml, the loggers' hyperparameters), with
-    ``alpha: null`` when the divergence has no skew: a dashboard's α axis must not put KL(q‖p),
-    KL(p‖q), β-VAE or MMD runs at the unused default 0.5."""
-    recorded = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    if "alpha" not in recorded.divergence:
-        recorded.alpha = None
-    return recorded
-
-
-def logged_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
-    """What a run gives its loggers as hyperparameters (the W&B config): its config as recorded
-    (:func:`recorded_config`) and, under ``provenance``, the git commit and package versions."""
-    hparams = OmegaConf.to_container(recorded_config(cfg))
-    assert isinstance(hparams, dict)
-    return {**hparams, "provenance": provenance()}
-
-
-def group_name(mode: Any, sweep_dir: str) -> str:
-    """The W&B group of a run: its sweep folder for ``-m`` runs, ``single`` otherwise."""
-    if "MULTIRUN" not in str(mode):
-        return "single"
-    return re.sub(r"[^\w.=-]+", "-", str(sweep_dir)).strip("-")[-120:]
-
-
-#: The longest name of a folder most file systems take, in bytes (``NAME_MAX``).
-NAME_MAX = 255
-
-
-def sweep_subdir(override_dirname: str, job_num: Any) -> str:
-    """A job's folder inside a sweep: its overrides (``alpha=0.3``), or ``job<N>`` if it has none.
-    A name longer than :data:`NAME_MAX` bytes (a fused sweep with ``evaluate=true`` and a few
-    ``eval.*`` overrides reaches it) keeps its beginning and ends with a digest of the whole, so
-    the same job gets the same folder again (a re-run resumes it)."""
-    name = override_dirname.replace("/", "_") if override_dirname else f"job{job_num}"
-    encoded = name.encode()
-    if len(encoded) <= NAME_MAX:
-        return name
-    digest = hashlib.sha256(encoded).hexdigest()[:16]
-    return f"{encoded[: NAME_MAX - len(digest) - 1].decode(errors='ignore')}~{digest}"
-
-
-def monitor(val_size: Any) -> str:
-    """The loss that checkpoints and early stopping watch: ``val/loss`` when the run holds out a
-    validation split (``dataset.val_size > 0``), else ``train/loss``."""
-    return "val/loss" if isinstance(val_size, int) and val_size > 0 else "train/loss"
-
-
-def register_resolvers() -> None:
-    """Register the ``vae_gjs.*`` resolvers used in ``conf/`` (idempotent)."""
-    resolvers = (
-        ("run_name", run_name),
-        ("group", group_name),
-        ("subdir", sweep_subdir),
-        ("data_dir", default_data_dir),
-        ("monitor", monitor),
-        ("cpu_precision", fastest_cpu_precision),
-    )
-    for name, fn in resolvers:
-        if not OmegaConf.has_resolver(f"vae_gjs.{name}"):
-            OmegaConf.register_new_resolver(f"vae_gjs.{name}", fn)
-
-
-# --------------------------------------------------------------------------- train.py
 
 
 def _get(cfg: DictConfig, key: str) -> Any:
@@ -307,77 +184,6 @@ def validate_fused_launcher(n_jobs: Any, max_models: Any) -> None:
     check_int("hydra.launcher.max_models", max_models, 1)
 
 
-# --------------------------------------------------------------------------- evaluate.py
-
-
-def validate_eval_options(opts: DictConfig) -> None:
-    """Check the evaluation options of conf/eval/default.yaml, whether they come from
-    evaluate.py (top-level keys) or from train.py (``eval.*``)."""
-    check_choice("checkpoint", opts.checkpoint, CHECKPOINTS)
-    splits = opts.splits
-    if not isinstance(splits, (list, ListConfig)):
-        raise ConfigError(
-            f"splits={splits!r} is not a list; allowed: a list of {', '.join(SPLITS)}, e.g. [train,test]"
-        )
-    for split in splits:
-        check_choice("splits", split, SPLITS)
-    for name in ("k", "n_batches", "batch_size", "bootstrap"):
-        check_positive_int(name, opts[name])
-    check_int("seed", opts.seed, 0)
-    check_int("traversal_image", opts.traversal_image, 0)
-    check_positive_real("traversal_range", opts.traversal_range)
-    device = opts.device
-    if not isinstance(device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
-        raise ConfigError(f"device={device!r} is unknown; allowed: auto, cpu, cuda, cuda:<index>")
-    if opts.rec_batches is not None:
-        check_positive_int("rec_batches", opts.rec_batches)
-    if opts.threads is not None:
-        check_positive_int("threads", opts.threads)
-    check_bool("figures", opts.figures)
-    check_choice("precision", opts.precision, PRECISIONS)
-    evidence_likelihoods(opts.get("evidence_likelihood"), LIKELIHOODS[0])
-
-
-def evidence_likelihoods(option: Any, own: str) -> list[str]:
-    """The decoder likelihoods of ``evidence_likelihood``: null is the run's ``own`` training
-    likelihood, a name is that one, a list is each (the first is the headline ``test/log_px``)."""
-    if option is None:
-        return [own]
-    names = [option] if isinstance(option, str) else list(option)
-    if not names:
-        raise ConfigError(
-            "evidence_likelihood=[] is empty; allowed: null, gaussian, bernoulli or a list of them"
-        )
-    for name in names:
-        check_choice("evidence_likelihood", name, LIKELIHOODS)
-    return list(dict.fromkeys(names))
-
-
-def validate_evaluate(cfg: DictConfig) -> None:
-    """Check evaluate.py's config (conf/evaluate.yaml) and, for one run, its folder: a config of
-    this version and the chosen checkpoint (cheap checks, before torch loads)."""
-    if cfg.get("report") is not None:
-        check_choice("report", cfg.report, REPORTS)
-        if cfg.get("sweep_dir") is None:
-            raise ConfigError(f"report={cfg.report} needs sweep_dir=<folder of run folders>")
-    if cfg.get("table1_dir") is not None and cfg.get("report") not in ("learned_alpha", "likelihood"):
-        raise ConfigError(
-            f"table1_dir={cfg.table1_dir} is only used by report=learned_alpha and report=likelihood; "
-            f"allowed with report={cfg.get('report')}: table1_dir=null"
-        )
-    if (cfg.get("run_dir") is None) == (cfg.get("sweep_dir") is None):
-        raise ConfigError(
-            "give exactly one of run_dir=<run folder> or sweep_dir=<folder of run folders>, "
-            "e.g. `python evaluate.py run_dir=outputs/mnist-gjs-a0.5/2026-01-01_12-00-00`"
-        )
-    validate_eval_options(cfg)
-    check_bool("force", cfg.force)
-    if cfg.run_dir is not None:
-        run = RunDir.at(cfg.run_dir)
-        load_run_config(run)
-        run.checkpoint(cfg.checkpoint)
-
-
 def check_trainer(trainer: DictConfig) -> None:
     """The Trainer arguments users get wrong, checked before Lightning is imported: epochs and
     steps (-1 or null: no limit) and the ``limit_*_batches`` (a count >= 0 or a fraction in [0, 1])."""
@@ -404,28 +210,6 @@ def check_trainer(trainer: DictConfig) -> None:
                 f"trainer.{key}={value!r} is not allowed; allowed: null, a number of batches >= 0, "
                 "or a fraction between 0.0 and 1.0"
             )
-
-
-def limited_batches(key: str, batches: int, limit: Any) -> int:
-    """The batches of an epoch of ``batches`` under Lightning's ``limit_*_batches`` option ``key``
-    (an int caps, a float is a fraction, null is all). A fraction that leaves no batch is a
-    :class:`ConfigError` (Lightning refuses it in the middle of ``fit``); 0 or 0.0 is no batch."""
-    if limit is None:
-        return batches
-    if isinstance(limit, int):
-        return min(batches, limit)
-    limited = int(batches * limit)
-    if limited == 0 and limit > 0:
-        raise ConfigError(
-            f"{key}={limit!r} leaves no batch of the {batches} ({limit!r} x {batches} < 1); allowed: 0 "
-            f"(none), a fraction >= {1 / batches:.2g} or a number of batches >= 1"
-        )
-    return limited
-
-
-#: Groups whose config may take keys added with ``+``: Trainer arguments (checked against
-#: ``lightning.Trainer``), arguments of the ``_target_`` class, and logger settings.
-EXTENSIBLE = ("trainer", "divergence", "model", "dataset", "logger", "callbacks")
 
 
 def _keys(node: object, prefix: str = "") -> list[str]:
@@ -496,11 +280,30 @@ def check_wandb_mode(mode: object) -> None:
         check_choice("WANDB_MODE (environment variable)", env, WANDB_ENV_MODES)
 
 
-def usable_threads(threads: int) -> int:
-    """``threads``, capped (with a warning) at the CPU cores this process may use: more threads
-    than cores only make the threads wait for each other (4.5x slower measured on 2 cores)."""
-    cores = usable_cores()
-    if threads > cores:
-        log.warning(f"threads={threads} is more than the {cores} CPU cores available; using threads={cores}")
-        return cores
-    return threads
+def check_trainer_arguments(trainer: dict[str, Any], allowed: set[str]) -> None:
+    """``cfg.trainer`` as Trainer arguments: a key that another group sets
+    (:data:`~vae_gjs.config.keys.SET_ELSEWHERE`), or one that is not among ``allowed`` (the
+    parameters of ``lightning.Trainer``, which the caller reads), is a :class:`ConfigError`."""
+    for key in sorted(set(trainer) & set(SET_ELSEWHERE)):
+        raise ConfigError(f"trainer.{key} is not set here; allowed: set it through {SET_ELSEWHERE[key]}")
+    allowed = allowed - set(SET_ELSEWHERE)
+    unknown = sorted(set(trainer) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"trainer.{unknown[0]} is not a lightning.Trainer argument{closest(unknown[0], allowed)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def check_monitors(callbacks: DictConfig, logged: set[str]) -> None:
+    """A callback that watches a metric (``callbacks.checkpoint``, ``callbacks.early_stopping``:
+    ``monitor=...``) must watch one of ``logged``, what the run logs at the end of its epochs: a
+    :class:`ConfigError` listing them, before training (Lightning finds out after the first
+    epoch, with a traceback)."""
+    for name, node in callbacks.items():
+        monitor = node.get("monitor") if node is not None else None
+        if monitor is not None and monitor not in logged:
+            raise ConfigError(
+                f"callbacks.{name}.monitor={monitor} is not a metric this run logs; allowed: "
+                f"{', '.join(sorted(logged))}"
+            )
