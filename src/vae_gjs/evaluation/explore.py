@@ -34,7 +34,8 @@ from vae_gjs.datadir import default_data_dir
 from vae_gjs.errors import ConfigError, check_choice, check_positive_int
 from vae_gjs.evaluation.evidence import importance_log_px
 from vae_gjs.evaluation.images import COLUMNS, grid, traversal_values
-from vae_gjs.evaluation.loading import build_datamodule, load_trained, resolve_device
+from vae_gjs.evaluation.loading import build_datamodule, load_trained
+from vae_gjs.hardware import choose_device
 from vae_gjs.models import build_likelihood
 from vae_gjs.module import VAE
 
@@ -201,4 +202,6 @@ def open_run(
     on ``device`` (``cpu``, ``cuda``, ``auto``). Loading the data waits until it is first used."""
     run, config, model = load_trained(run_dir, checkpoint)
     model.precision = "fp32"  # whatever the training's arithmetic: float32 everywhere here
-    return TrainedRun(run.path, model.to(resolve_device(device)), config, data_dir or default_data_dir())
+    return TrainedRun(
+        run.path, model.to(choose_device("device", device)), config, data_dir or default_data_dir()
+    )

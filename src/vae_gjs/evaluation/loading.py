@@ -1,37 +1,20 @@
-"""Rebuilding a run from its folder: the device, the DataModule and the VAE with a checkpoint's
+"""Rebuilding a run from its folder: the DataModule and the VAE with a checkpoint's
 weights (a one-line :class:`~vae_gjs.errors.RunError` when they do not fit)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vae_gjs.checkpoints import check_fits, chosen_on, model_weights, read_checkpoint
 from vae_gjs.config.names import CHECKPOINTS
 from vae_gjs.data import InMemoryDataModule
-from vae_gjs.errors import ConfigError, RunError, check_choice
+from vae_gjs.errors import RunError, check_choice
 from vae_gjs.io import file_digest
 from vae_gjs.module import VAE, build_module
 from vae_gjs.rundir import RunDir, load_run_config
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA if available, else the CPU; ``cuda`` without a GPU is a :class:`ConfigError`."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"device={name} but no CUDA device is available; allowed here: auto, cpu")
-        if (device.index or 0) >= count:
-            raise ConfigError(
-                f"device={name} but there are {count} CUDA devices; allowed: cuda:0 to cuda:{count - 1}"
-            )
-    return device
 
 
 def build_datamodule(run_cfg: DictConfig, data_dir: str) -> InMemoryDataModule:

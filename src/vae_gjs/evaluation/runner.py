@@ -44,9 +44,10 @@ from vae_gjs.evaluation.images import (
     traversal_labels,
     traversal_values,
 )
-from vae_gjs.evaluation.loading import build_datamodule, load_module, resolve_device
+from vae_gjs.evaluation.loading import build_datamodule, load_module
 from vae_gjs.evaluation.reconstruction import reconstruction_metrics
 from vae_gjs.evaluation.wandb_log import log_to_wandb
+from vae_gjs.hardware import choose_device
 from vae_gjs.io import check_writable, file_digest, write_json
 from vae_gjs.models import build_likelihood, inference_net
 from vae_gjs.models.precision import check_precision, network_outputs
@@ -268,7 +269,7 @@ def evaluate_run(path: str | Path, cfg: DictConfig, redo: bool = False) -> dict[
     run_cfg = load_run_config(run)
     ckpt_path = run.checkpoint(cfg.checkpoint)
     options = _options(cfg)
-    device = resolve_device(cfg.device)
+    device = choose_device("device", cfg.device)
     if not (cfg.force or redo):
         existing = _done(run, options, file_digest(ckpt_path))
         if existing is not None:

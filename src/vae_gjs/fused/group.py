@@ -31,20 +31,20 @@ from vae_gjs import signals
 from vae_gjs.callbacks import EpochBookkeeping, RandomState
 from vae_gjs.checkpoints import check_fits, read_checkpoint
 from vae_gjs.config.runtime import recorded_config
+from vae_gjs.console import quiet_library_logs
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.data.base import InMemoryBatches
 from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, RunError
 from vae_gjs.fused.engine import FusedEngine
 from vae_gjs.fused.members import MemberRun, checkpoint_record, lightning_loops
 from vae_gjs.fused.rng import MemberStreams, get_state
-from vae_gjs.hardware import usable_threads
+from vae_gjs.hardware import choose_device, use_threads
 from vae_gjs.io import write_atomic_together
 from vae_gjs.models.precision import check_precision
 from vae_gjs.module import VAE, build_module
 from vae_gjs.resume import check_same_config
 from vae_gjs.rundir import COMPLETED, RunDir
 from vae_gjs.tasks.train import (
-    _quiet_library_logs,
     batches_per_epoch,
     evaluate_after_training,
     holding,
@@ -55,17 +55,6 @@ log = logging.getLogger(__name__)
 
 #: Lightning's default number of epochs when neither max_epochs nor max_steps is set.
 DEFAULT_EPOCHS = 1000
-
-
-def select_device(accelerator: str) -> torch.device:
-    """``trainer.accelerator`` as a device: ``auto`` is CUDA when available, else the CPU."""
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                f"trainer.accelerator={accelerator} but no CUDA device is available; allowed here: auto, cpu"
-            )
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
 
 
 def _member_stream_state(record: dict[str, Any], device: torch.device) -> torch.Tensor:
@@ -81,7 +70,7 @@ class FusedGroup:
         self.cfgs = list(cfgs)
         base = self.cfgs[0]
         self.trainer_cfg = base.trainer
-        self.device = select_device(str(base.trainer.accelerator))
+        self.device = choose_device("trainer.accelerator", str(base.trainer.accelerator))
         self.datamodule: InMemoryDataModule = instantiate(base.dataset)
         self.batches = batches_per_epoch(base, self.datamodule)
         modules: list[VAE] = []
@@ -300,7 +289,7 @@ def train_group(
     launcher writes their ``.hydra/`` and opens their logs). Returns per member the test
     reconstruction error or the exception that stopped it."""
     outcomes: list[Any] = [None] * len(cfgs)
-    _quiet_library_logs()
+    quiet_library_logs()
     with contextlib.ExitStack() as held:
         members = []
         for index, cfg in enumerate(cfgs):
@@ -314,8 +303,7 @@ def train_group(
         if not members:
             return outcomes
         on_held(members)
-        if cfgs[0].threads:
-            torch.set_num_threads(usable_threads(cfgs[0].threads))
+        use_threads(cfgs[0].threads)
         for index, outcome in zip(members, FusedGroup([cfgs[i] for i in members]).run(), strict=True):
             outcomes[index] = outcome
     return outcomes

@@ -103,7 +103,7 @@ def _log_to_members(hydra_cfgs: Sequence[DictConfig]) -> None:
 
 def cuda_devices(configs: Sequence[DictConfig]) -> int:
     """The CUDA devices the jobs ``configs`` train on (0: the CPU), as
-    :func:`vae_gjs.fused.group.select_device` chooses for ``trainer.accelerator``."""
+    :func:`vae_gjs.hardware.choose_device` chooses for ``trainer.accelerator``."""
     if any(str(cfg.trainer.accelerator) == "cpu" for cfg in configs):
         return 0
     import torch

@@ -7,15 +7,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig
 
 from vae_gjs.config.evaluate import evidence_likelihoods
+from vae_gjs.console import quiet_library_logs
 from vae_gjs.errors import RunError
 from vae_gjs.evaluation.figure4 import model_panel
-from vae_gjs.evaluation.loading import resolve_device
 from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.evaluation.sweep import evaluate_sweep
+from vae_gjs.hardware import choose_device, use_threads
 from vae_gjs.reports import check_report, figure4, figure4_runs, write_report
 from vae_gjs.reports.publish import publish
 from vae_gjs.rundir import RunDir
@@ -27,8 +27,8 @@ def evaluate(cfg: DictConfig) -> Any:
     """``report=...``: evaluate the sweep's runs that lack an eval.json, then write the report;
     ``sweep_dir=...``: evaluate every run of the sweep; ``run_dir=...``: evaluate that run.
     The options are already validated (:func:`vae_gjs.config.validate_evaluate`)."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    quiet_library_logs()
+    use_threads(cfg.threads)
     if cfg.report is not None:
         if Path(cfg.sweep_dir).is_dir():  # else evaluate_sweep names what the folder is not
             check_report(cfg.report, cfg.sweep_dir)  # before evaluating anything
@@ -50,7 +50,7 @@ def write_figure4(cfg: DictConfig) -> Path:
     chosen = figure4_runs(records)
     if not chosen:
         raise RunError(f"{cfg.sweep_dir}: no finished and evaluated run of KL, MMD, gjs or dgjs for Figure 4")
-    device = resolve_device(cfg.device)
+    device = choose_device("device", cfg.device)
     panels = []
     for label, record in chosen:
         kl_per_dim = json.loads(RunDir.at(record.path).eval_file.read_text())["kl_per_dim"]["test"]

@@ -7,7 +7,6 @@ import inspect
 import logging
 import os
 import time
-import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,11 @@ from vae_gjs.callbacks import AtomicCheckpointIO
 from vae_gjs.checkpoints import check_fits, read_checkpoint
 from vae_gjs.config.runtime import limited_batches, logged_hyperparameters, recorded_config
 from vae_gjs.config.validation import check_monitors, check_trainer_arguments
-from vae_gjs.console import announce_run_folder, drop_library_tips
+from vae_gjs.console import announce_run_folder, quiet_library_logs
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, StorageError
 from vae_gjs.evaluation.runner import evaluate_run
-from vae_gjs.hardware import usable_threads
+from vae_gjs.hardware import choose_device, use_threads
 from vae_gjs.loggers import finish_wandb
 from vae_gjs.models.precision import check_precision
 from vae_gjs.module import build_module
@@ -48,7 +47,9 @@ def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(kwargs, dict)
     check_trainer_arguments(kwargs, set(inspect.signature(L.Trainer.__init__).parameters) - {"self"})
-    check_accelerator(kwargs)
+    ddp = "ddp" in str(kwargs.get("strategy"))
+    hint = "for DDP on CPU processes (gloo) add trainer.accelerator=cpu trainer.devices=2" if ddp else None
+    choose_device("trainer.accelerator", str(kwargs.get("accelerator", "auto")), hint)
     return kwargs
 
 
@@ -57,22 +58,6 @@ def instantiate_all(group: DictConfig) -> list[Any]:
     nodes that are ``null`` or build ``None`` are dropped."""
     built = [instantiate(node) for node in group.values() if node is not None]
     return [item for item in built if item is not None]
-
-
-def check_accelerator(kwargs: dict[str, Any]) -> None:
-    """A GPU accelerator on a machine without one is a :class:`ConfigError` saying what to set
-    (``trainer=ddp`` included: DDP runs on CPU processes with gloo)."""
-    if str(kwargs.get("accelerator")) not in ("gpu", "cuda") or torch.cuda.is_available():
-        return
-    hint = (
-        "for DDP on CPU processes (gloo) add trainer.accelerator=cpu trainer.devices=2"
-        if "ddp" in str(kwargs.get("strategy"))
-        else "use trainer.accelerator=cpu or auto"
-    )
-    raise ConfigError(
-        f"trainer.accelerator={kwargs['accelerator']} but this machine has no GPU (torch.cuda.is_available() "
-        f"is False); {hint}"
-    )
 
 
 def batches_per_epoch(cfg: DictConfig, datamodule: InMemoryDataModule) -> dict[str, int]:
@@ -172,22 +157,6 @@ def record_failure(run: RunDir, reason: str) -> None:
         log.warning(f"could not record the failure in status.json: {error}")
 
 
-def _quiet_library_logs() -> None:
-    """Let Hydra's handlers (console + the run's log file) print Lightning's messages once, drop a
-    deprecation warning Lightning raises from its own internals and its logging-interval hint for
-    short epochs, and drop a log line the disk refuses (``train.log`` on a full disk) instead of
-    printing logging's traceback: what the run writes itself is named in its one ``Error:`` line."""
-    logging.raiseExceptions = False
-    if logging.getLogger().handlers:
-        lightning_logger = logging.getLogger("lightning")
-        for handler in list(lightning_logger.handlers):
-            lightning_logger.removeHandler(handler)
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
-    # Lightning's advice for a short epoch: this project logs its metrics once an epoch, and the
-    # step loss at its own log_every_n_steps, so the hint to lower the Trainer's does not apply
-    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
-
-
 def evaluate_after_training(cfg: DictConfig, run: RunDir) -> None:
     """Evaluate the run like ``evaluate.py run_dir=<run>`` with the options ``cfg.eval``
     (skipped when its eval.json is up to date)."""
@@ -219,10 +188,8 @@ def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float
         return done.get(cfg.objective)
     if run.status == COMPLETED:
         log.info(f"Training the completed run in {run.path} on from its last.ckpt")
-    _quiet_library_logs()
-    drop_library_tips()
-    if cfg.threads:
-        torch.set_num_threads(usable_threads(cfg.threads))
+    quiet_library_logs()
+    use_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
     # Build and check everything before writing to the run folder: a bad value or a checkpoint
