@@ -10,6 +10,7 @@ answer before torch and Lightning load (~7 s).
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -27,7 +28,7 @@ from vae_gjs.config.evaluate import validate_evaluate
 from vae_gjs.config.resolvers import register_resolvers
 from vae_gjs.config.validation import alpha_sweeps_without_skew, check_override_keys, validate
 from vae_gjs.errors import USER_ERRORS, ConfigError, Interrupted, StorageError
-from vae_gjs.io import check_writable
+from vae_gjs.io import check_creatable
 from vae_gjs.rundir import remove_if_unused
 from vae_gjs.runlock import LOCK_FILE
 
@@ -88,19 +89,25 @@ def refuse_unknown_keys(args: Sequence[str], conf_dir: Path, config_name: str) -
 class WritableOutput(Callback):
     """A Hydra callback (conf/train.yaml, ``hydra.callbacks``): before Hydra creates the run's
     folder (``hydra.run.dir``) or the sweep's (``hydra.sweep.dir``) and opens its log there,
-    check that it can, writing nothing (:func:`vae_gjs.io.check_writable` with no probe): a
-    folder inside a read-only one is one line naming it, not Hydra's traceback."""
+    check that it can, making and writing nothing (:func:`vae_gjs.io.check_creatable`): a
+    folder inside a read-only one is one line naming it, not Hydra's traceback, and a command
+    refused later leaves no folder behind."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config.hydra.run.dir)
+        self._check(config, "run")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config.hydra.sweep.dir)
+        self._check(config, "sweep")
 
     @staticmethod
-    def _check(folder: Any) -> None:
+    def _check(config: DictConfig, mode: str) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        # the folder's name reads ${hydra:runtime...}; set_config makes its argument's hydra node
+        # read-only, so it is given a copy
+        HydraConfig.instance().set_config(copy.deepcopy(config))
         with outside_the_task():
-            check_writable(Path(str(folder)), probe_bytes=0)
+            check_creatable(Path(str(config.hydra[mode].dir)))
 
 
 def _in_sweep() -> bool:

@@ -158,6 +158,22 @@ def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
         return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
+def check_creatable(folder: str | os.PathLike[str]) -> None:
+    """Check, writing nothing, that ``folder`` can be made (or, if it exists, written to): its
+    nearest existing ancestor must be a writable folder on a writable file system; else a
+    :class:`StorageError` naming ``folder``."""
+    folder = Path(folder)
+    existing = next(p for p in (folder.absolute(), *folder.absolute().parents) if p.exists())
+    try:
+        if not existing.is_dir():
+            raise OSError(errno.ENOTDIR, "not a folder")
+        if not os.access(existing, os.W_OK):
+            read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+            raise OSError(errno.EROFS if read_only else errno.EACCES, "not writable")
+    except OSError as error:
+        raise storage_error(folder, error) from error
+
+
 def check_writable(folder: str | os.PathLike[str], probe_bytes: int = 2**20) -> None:
     """Create ``folder`` and check that it can be written, or raise a :class:`StorageError`: a long
     computation checks first that it can save its result. With ``probe_bytes`` a file of that

@@ -244,11 +244,13 @@ def remove_if_unused(folder: str | Path, also: set[str], within: str | Path) -> 
     path, root = Path(folder).resolve(), Path(within).resolve()
     if path == root or root not in path.parents or not path.is_dir():
         return False
-    records = path / ".hydra"
+    records = path / ".hydra"  # written only once a run holds its folder's lock: usually absent
     entries = {p.name for p in path.iterdir()}
-    if ".hydra" not in entries or not entries <= {".hydra", *also}:
+    if not entries <= {".hydra", *also}:
         return False
-    if not records.is_dir() or not {p.name for p in records.iterdir()} <= HYDRA_RECORDS[".hydra"]:
+    if ".hydra" in entries and (
+        not records.is_dir() or not {p.name for p in records.iterdir()} <= HYDRA_RECORDS[".hydra"]
+    ):
         return False
     shutil.rmtree(path)
     for parent in path.parents:

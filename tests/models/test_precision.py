@@ -217,7 +217,7 @@ def test_budget_cpu_chooses_bf16_where_the_cpu_has_the_units(monkeypatch: pytest
         monkeypatch.setattr(hardware, "cpu_bf16_units", lambda units=units: units)
         cfg = compose_train(["budget=cpu"])
         assert OmegaConf.to_container(cfg, resolve=True)["precision"] == chosen
-        assert cfg.module.precision == chosen
+        assert cfg.module.precision == chosen and cfg.eval.precision == chosen  # evaluated alike
     assert compose_train(["budget=cpu", "precision=fp32"]).precision == "fp32"  # one word overrides it
     assert compose_train([]).precision == "fp32"  # budget=paper: float32
 

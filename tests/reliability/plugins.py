@@ -9,10 +9,10 @@ import time
 import torch
 from torch import Tensor
 
-from vae_gjs.divergences import KLqp, ValueAndParts
+from vae_gjs.divergences import GJS, KLqp, ValueAndParts
 from vae_gjs.models import Burgess
 
-#: Seconds :class:`SlowKLqp` sleeps per training step (read from the environment so that a slowed
+#: Seconds :class:`_Slowed` divergences sleep per training step (read from the environment so that a slowed
 #: run and a normal one have the same config).
 DELAY_ENV = "VAE_GJS_TEST_STEP_DELAY"
 
@@ -34,18 +34,25 @@ class NaNAfterKLqp(KLqp):
         return out, parts
 
 
-class SlowKLqp(KLqp):
-    """KL(q‖p) that sleeps ``$VAE_GJS_TEST_STEP_DELAY`` seconds per training step: same numbers,
-    a run long enough to be killed in the middle without burning CPU."""
+class _Slowed:
+    """Sleeps ``$VAE_GJS_TEST_STEP_DELAY`` seconds per training step before the divergence it is
+    mixed into: same numbers, a run long enough to be killed in the middle without burning CPU."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.delay = float(os.environ.get(DELAY_ENV, "0"))
+    training: bool
 
     def value_and_parts(self, mu: Tensor, logvar: Tensor) -> ValueAndParts:
-        if self.training and self.delay:
-            time.sleep(self.delay)
-        return super().value_and_parts(mu, logvar)
+        delay = float(os.environ.get(DELAY_ENV, "0"))
+        if self.training and delay:
+            time.sleep(delay)
+        return super().value_and_parts(mu, logvar)  # type: ignore[misc]
+
+
+class SlowKLqp(_Slowed, KLqp):
+    """KL(q‖p), slowed (:class:`_Slowed`)."""
+
+
+class SlowGJS(_Slowed, GJS):
+    """JS^{Gα}, slowed (:class:`_Slowed`): for searches over α."""
 
 
 class NaNDecoderBurgess(Burgess):

@@ -360,13 +360,22 @@ def test_a_successful_rerun_of_a_sweep_removes_its_failures_json(tmp_path: Path)
     """``failures.json`` describes the sweep's last attempt: it used to stay after a re-run in
     which every job succeeded."""
     sweep = tmp_path / "sweep"
+    nan_decoder = "model._target_=tests.reliability.plugins.NaNDecoderBurgess"
     failed = cli(
-        "train.py", "-m", *TINY, "model.latent_dim=0", f"hydra.sweep.dir={sweep}", logs=tmp_path / "a"
+        "train.py",
+        "-m",
+        nan_decoder,
+        "+model.nan_after=0",
+        *TINY,
+        f"hydra.sweep.dir={sweep}",
+        logs=tmp_path / "a",
     )
     assert failed.returncode != 0 and (sweep / "failures.json").is_file()
     done = cli(
         "train.py",
         "-m",
+        nan_decoder,
+        "+model.nan_after=1000",
         *TINY,
         "threads=1",
         "trainer.max_steps=1",

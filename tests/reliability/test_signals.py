@@ -111,7 +111,8 @@ def test_sigterm_stops_an_optuna_search_with_its_summary_and_failures_json(tmp_p
         "hydra.sweeper.n_trials=3",
         *TINY,
         *SLOW,
-        "divergence=kl_qp",
+        "divergence=gjs",  # a search over α (kl_qp has none)
+        "divergence._target_=tests.reliability.plugins.SlowGJS",
         f"hydra.sweep.dir={sweep}",
         logs=tmp_path,
         env={DELAY_ENV: "0.3"},
