@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("",),
     ("cli", "fused"),
     ("tasks",),
-    ("callbacks",),  # the training-time pictures reuse evaluation's image grids
+    ("lifecycle", "callbacks"),  # the training-time pictures reuse evaluation's image grids
     ("evaluation", "reports", "toy"),
     ("module",),
     ("divergences", "models", "data", "loggers", "checkpoints", "plotting"),
@@ -139,3 +139,16 @@ def test_no_dispatch_by_string(name: str) -> None:
         )
     ]
     assert not calls, f"{name}: string dispatch at lines {calls}"
+
+
+def test_the_fused_path_shares_the_lifecycle_not_the_task() -> None:
+    """A fused member keeps a separate run's record through :mod:`vae_gjs.lifecycle`, the home
+    both training paths share: nothing in ``fused/`` imports ``tasks/`` (its internals least of
+    all), and both paths import the lifecycle."""
+    fused = {name: GRAPH[name] for name in MODULES if component(name) == "fused"}
+    into_tasks = [
+        f"{name} imports {t}" for name, targets in fused.items() for t in targets if component(t) == "tasks"
+    ]
+    assert not into_tasks, "\n".join(into_tasks)
+    assert "vae_gjs.lifecycle" in GRAPH["vae_gjs.tasks.train"]
+    assert any("vae_gjs.lifecycle" in targets for targets in fused.values())

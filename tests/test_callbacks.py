@@ -15,7 +15,8 @@ from vae_gjs.callbacks.images import TrainingImages
 from vae_gjs.callbacks.step_loss import StepLoss
 from vae_gjs.config import validate
 from vae_gjs.errors import ConfigError
-from vae_gjs.tasks.train import instantiate_all, trainer_kwargs
+from vae_gjs.lifecycle import instantiate_all
+from vae_gjs.tasks.train import trainer_kwargs
 
 
 def test_default_group_builds_checkpoint_bookkeeping_random_state_and_progress_bar(tmp_path: Path) -> None:

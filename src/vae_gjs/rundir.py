@@ -91,6 +91,10 @@ class RunDir:
     def best_ckpt(self) -> Path:
         return self.checkpoints / "best.ckpt"
 
+    def non_finite_ckpt(self, step: int) -> Path:
+        """Where a run stopped by a non-finite loss at ``step`` keeps its weights of that step."""
+        return self.checkpoints / f"nonfinite-step{step}.ckpt"
+
     @property
     def results_file(self) -> Path:
         return self.path / "results.json"
@@ -208,6 +212,12 @@ class RunDir:
 
 #: The ``config_version`` of conf/train.yaml that this code reads.
 CONFIG_VERSION = 1
+
+
+def training_picture(folder: Path, epochs_done: int, name: str) -> Path:
+    """The file of the training-time picture ``name`` after ``epochs_done`` epochs
+    (``figures/epoch_<NNN>_<name>.png``), for a separate run and a fused member alike."""
+    return folder / f"epoch_{epochs_done:03d}_{name}.png"
 
 
 def load_run_config(run: RunDir) -> DictConfig:

@@ -27,6 +27,7 @@ from vae_gjs.evaluation.images import (
     traversal_grid,
     traversal_labels,
 )
+from vae_gjs.rundir import training_picture
 
 #: Test images shown as reconstructions (two rows of ten) and used for the per-dimension KL.
 SHOWN, KL_IMAGES = 20, 500
@@ -62,19 +63,32 @@ class TrainingImages(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         done = trainer.current_epoch + 1
-        if trainer.sanity_checking or done % self.every_n_epochs or not trainer.is_global_zero:
+        if trainer.sanity_checking or not self.due(done) or not trainer.is_global_zero:
             return
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            pictures = self.pictures(
-                pl_module.net, trainer.datamodule.splits["test"].images, pl_module.device
-            )
-        finally:
-            pl_module.train(was_training)
-        for name, picture in pictures.items():
-            path = save_png(picture, self.out_dir / f"epoch_{done:03d}_{name}.png")
+        written = self.write(pl_module.net, trainer.datamodule.splits["test"].images, pl_module.device, done)
+        for name, (picture, path) in written.items():
             self.send(trainer, name, picture, path)
+
+    def due(self, epochs_done: int) -> bool:
+        """Whether the pictures are due after ``epochs_done`` training epochs."""
+        return not epochs_done % self.every_n_epochs
+
+    def write(
+        self, net: torch.nn.Module, images: ImageSource, device: torch.device, epochs_done: int
+    ) -> dict[str, tuple[Tensor, Path]]:
+        """The pictures of ``net`` (put in eval mode and back) for the test ``images`` after
+        ``epochs_done`` epochs, written to their files
+        (:func:`~vae_gjs.rundir.training_picture`): a separate run's and a fused member's."""
+        was_training = net.training
+        net.eval()
+        try:
+            pictures = self.pictures(net, images, device)
+        finally:
+            net.train(was_training)
+        return {
+            name: (picture, save_png(picture, training_picture(self.out_dir, epochs_done, name)))
+            for name, picture in pictures.items()
+        }
 
     @torch.inference_mode()
     def pictures(self, net: torch.nn.Module, images: ImageSource, device: torch.device) -> dict[str, Tensor]:

@@ -40,16 +40,18 @@ from vae_gjs.fused.members import MemberRun, checkpoint_record, lightning_loops
 from vae_gjs.fused.rng import MemberStreams, get_state
 from vae_gjs.hardware import choose_device, use_threads
 from vae_gjs.io import write_atomic_together
+from vae_gjs.lifecycle import (
+    BestCheckpoint,
+    batches_per_epoch,
+    evaluate_after_training,
+    holding,
+    recording_failures,
+    run_results,
+)
 from vae_gjs.models.precision import check_precision
 from vae_gjs.module import VAE, build_module
 from vae_gjs.resume import check_same_config
 from vae_gjs.rundir import COMPLETED, RunDir
-from vae_gjs.tasks.train import (
-    batches_per_epoch,
-    evaluate_after_training,
-    holding,
-    stopped_reason,
-)
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +139,17 @@ class FusedGroup:
         )
 
     def _on_failure(self, member: int, error: NonFiniteLossError) -> None:
-        name = f"nonfinite-step{self.engine.progress.member_step(member)}.ckpt"
+        """Member ``member`` stopped by a non-finite loss: recorded as a separate run records it,
+        its weights of that step kept; the others train on."""
         progress = self.engine.progress
-        record = self._checkpoint(
-            member, progress.epoch, progress.member_step(member) - self._epoch_start_step, False
+        step = progress.member_step(member)
+        record = self._checkpoint(member, progress.epoch, step - self._epoch_start_step, False)
+        run = self.runs[member]
+        progress.failed[member] = run.recorder.stopped_by_non_finite_loss(
+            error, step, lambda path: run.save(record, path.name)
         )
-        self.runs[member].save(record, name)
-        self.runs[member].fail(f"{error} (weights at that step: {name})")
-        log.error(f"{self.runs[member].run.path}: {error}")
+        run.close_loggers("failed")
+        log.error(f"{run.run.path}: {progress.failed[member]}")
 
     def _end_epoch(self, epoch: int, metrics: dict[int, dict[str, float]], n_batches: int) -> None:
         """Each live member's row, then every member's last.ckpt (and best.ckpt) together: a kill
@@ -224,39 +229,17 @@ class FusedGroup:
         for run in self.runs:
             run.start(self.start_epoch)
         progress = self.engine.progress
-        try:
-            with signals.polled():  # a signal stops the group at the end of its current step
-                seconds = self.fit()
-                tests = self.test() if self.cfgs[0].test else {m: {} for m in self.engine.alive}
-                self._stop_if_signalled()
-        except BaseException as error:
-            reasons = {
-                member: stopped_reason(error, self.runs[member].run, progress.global_step, progress.epoch)
-                for member in self.engine.alive
-            }
-            for member, reason in reasons.items():
-                self.runs[member].fail(reason)
-            if signals.received() is not None and reasons:
-                raise Interrupted(next(iter(reasons.values()))) from error
-            raise
-        outcomes: list[Any] = [self.engine.progress.failed.get(m) for m in range(self.engine.size)]
+        policy = recording_failures(  # the failure policy of a separate run, for every live member
+            runs=lambda: [self.runs[member] for member in self.engine.alive],
+            where=lambda: (progress.global_step, progress.epoch),
+        )
+        with policy, signals.polled():  # a signal stops the group at the end of its current step
+            seconds = self.fit()
+            tests = self.test() if self.cfgs[0].test else {m: {} for m in self.engine.alive}
+            self._stop_if_signalled()
+        outcomes: list[Any] = [progress.failed.get(m) for m in range(self.engine.size)]
         for member, test in tests.items():
-            run = self.runs[member]
-            if test:
-                run.log(test, self.engine.progress.epoch, self.engine.progress.global_step)
-            run.complete(
-                {
-                    **test,
-                    "epochs": self.engine.progress.epoch,
-                    "steps": self.engine.progress.global_step,
-                    "fit_seconds_this_session": round(seconds, 2),
-                    "best_checkpoint": run.run.best_ckpt.name if run.run.best_ckpt.is_file() else None,
-                    "best_checkpoint_monitor": run.checkpoint.monitor if run.best_score is not None else None,
-                    "best_checkpoint_score": run.best_score,
-                }
-            )
-            outcomes[member] = test.get(self.cfgs[member].objective)
-            log.info(f"Finished {run.run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
+            outcomes[member] = self._record(member, test, seconds)
         for member, cfg in enumerate(self.cfgs):
             if cfg.evaluate and member in tests:
                 try:
@@ -265,10 +248,23 @@ class FusedGroup:
                     outcomes[member] = error
         return outcomes
 
+    def _record(self, member: int, test: dict[str, float], seconds: float) -> Any:
+        """Member ``member``'s test row and results (the one schema of a separate run's); returns
+        its objective."""
+        run, progress = self.runs[member], self.engine.progress
+        if test:
+            run.log(test, progress.epoch, progress.global_step)
+        best = None
+        if run.best_score is not None and run.run.best_ckpt.is_file():
+            best = BestCheckpoint(run.run.best_ckpt.name, str(run.checkpoint.monitor), run.best_score)
+        run.complete(run_results(test, progress.epoch, progress.global_step, seconds, best))
+        log.info(f"Finished {run.run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in test.items()))
+        return test.get(self.cfgs[member].objective)
+
 
 def hold_member(held: contextlib.ExitStack, cfg: DictConfig) -> None:
     """Hold the member's run folder in ``held`` as a separate run holds its own
-    (:func:`~vae_gjs.tasks.train.holding`), and refuse to resume an unfinished run with another
+    (:func:`~vae_gjs.lifecycle.holding`), and refuse to resume an unfinished run with another
     config (:func:`~vae_gjs.resume.check_same_config`): a one-line :class:`RunError` each."""
     run = held.enter_context(holding(RunDir.at(cfg.run_dir)))
     if run.status == COMPLETED:

@@ -9,7 +9,6 @@ experiment loggers (W&B run in the sweep's group, TensorBoard) built from its ow
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import lightning
@@ -22,13 +21,12 @@ from torch import nn
 
 from vae_gjs.callbacks import EpochBookkeeping, RandomState
 from vae_gjs.callbacks.images import TrainingImages
-from vae_gjs.config.runtime import logged_hyperparameters, recorded_config
+from vae_gjs.config.runtime import logged_hyperparameters
 from vae_gjs.data.base import ImageSource
-from vae_gjs.evaluation.images import save_png
 from vae_gjs.io import atomic_open
+from vae_gjs.lifecycle import RunRecorder, instantiate_all
 from vae_gjs.loggers import AtomicCSVLogger, finish_wandb
-from vae_gjs.rundir import COMPLETED, RUNNING, RunDir
-from vae_gjs.tasks.train import instantiate_all, record_failure
+from vae_gjs.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +120,7 @@ class MemberRun:
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
         self.run = RunDir.at(cfg.run_dir)
+        self.recorder = RunRecorder(self.run)
         loggers: list[Logger] = instantiate_all(cfg.logger)
         # The separate run's ModelCheckpoint (conf/callbacks): its state key and best-score record
         # go into the member's checkpoints.
@@ -139,9 +138,7 @@ class MemberRun:
         """``config.yaml`` and ``status.json`` (running); the CSV forgets rows from ``start_epoch``
         on and gets back the resumed checkpoint's row if it lacks it (as a separate run's
         EpochBookkeeping does)."""
-        self.run.path.mkdir(parents=True, exist_ok=True)
-        self.run.write_config(recorded_config(self.cfg))  # as a separate run records it
-        self.run.set_status(RUNNING, pid=os.getpid())
+        self.recorder.start(self.cfg, announce=False)  # as a separate run records it
         row = self.restored_row
         for logger in self.live:
             logger.start_epoch(start_epoch)
@@ -157,16 +154,8 @@ class MemberRun:
     def pictures(self, net: nn.Module, test_images: ImageSource, epochs_done: int) -> None:
         """The training-time pictures of ``conf/callbacks/images`` after ``epochs_done`` epochs,
         written to the same files as a separate run's (not sent to the loggers)."""
-        if self.images is None or epochs_done % self.images.every_n_epochs:
-            return
-        was_training = net.training
-        net.eval()
-        try:
-            pictures = self.images.pictures(net, test_images, next(net.parameters()).device)
-        finally:
-            net.train(was_training)
-        for name, picture in pictures.items():
-            save_png(picture, self.images.out_dir / f"epoch_{epochs_done:03d}_{name}.png")
+        if self.images is not None and self.images.due(epochs_done):
+            self.images.write(net, test_images, next(net.parameters()).device, epochs_done)
 
     def save(self, record: dict[str, Any], name: str) -> None:
         """Write ``record`` to ``checkpoints/<name>`` atomically."""
@@ -214,13 +203,19 @@ class MemberRun:
             finish_wandb()
 
     def complete(self, results: dict[str, Any]) -> None:
-        self.run.write_results(results)
-        self.run.set_status(COMPLETED)
+        """``results.json`` and the status, as a separate run records them; then the loggers."""
+        self.recorder.complete(results, debug=bool(self.cfg.debug_run))
         self._replay("success")
 
     def fail(self, error: str) -> None:
-        record_failure(self.run, error)
+        """``status.json`` failed with ``error``, as a separate run records it; then the loggers."""
+        self.recorder.fail(error)
+        self.close_loggers("failed")
+
+    def close_loggers(self, status: str) -> None:
+        """The deferred loggers get the rows and close with ``status``; a logger that fails here
+        is only logged (the run's status is what matters, and a logger must not hide it)."""
         try:
-            self._replay("failed")
-        except Exception as replay_error:  # the status is what matters; a logger must not hide it
+            self._replay(status)
+        except Exception as replay_error:
             log.warning(f"{self.run.path}: closing the loggers failed ({replay_error})")

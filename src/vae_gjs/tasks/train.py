@@ -1,4 +1,6 @@
-"""The training flow: config -> data, model, divergence -> Lightning Trainer -> run folder."""
+"""The training task of a separate run: build (and check) everything, fit and test, record the run
+folder (:mod:`vae_gjs.lifecycle`, shared with the fused members) — ``_train`` reads as those
+three steps."""
 
 from __future__ import annotations
 
@@ -7,12 +9,12 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
@@ -20,30 +22,35 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
-from vae_gjs import signals
 from vae_gjs.callbacks import AtomicCheckpointIO
 from vae_gjs.checkpoints import check_fits, read_checkpoint
-from vae_gjs.config.runtime import limited_batches, logged_hyperparameters, recorded_config
+from vae_gjs.config.runtime import logged_hyperparameters, recorded_config
 from vae_gjs.config.validation import check_monitors, check_trainer_arguments
-from vae_gjs.console import announce_run_folder, quiet_library_logs
+from vae_gjs.console import quiet_library_logs
 from vae_gjs.data import InMemoryDataModule
-from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, StorageError
-from vae_gjs.evaluation.runner import evaluate_run
+from vae_gjs.errors import ConfigError
 from vae_gjs.hardware import choose_device, use_threads
-from vae_gjs.loggers import finish_wandb
+from vae_gjs.lifecycle import (
+    BestCheckpoint,
+    RunRecorder,
+    batches_per_epoch,
+    evaluate_after_training,
+    holding,
+    instantiate_all,
+    recording_failures,
+    run_results,
+)
 from vae_gjs.models.precision import check_precision
-from vae_gjs.module import build_module
-from vae_gjs.provenance import provenance
+from vae_gjs.module import VAE, build_module
 from vae_gjs.resume import check_length, check_same_config, train_on_completed
-from vae_gjs.rundir import COMPLETED, DEBUG, FAILED, RUNNING, RunDir
-from vae_gjs.runlock import RunLock
+from vae_gjs.rundir import COMPLETED, DEBUG, RunDir
 
 log = logging.getLogger(__name__)
 
 
 def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     """``cfg.trainer`` as ``lightning.Trainer`` arguments; a key that is no Trainer argument, or
-    one that another group sets, is a :class:`ConfigError`."""
+    one that another group sets, is a :class:`ConfigError`, and so is a GPU the machine lacks."""
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert isinstance(kwargs, dict)
     check_trainer_arguments(kwargs, set(inspect.signature(L.Trainer.__init__).parameters) - {"self"})
@@ -51,31 +58,6 @@ def trainer_kwargs(cfg: DictConfig) -> dict[str, Any]:
     hint = "for DDP on CPU processes (gloo) add trainer.accelerator=cpu trainer.devices=2" if ddp else None
     choose_device("trainer.accelerator", str(kwargs.get("accelerator", "auto")), hint)
     return kwargs
-
-
-def instantiate_all(group: DictConfig) -> list[Any]:
-    """Instantiate every node of a group of named configs (``logger``, ``callbacks``), in order;
-    nodes that are ``null`` or build ``None`` are dropped."""
-    built = [instantiate(node) for node in group.values() if node is not None]
-    return [item for item in built if item is not None]
-
-
-def batches_per_epoch(cfg: DictConfig, datamodule: InMemoryDataModule) -> dict[str, int]:
-    """The batches of each split's epoch under ``trainer.limit_*_batches`` (``train``, and ``val``
-    and ``test`` where the run has them), checked before anything is written: a fraction that
-    leaves no batch is a :class:`ConfigError` (Lightning would refuse it after the folder was
-    written)."""
-    splits = {"train": datamodule.batch_size, "val": None, "test": None}
-    present = {"train": True, "val": datamodule.has_val, "test": bool(cfg.test)}
-    return {
-        split: limited_batches(
-            f"trainer.limit_{split}_batches",
-            len(datamodule.loader(split, batch_size)),
-            cfg.trainer.get(f"limit_{split}_batches"),
-        )
-        for split, batch_size in splits.items()
-        if present[split]
-    }
 
 
 def slurm_plugins() -> list[Any]:
@@ -108,60 +90,92 @@ def resume_from(cfg: DictConfig, run: RunDir) -> str | None:
     return None
 
 
-def kept(run: RunDir) -> str:
-    """Which checkpoint a stopped run leaves to resume from, for its one-line error."""
-    if not run.last_ckpt.is_file():
-        return "no checkpoint was saved yet (the next attempt starts from the beginning)"
+def check_resumable(cfg: DictConfig, run: RunDir, module: VAE, ckpt_path: str) -> None:
+    """The checkpoint to resume from fits the model and the run's length (one line each)."""
+    checkpoint = read_checkpoint(ckpt_path)
+    check_fits(checkpoint, module, ckpt_path, "the model of this config")
+    where = str(run.path) if Path(ckpt_path).parent == run.checkpoints else ckpt_path
+    check_length(where, checkpoint["epoch"] + 1, checkpoint["global_step"], cfg.trainer)
+
+
+@dataclass
+class Built:
+    """Everything a separate run trains with, built and checked before its folder is written."""
+
+    datamodule: InMemoryDataModule
+    module: VAE
+    trainer: L.Trainer
+    loggers: list[Logger]
+    checkpoint: ModelCheckpoint | None
+    ckpt_path: str | None
+
+
+def build(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> Built:
+    """Build and check everything before writing to the run folder: a bad value or a checkpoint
+    that does not fit fails with the folder as it was (an unfinished run keeps its config.yaml
+    and status.json), instead of leaving a "running" status that nothing will update."""
+    kwargs = trainer_kwargs(cfg)
+    datamodule: InMemoryDataModule = instantiate(cfg.dataset)
+    if any(
+        isinstance(cfg.trainer.get(f"limit_{split}_batches"), float) for split in ("train", "val", "test")
+    ):
+        batches_per_epoch(cfg, datamodule)  # a fraction: does it leave a batch? (loads the data)
+    module = build_module(cfg.module, datamodule.image_shape)
+    logged = module.epoch_metrics(datamodule.image_shape, datamodule.has_val) | {"time/epoch_s"}
+    check_monitors(cfg.callbacks, logged)
+    if cfg.compile:
+        module.net.compile()  # in place: the state_dict keeps its keys
+    ckpt_path = resume_from(cfg, run)
+    if ckpt_path is not None:
+        check_resumable(cfg, run, module, ckpt_path)
+    loggers: list[Logger] = instantiate_all(cfg.logger)
+    configured: list[Callback] = instantiate_all(cfg.callbacks)
+    if not datamodule.has_val:
+        kwargs.update(limit_val_batches=0, num_sanity_val_steps=0)
     try:
-        epoch = torch.load(run.last_ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"]
-    except Exception:  # whatever torch raises for an unreadable file: the message stays general
-        return "last.ckpt is kept"
-    return f"last.ckpt (end of epoch {epoch}) is kept"
+        trainer = L.Trainer(
+            **kwargs,
+            default_root_dir=str(run.path),
+            logger=loggers or False,
+            callbacks=[*configured, *callbacks],
+            plugins=[AtomicCheckpointIO(), *slurm_plugins()],
+        )
+    except (MisconfigurationException, ValueError, ImportError) as error:  # Lightning's own checks
+        raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
+    check_precision(module.precision, trainer.strategy.root_device)
+    checkpoint = next((c for c in configured if isinstance(c, ModelCheckpoint)), None)
+    return Built(datamodule, module, trainer, loggers, checkpoint, ckpt_path)
 
 
-def stopped_reason(error: BaseException, run: RunDir, step: int, epoch: int) -> str:
-    """Why a run stopped, for its status.json and its one line: a signal with where it landed
-    (``step``, ``epoch``) and which checkpoint is kept, or the error."""
-    reason = signals.describe(error)
-    if signals.received() is not None:
-        reason += f" at step {step} (epoch {epoch}); {kept(run)}; the same command resumes the run"
-    return reason
+def fit_and_test(cfg: DictConfig, built: Built) -> tuple[dict[str, Any], float]:
+    """Fit (or resume), then the final model on the validation split (the split a search selects
+    on) and the test set: their metrics, and the seconds of the fit."""
+    trainer, module, datamodule = built.trainer, built.module, built.datamodule
+    started = time.perf_counter()
+    hparams = logged_hyperparameters(cfg)
+    for logger in built.loggers:
+        logger.log_hyperparams(hparams)  # type: ignore[arg-type]
+    trainer.fit(module, datamodule=datamodule, ckpt_path=built.ckpt_path)
+    fit_seconds = time.perf_counter() - started
+    val = trainer.validate(module, datamodule=datamodule, verbose=False)[0] if datamodule.has_val else {}
+    test = trainer.test(module, datamodule=datamodule, verbose=False)[0] if cfg.test else {}
+    return {**val, **test}, fit_seconds
 
 
-@contextlib.contextmanager
-def holding(run: RunDir) -> Iterator[RunDir]:
-    """Hold ``run``'s lock (:class:`~vae_gjs.runlock.RunLock`: a one-line :class:`RunError` when
-    another process trains there) and remove the temporary files a killed writer left; nothing
-    is written to the folder before."""
-    with RunLock(run.path):
-        stray = run.remove_stray_temporaries()
-        if stray:
-            log.info(f"{run.path}: removed {len(stray)} temporary file(s) of writes cut by a kill")
-        yield run
+def best_checkpoint(callback: ModelCheckpoint | None) -> BestCheckpoint | None:
+    """The run's best.ckpt as ``ModelCheckpoint`` chose it (``None``: no such callback or file)."""
+    if callback is None or not callback.best_model_path or callback.best_model_score is None:
+        return None
+    return BestCheckpoint(
+        Path(callback.best_model_path).name, str(callback.monitor), float(callback.best_model_score)
+    )
 
 
-def record_composition(run: RunDir, cfg: DictConfig) -> None:
-    """Hydra's record of this run's composition (``.hydra/``), when Hydra composed it."""
+def composition(cfg: DictConfig) -> tuple[DictConfig, DictConfig] | None:
+    """This run's composition for ``.hydra/``, when Hydra composed it."""
     from hydra.core.hydra_config import HydraConfig
 
-    if HydraConfig.initialized():
-        run.write_composition(cfg, HydraConfig.instance().cfg)  # type: ignore[arg-type]
-
-
-def record_failure(run: RunDir, reason: str) -> None:
-    """``status.json`` = failed with ``reason``; a disk that refuses even that is only logged (the
-    error that stopped the run is the one the user must see)."""
-    try:
-        run.set_status(FAILED, error=reason)
-    except StorageError as error:
-        log.warning(f"could not record the failure in status.json: {error}")
-
-
-def evaluate_after_training(cfg: DictConfig, run: RunDir) -> None:
-    """Evaluate the run like ``evaluate.py run_dir=<run>`` with the options ``cfg.eval``
-    (skipped when its eval.json is up to date)."""
-    options = {**OmegaConf.to_container(cfg.eval, resolve=True), "data_dir": cfg.data_dir, "force": False}
-    evaluate_run(run.path, OmegaConf.create(options))
+    return (cfg, HydraConfig.instance().cfg) if HydraConfig.initialized() else None  # type: ignore[return-value]
 
 
 def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
@@ -179,110 +193,49 @@ def train(cfg: DictConfig, callbacks: Sequence[Callback] = ()) -> float | None:
         return _train(cfg, run, callbacks)
 
 
+def skip_completed(cfg: DictConfig, run: RunDir) -> Any:
+    """A completed run with this config is not trained again (evaluated if asked); its objective."""
+    done = run.results
+    log.info(f"Skipping {run.path}: already completed ({done.get('epochs')} epochs) with this config")
+    if cfg.evaluate and rank_zero_only.rank == 0:
+        evaluate_after_training(cfg, run)
+    return done.get(cfg.objective)
+
+
 def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float | None:
-    if run.status == COMPLETED and not train_on_completed(run, cfg, record=recorded_config):
-        done = run.results
-        log.info(f"Skipping {run.path}: already completed ({done.get('epochs')} epochs) with this config")
-        if cfg.evaluate and rank_zero_only.rank == 0:
-            evaluate_after_training(cfg, run)
-        return done.get(cfg.objective)
     if run.status == COMPLETED:
+        if not train_on_completed(run, cfg, record=recorded_config):
+            return skip_completed(cfg, run)
         log.info(f"Training the completed run in {run.path} on from its last.ckpt")
     quiet_library_logs()
     use_threads(cfg.threads)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    # Build and check everything before writing to the run folder: a bad value or a checkpoint
-    # that does not fit fails with the folder as it was (an unfinished run keeps its config.yaml
-    # and status.json), instead of leaving a "running" status that nothing will update.
-    kwargs = trainer_kwargs(cfg)
-    datamodule: InMemoryDataModule = instantiate(cfg.dataset)
-    if any(
-        isinstance(cfg.trainer.get(f"limit_{split}_batches"), float) for split in ("train", "val", "test")
+    built = build(cfg, run, callbacks)  # 1. build: everything checked before the folder is written
+
+    recorder = RunRecorder(run, writer=rank_zero_only.rank == 0)
+    recorder.start(cfg, composition(cfg))
+    trainer = built.trainer
+    with recording_failures(  # 2. fit and test, the failure policy around them
+        runs=lambda: [recorder],
+        where=lambda: (trainer.global_step, trainer.current_epoch),
+        non_finite=lambda error: recorder.stopped_by_non_finite_loss(
+            error, trainer.global_step, trainer.save_checkpoint
+        ),
     ):
-        batches_per_epoch(cfg, datamodule)  # a fraction: does it leave a batch? (loads the data)
-    module = build_module(cfg.module, datamodule.image_shape)
-    check_monitors(
-        cfg.callbacks, module.epoch_metrics(datamodule.image_shape, datamodule.has_val) | {"time/epoch_s"}
+        metrics, fit_seconds = fit_and_test(cfg, built)
+
+    results = run_results(  # 3. record, then evaluate
+        metrics,
+        trainer.current_epoch,
+        trainer.global_step,
+        fit_seconds,
+        best_checkpoint(built.checkpoint),
+        built.module.divergence.learned(),
     )
-    if cfg.compile:
-        module.net.compile()  # in place: the state_dict keeps its keys
-    ckpt_path = resume_from(cfg, run)
-    if ckpt_path is not None:
-        checkpoint = read_checkpoint(ckpt_path)
-        check_fits(checkpoint, module, ckpt_path, "the model of this config")
-        where = str(run.path) if Path(ckpt_path).parent == run.checkpoints else ckpt_path
-        check_length(where, checkpoint["epoch"] + 1, checkpoint["global_step"], cfg.trainer)
-    loggers: list[Logger] = instantiate_all(cfg.logger)
-    configured: list[Callback] = instantiate_all(cfg.callbacks)
-    checkpoints = next((c for c in configured if isinstance(c, ModelCheckpoint)), None)
-    if not datamodule.has_val:
-        kwargs.update(limit_val_batches=0, num_sanity_val_steps=0)
-    try:
-        trainer = L.Trainer(
-            **kwargs,
-            default_root_dir=str(run.path),
-            logger=loggers or False,
-            callbacks=[*configured, *callbacks],
-            plugins=[AtomicCheckpointIO(), *slurm_plugins()],
-        )
-    except (MisconfigurationException, ValueError, ImportError) as error:  # Lightning's own checks
-        raise ConfigError(f"trainer: {' '.join(str(error).split())}") from error
-    check_precision(module.precision, trainer.strategy.root_device)
-
-    recorded = recorded_config(cfg)
-    writer = rank_zero_only.rank == 0
-    if writer:
-        run.path.mkdir(parents=True, exist_ok=True)
-        record_composition(run, cfg)
-        run.write_config(recorded)
-        run.set_status(RUNNING, pid=os.getpid())
-        announce_run_folder(run.path)
-    started = time.perf_counter()
-    try:
-        hparams = logged_hyperparameters(cfg)
-        for logger in loggers:
-            logger.log_hyperparams(hparams)  # type: ignore[arg-type]
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-        fit_seconds = time.perf_counter() - started
-        # the final model on the validation split (the split a search selects on) and the test set
-        val = trainer.validate(module, datamodule=datamodule, verbose=False)[0] if datamodule.has_val else {}
-        test = trainer.test(module, datamodule=datamodule, verbose=False)[0] if cfg.test else {}
-    except NonFiniteLossError as error:
-        saved = run.checkpoints / f"nonfinite-step{trainer.global_step}.ckpt"
-        trainer.save_checkpoint(saved)
-        stopped = NonFiniteLossError(f"{error}; {kept(run)}")
-        if writer:
-            record_failure(run, f"{stopped} (weights at that step: {saved.name})")
-        raise stopped from error
-    except BaseException as error:
-        reason = stopped_reason(error, run, trainer.global_step, trainer.current_epoch)
-        if writer:
-            record_failure(run, reason)
-        if signals.received() is not None:
-            raise Interrupted(reason) from error
-        raise
-    finally:
-        finish_wandb()
-
-    best = checkpoints.best_model_score if checkpoints and checkpoints.best_model_path else None
-    results = {
-        **{key: float(value) for key, value in {**val, **test}.items()},
-        "epochs": trainer.current_epoch,
-        "steps": trainer.global_step,
-        "fit_seconds_this_session": round(fit_seconds, 2),
-        # best.ckpt: the epoch of the lowest monitored loss (val/loss, or train/loss without a
-        # validation split), named so that nobody mistakes it for a held-out choice
-        "best_checkpoint": Path(checkpoints.best_model_path).name if best is not None else None,
-        "best_checkpoint_monitor": checkpoints.monitor if best is not None else None,
-        "best_checkpoint_score": float(best) if best is not None else None,
-        **{f"{name}_learned": float(value) for name, value in module.divergence.learned().items()},
-        "provenance": provenance(),
-    }
-    if writer:
-        run.write_results(results)
-        run.set_status(DEBUG if cfg.debug_run else COMPLETED)
-        log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in {**val, **test}.items()))
+    recorder.complete(results, debug=cfg.debug_run)
+    if recorder.writer:
+        log.info(f"Finished {run.path}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
         if cfg.evaluate:
             evaluate_after_training(cfg, run)
     return results.get(cfg.objective)
