@@ -167,7 +167,7 @@ def test_seeds_sweep_the_table1_column_as_one_command_and_fuse_per_seed() -> Non
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
-    from vae_gjs.fused.grouping import fusion_key
+    from vae_gjs.fused.plan import fusion_key
 
     base = ["+experiment=table1", "dataset=mnist", "budget=cpu"]
     compose_train(base)

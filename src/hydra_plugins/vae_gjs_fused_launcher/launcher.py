@@ -7,13 +7,13 @@ their regulariser as one fused model (``vae_gjs.fused``), groups side by side wi
    ``run_job`` (output folder, ``.hydra/``, job logging) with a task that only validates and
    resolves its config (:func:`set_up_task`: ``vae_gjs.config.validate`` with ``cli``'s one-line
    errors): a bad value fails that job alone, as it would fail a separate run;
-2. jobs are grouped (:mod:`vae_gjs.fused.grouping`): equal configs up to the fusable keys and
+2. jobs are grouped (:mod:`vae_gjs.fused.plan`): equal configs up to the fusable keys and
    the same resume point, at most ``max_models`` a group; completed runs and jobs the engine
    cannot reproduce run as separate runs (the configured task function, through the joblib
    launcher's ``execute_job``), and so does a group of one;
 3. groups run side by side (``joblib.Parallel``, loky processes; one worker runs them in this
    process, one after the other): ``n_jobs`` workers, by default chosen for the machine
-   (:func:`vae_gjs.fused.grouping.choose_workers`: one group per GPU, one single-threaded worker
+   (:func:`vae_gjs.fused.plan.choose_workers`: one group per GPU, one single-threaded worker
    per CPU core), capped by the cores and the jobs with one line saying so;
 4. one ``JobReturn`` per job, in the order of ``job_overrides`` (the sweeper's summary and
    ``failures.json`` read them); a member's known error is its one ``Error:`` line, as a
@@ -45,7 +45,7 @@ def set_up_task(cfg: DictConfig) -> DictConfig:
     ``train.py`` does (a bad value is one line and fails that job), then resolve it."""
     from vae_gjs.cli import user_errors
     from vae_gjs.config.validation import validate
-    from vae_gjs.fused.launching import resolved
+    from vae_gjs.fused.sweep import resolved
 
     with user_errors():
         validate(cfg)
@@ -77,7 +77,7 @@ class FusedLauncher(Launcher):
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from vae_gjs.cli import as_user_error, user_errors
-        from vae_gjs.fused.launching import launch_jobs
+        from vae_gjs.fused.sweep import launch_jobs
 
         setup_globals()
         assert self.config is not None and self.task_function is not None and self.hydra_context is not None

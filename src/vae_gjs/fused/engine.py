@@ -17,14 +17,13 @@ Each step, for one shared batch ``x``:
 4. the sum of the live members' losses is back-propagated, and one Adam steps every live member's
    own slices of the stacked weights.
 
-Adam is elementwise (no weight decay, no gradient clipping, no learning-rate schedule), so one
-Adam over the members' slices is N independent Adams (the optimiser is the members' own
-``conf/module`` partial, with its single-pass kernel as a separate run has it; the launcher fuses
-only members whose optimiser configs are equal). Each member's slices are tensors of its separate
-run's shapes, so the kernel treats them as the separate run's and a member on a CPU trains bit for
-bit as its separate run. A member whose loss is not finite is stopped alone: it is marked failed,
-its slices get no gradient from that step on (so its weights and Adam state stay as they were),
-and the others go on.
+One optimiser steps every live member's own slices of the stacked weights
+(:class:`~vae_gjs.fused.optimiser.MembersOptimiser`): the members' own ``conf/module`` optimiser,
+refused unless its step is elementwise, so that it is N independent optimisers (the launcher fuses
+only members whose optimiser configs are equal), and a member on a CPU trains bit for bit as its
+separate run. A member whose loss is not finite is stopped alone: it is marked failed, its slices
+get no gradient from that step on (so its weights and optimiser state stay as they were), and the
+others go on. What a member's checkpoint holds is :mod:`vae_gjs.fused.checkpoint`'s.
 """
 
 from __future__ import annotations
@@ -39,10 +38,11 @@ import torch
 from torch import Tensor, nn
 
 from vae_gjs.errors import NonFiniteLossError
+from vae_gjs.fused.optimiser import MembersOptimiser
 from vae_gjs.fused.rng import MemberStreams
 from vae_gjs.fused.stack import StackedNets
 from vae_gjs.models.precision import network_outputs
-from vae_gjs.module import VAE, PerImageTerms, in_layout_of, non_finite_error, single_pass_options
+from vae_gjs.module import VAE, PerImageTerms, non_finite_error
 
 #: Per-image metrics averaged over a training epoch (as ``VAE`` logs them).
 TRAIN_METRICS = ("rec", "div", "loss")
@@ -110,21 +110,7 @@ class FusedEngine:
         order = [*itertools.chain(*self._stacks), *self._alone]
         self._rows = torch.tensor(sorted(range(self.size), key=order.__getitem__), device=device)
         self.likelihood = modules[0].likelihood
-        # The separate run's optimiser (conf/module: a partial, Adam by default), in the one
-        # parameter group a separate run has ("net", with its options).
-        (group,) = modules[0].parameter_groups()
-        factory = modules[0].optimizer
-        # The optimiser steps each member's own slices of the stacked weights (views sharing their
-        # storage), not the stacked tensors: Adam's single-pass kernel then updates a member's tensors
-        # exactly as its separate run's (it rounds a tensor's vector blocks and its remainder
-        # differently, so a stacked tensor would shift a member's elements between the two), and a
-        # failed member is left out by giving its slices no gradient.
-        self._slices = [
-            [param.detach()[member].requires_grad_() for param in self.nets.parameters()]
-            for member in range(self.size)
-        ]
-        pieces = [{**group, "params": [piece for slices in self._slices for piece in slices]}]
-        self.optimizer = factory(pieces, **single_pass_options(factory))
+        self.members_optimiser = MembersOptimiser(modules[0], self.nets, self.size)
         self.streams = streams
         self.progress = Progress()
 
@@ -171,7 +157,13 @@ class FusedEngine:
         return losses, rec, div
 
     @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        """The one optimiser of the members' slices (:class:`~vae_gjs.fused.optimiser.MembersOptimiser`)."""
+        return self.members_optimiser.optimizer
+
+    @property
     def alive(self) -> list[int]:
+        """The members still training (not stopped by a non-finite loss)."""
         return [m for m in range(self.size) if m not in self.progress.failed]
 
     def step(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, list[int]]:
@@ -191,15 +183,10 @@ class FusedEngine:
                     self.progress.failed_step[member] = self.progress.global_step
                     newly_failed.append(member)
             alive = self.alive
-        self.optimizer.zero_grad(set_to_none=True)
         self.nets.zero_grad(set_to_none=True)
         if alive:
             losses[alive].sum().backward()
-            grads = [param.grad.unbind(0) for param in self.nets.parameters()]
-            for member in alive:
-                for piece, grad in zip(self._slices[member], grads, strict=True):
-                    piece.grad = grad[member]
-            self.optimizer.step()
+            self.members_optimiser.step([param.grad for param in self.nets.parameters()], alive)
             self.progress.global_step += 1
         return losses, rec, div, newly_failed
 
@@ -284,31 +271,14 @@ class FusedEngine:
         return {key: value.detach().cpu().clone() for key, value in self.modules[member].state_dict().items()}
 
     def member_optimizer_state(self, member: int) -> dict[str, Any]:
-        """Member ``member``'s Adam state as its separate run's ``optimizer.state_dict()``."""
-        group = {key: value for key, value in self.optimizer.param_groups[0].items() if key != "params"}
-        slices = self._slices[member]
-        state = {
-            index: {key: value.detach().cpu().clone() for key, value in self.optimizer.state[piece].items()}
-            for index, piece in enumerate(slices)
-            if self.optimizer.state.get(piece)
-        }
-        return {"state": state, "param_groups": [{**group, "params": list(range(len(slices)))}]}
+        """Member ``member``'s optimiser state as its separate run's ``optimizer.state_dict()``."""
+        return self.members_optimiser.member_state(member)
 
     @torch.no_grad()
     def load_member(self, member: int, weights: dict[str, Tensor], optimizer: dict[str, Any]) -> None:
-        """Put a separate-run checkpoint's weights and Adam state into member ``member``."""
+        """Put a separate-run checkpoint's weights and optimiser state into member ``member``."""
         self.nets.load_member(
             member,
             {key.removeprefix("net."): value for key, value in weights.items() if key.startswith("net.")},
         )
-        options = self.optimizer.param_groups[0]  # Adam keeps a fused kernel's step on the device
-        step_on_device = bool(options.get("fused") or options.get("capturable"))
-        for index, piece in enumerate(self._slices[member]):
-            saved = optimizer["state"].get(index)
-            if saved is not None:
-                self.optimizer.state[piece] = {
-                    key: in_layout_of(
-                        value.to(piece.device if key != "step" or step_on_device else "cpu", copy=True), piece
-                    )
-                    for key, value in saved.items()
-                }
+        self.members_optimiser.load_member(member, optimizer)

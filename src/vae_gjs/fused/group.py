@@ -1,6 +1,6 @@
 """Train a group of runs as one fused model: the fused counterpart of :func:`vae_gjs.tasks.train.train`.
 
-The members' configs differ only in fusable keys (:mod:`vae_gjs.fused.grouping`). Each member is
+The members' configs differ only in fusable keys (:mod:`vae_gjs.fused.plan`). Each member is
 built exactly as its separate run builds it (``seed_everything(seed)``, then
 :func:`~vae_gjs.module.build_module`), so it starts from the same weights and the same
 generator state; it sees the same batches (:class:`~vae_gjs.data.base.InMemoryBatches` seeded by
@@ -35,8 +35,9 @@ from vae_gjs.console import quiet_library_logs
 from vae_gjs.data import InMemoryDataModule
 from vae_gjs.data.base import InMemoryBatches
 from vae_gjs.errors import ConfigError, Interrupted, NonFiniteLossError, RunError
+from vae_gjs.fused.checkpoint import checkpoint_record, lightning_loops, read_member
 from vae_gjs.fused.engine import FusedEngine
-from vae_gjs.fused.members import MemberRun, checkpoint_record, lightning_loops
+from vae_gjs.fused.members import MemberRun
 from vae_gjs.fused.rng import MemberStreams, get_state
 from vae_gjs.hardware import choose_device, use_threads
 from vae_gjs.io import write_atomic_together
@@ -57,12 +58,6 @@ log = logging.getLogger(__name__)
 
 #: Lightning's default number of epochs when neither max_epochs nor max_steps is set.
 DEFAULT_EPOCHS = 1000
-
-
-def _member_stream_state(record: dict[str, Any], device: torch.device) -> torch.Tensor:
-    """The generator state a member's checkpoint holds for ``device`` (RandomState's layout)."""
-    state = record["callbacks"][RandomState().state_key]
-    return state["cuda"][device.index or 0] if device.type == "cuda" else state["torch"]
 
 
 class FusedGroup:
@@ -97,17 +92,15 @@ class FusedGroup:
             raise ConfigError(
                 "a fused group's members must all have a last.ckpt or none (start them separately)"
             )
-        records = []
+        steps = set()
         for member, run in enumerate(self.runs):
             record = read_checkpoint(run.run.last_ckpt)
             check_fits(record, self.engine.modules[member], run.run.last_ckpt, "the model of this config")
-            self.engine.load_member(member, record["state_dict"], record["optimizer_states"][0])
-            self.engine.streams.states[member] = _member_stream_state(record, self.device).clone()
-            score = record["callbacks"].get(run.checkpoint.state_key, {}).get("best_model_score")
-            run.best_score = None if score is None else float(score)
-            run.restored_row = record["callbacks"].get(EpochBookkeeping().state_key, {}).get("row")
-            records.append(record)
-        steps = {(r["epoch"], r["global_step"]) for r in records}
+            state = read_member(record, run.checkpoint, self.device)
+            self.engine.load_member(member, state.weights, state.optimizer)
+            self.engine.streams.states[member] = state.stream.clone()
+            run.best_score, run.restored_row = state.best_score, state.row
+            steps.add((state.epoch, state.global_step))
         if len(steps) != 1:
             raise ConfigError(
                 f"a fused group's members must resume from one epoch and step, got {sorted(steps)}"

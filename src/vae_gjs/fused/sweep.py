@@ -16,10 +16,9 @@ from hydra.errors import CompactHydraException
 from joblib import Parallel, delayed
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vae_gjs.errors import RunError
-from vae_gjs.fused.grouping import Workers, choose_workers, fusion_key, make_groups, unfusable_reason
+from vae_gjs.fused.plan import choose_workers, describe_plan, plan
 from vae_gjs.hardware import usable_cores
-from vae_gjs.rundir import COMPLETED, RunDir
+from vae_gjs.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -47,43 +46,6 @@ def set_up_job(context: dict[str, Any], overrides: Sequence[str], index: int) ->
         job_dir_key="hydra.sweep.dir",
         job_subdir_key="hydra.sweep.subdir",
     )
-
-
-def resume_point(run_dir: str) -> tuple[int, int] | None:
-    """``(epoch, global_step)`` of the run folder's last.ckpt, if it has one."""
-    path = RunDir.at(run_dir).last_ckpt
-    if not path.is_file():
-        return None
-    from vae_gjs.checkpoints import read_checkpoint
-
-    record = read_checkpoint(path)
-    return int(record["epoch"]), int(record["global_step"])
-
-
-def plan(configs: Sequence[DictConfig | None], max_models: int, workers: int = 1) -> list[list[int]]:
-    """Job indices to run together: fused groups (two or more) and single jobs. ``None`` marks a
-    job whose set-up failed (left out). A job whose folder holds a file that cannot be read runs
-    as a separate run, which fails with the one line naming the file."""
-    keys: list[str | None] = []
-    for cfg in configs:
-        if cfg is None:
-            keys.append("")  # placeholder, removed below
-            continue
-        container = OmegaConf.to_container(cfg)
-        assert isinstance(container, dict)
-        reason = unfusable_reason(container)
-        resume = None
-        try:
-            if RunDir.at(cfg.run_dir).status == COMPLETED:
-                reason = "completed"
-            resume = resume_point(cfg.run_dir)
-        except RunError as error:
-            reason = f"its folder cannot be read: {error}"
-        if reason:
-            log.info(f"{cfg.run_dir}: a separate run ({reason})")
-        keys.append(None if reason else fusion_key(container, resume))
-    groups = make_groups(keys, max_models, workers)
-    return [group for group in groups if configs[group[0]] is not None]
 
 
 def _log_to_members(hydra_cfgs: Sequence[DictConfig]) -> None:
@@ -159,22 +121,6 @@ def run_single(context: dict[str, Any], overrides: Sequence[str], index: int) ->
         context["task_function"],
         context["singleton_state"],
     )
-
-
-def describe_plan(groups: Sequence[Sequence[int]], workers: Workers, devices: int, n_jobs: int | None) -> str:
-    """One line: how many groups of which sizes run on how many workers, and why that many."""
-    sizes = ", ".join(str(len(group)) for group in groups)
-    where = (
-        f"{workers.count} worker(s) on {devices} GPU(s)"
-        if devices
-        else f"{workers.count} worker(s)" + (f" of threads={workers.threads}" if workers.threads else "")
-    )
-    chosen = (
-        f" (n_jobs chosen for {'the GPUs' if devices else f'the {usable_cores()} usable CPU cores'})"
-        if n_jobs is None
-        else ""
-    )
-    return f"Fused launcher: {len(groups)} group(s) of {sizes} job(s) on {where}{chosen}"
 
 
 def launch_jobs(

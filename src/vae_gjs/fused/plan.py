@@ -1,5 +1,5 @@
-"""Which jobs of a sweep can be trained as one fused model (no torch, no Lightning: the launcher
-decides before anything heavy is imported).
+"""The plan of a fused sweep: which of its jobs train as one fused model, in which groups, on how
+many workers (no torch, no Lightning: the launcher decides before anything heavy is imported).
 
 Two jobs fuse when their resolved configs are equal after removing the **fusable** keys
 (listed in :mod:`vae_gjs.config.keys`: ``FUSABLE``, ``FUSABLE_MODULE``, ``FUSED_CALLBACKS``):
@@ -25,11 +25,36 @@ it runs as a separate run. So is a group of one.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from omegaconf import DictConfig, OmegaConf
+
 from vae_gjs.config.keys import FUSABLE, FUSABLE_MODULE, FUSED_CALLBACKS, FUSED_TRAINER_KEYS
+from vae_gjs.errors import RunError
+from vae_gjs.hardware import usable_cores
+from vae_gjs.rundir import COMPLETED, RunDir
+
+log = logging.getLogger(__name__)
+
+
+#: The optimisers a fused group may use (``module.optimizer._target_``): those whose step is
+#: elementwise (each element's update reads that element's weight, gradient and state alone), so
+#: that one optimiser over the members' slices is each member's own (:mod:`vae_gjs.fused.optimiser`).
+ELEMENTWISE_OPTIMIZERS = (
+    "torch.optim.Adam",
+    "torch.optim.AdamW",
+    "torch.optim.Adamax",
+    "torch.optim.NAdam",
+    "torch.optim.RAdam",
+    "torch.optim.Adagrad",
+    "torch.optim.Adadelta",
+    "torch.optim.RMSprop",
+    "torch.optim.Rprop",
+    "torch.optim.SGD",
+)
 
 
 def unfusable_reason(cfg: dict[str, Any]) -> str | None:
@@ -50,6 +75,9 @@ def unfusable_reason(cfg: dict[str, Any]) -> str | None:
     for name in ("checkpoint", "random_state"):
         if callbacks.get(name) is None:
             return f"callbacks.{name} is null (the fused engine always checkpoints)"
+    optimizer = cfg.get("module", {}).get("optimizer", {}).get("_target_")
+    if optimizer is not None and optimizer not in ELEMENTWISE_OPTIMIZERS:
+        return f"module.optimizer {optimizer} (its step is not elementwise)"
     if cfg.get("learn_alpha"):
         return "learn_alpha=true (a trained divergence parameter)"
     if cfg.get("dataset", {}).get("val_size", 0):
@@ -132,3 +160,56 @@ def choose_workers(
         note = f"hydra.launcher.n_jobs={n_jobs} is more than {' and '.join(limits)}; using n_jobs={count}"
     threads = max(1, cores // count) if count > 1 and not devices else None
     return Workers(count, threads, note)
+
+
+def resume_point(run_dir: str) -> tuple[int, int] | None:
+    """``(epoch, global_step)`` of the run folder's last.ckpt, if it has one."""
+    path = RunDir.at(run_dir).last_ckpt
+    if not path.is_file():
+        return None
+    from vae_gjs.checkpoints import read_checkpoint
+
+    record = read_checkpoint(path)
+    return int(record["epoch"]), int(record["global_step"])
+
+
+def plan(configs: Sequence[DictConfig | None], max_models: int, workers: int = 1) -> list[list[int]]:
+    """Job indices to run together: fused groups (two or more) and single jobs. ``None`` marks a
+    job whose set-up failed (left out). A job whose folder holds a file that cannot be read runs
+    as a separate run, which fails with the one line naming the file."""
+    keys: list[str | None] = []
+    for cfg in configs:
+        if cfg is None:
+            keys.append("")  # placeholder, removed below
+            continue
+        container = OmegaConf.to_container(cfg)
+        assert isinstance(container, dict)
+        reason = unfusable_reason(container)
+        resume = None
+        try:
+            if RunDir.at(cfg.run_dir).status == COMPLETED:
+                reason = "completed"
+            resume = resume_point(cfg.run_dir)
+        except RunError as error:
+            reason = f"its folder cannot be read: {error}"
+        if reason:
+            log.info(f"{cfg.run_dir}: a separate run ({reason})")
+        keys.append(None if reason else fusion_key(container, resume))
+    groups = make_groups(keys, max_models, workers)
+    return [group for group in groups if configs[group[0]] is not None]
+
+
+def describe_plan(groups: Sequence[Sequence[int]], workers: Workers, devices: int, n_jobs: int | None) -> str:
+    """One line: how many groups of which sizes run on how many workers, and why that many."""
+    sizes = ", ".join(str(len(group)) for group in groups)
+    where = (
+        f"{workers.count} worker(s) on {devices} GPU(s)"
+        if devices
+        else f"{workers.count} worker(s)" + (f" of threads={workers.threads}" if workers.threads else "")
+    )
+    chosen = (
+        f" (n_jobs chosen for {'the GPUs' if devices else f'the {usable_cores()} usable CPU cores'})"
+        if n_jobs is None
+        else ""
+    )
+    return f"Fused launcher: {len(groups)} group(s) of {sizes} job(s) on {where}{chosen}"

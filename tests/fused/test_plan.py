@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from tests.fused.conftest import member_config
-from vae_gjs.fused.grouping import Workers, choose_workers, fusion_key, make_groups, unfusable_reason
+from vae_gjs.fused.plan import Workers, choose_workers, fusion_key, make_groups, unfusable_reason
 
 
 def _resolved(tmp_path: Path, *overrides: str) -> dict:
@@ -119,7 +119,7 @@ def test_workers_are_chosen_for_the_machine_and_capped(
 def test_a_job_whose_folder_cannot_be_read_runs_separately(tmp_path: Path) -> None:
     """A corrupt status.json (or checkpoint) of one job used to end the whole fused sweep with a
     traceback while planning; the job now runs alone and fails with the one line naming it."""
-    from vae_gjs.fused.launching import plan
+    from vae_gjs.fused.plan import plan
 
     cfgs = [member_config(tmp_path / f"m{i}", ["divergence=gjs", f"alpha=0.{i + 2}"]) for i in range(3)]
     (tmp_path / "m0").mkdir()
