@@ -8,11 +8,12 @@ not change across a refactoring, and compare two such reductions.
 
 What is compared, per run folder: ``metrics.csv`` without its wall-time column (``time/epoch_s``);
 ``results.json`` without ``fit_seconds_this_session`` and ``provenance``; ``eval.json`` without
-its timings, provenance, time stamp, the absolute ``run_dir`` and the thread count; and every
-tensor of ``last.ckpt`` and ``best.ckpt`` (weights, Adam state, generators) bit for bit, with
-their epoch, step and loop counters. ``status.json`` keeps only its ``status``. The PNGs'
-SHA-256 are listed too. ``compare`` prints one line per difference and ``identical`` or
-``DIFFERENT``; it exits 1 on a difference.
+its timings, provenance, time stamp, the absolute ``run_dir``, the thread count and the digest of
+the checkpoint file (whose bytes hold wall times and paths); and every tensor of ``last.ckpt``
+and ``best.ckpt`` (weights, Adam state, generators) bit for bit, with their epoch, step, loop
+counters and callback records (the run folder's path as ``<run>``, without wall times).
+``status.json`` keeps only its ``status``. The PNGs' SHA-256 are listed too. ``compare`` prints
+one line per difference and ``identical`` or ``DIFFERENT``; it exits 1 on a difference.
 """
 
 from __future__ import annotations
@@ -95,17 +96,22 @@ def _digest(value: Any) -> Any:
     return value if isinstance(value, (int, float, str, bool, type(None))) else repr(type(value))
 
 
+def _stable(value: Any, folder: str) -> Any:
+    """``value`` without what differs between two trainings of the same numbers: the run folder's
+    absolute path (in strings and keys) becomes ``<run>``, the wall time ``time/epoch_s`` goes."""
+    if isinstance(value, dict):
+        return {_stable(k, folder): _stable(v, folder) for k, v in value.items() if k != "time/epoch_s"}
+    if isinstance(value, (list, tuple)):
+        return [_stable(v, folder) for v in value]
+    return value.replace(folder, "<run>") if isinstance(value, str) else value
+
+
 def _checkpoint(path: Path) -> dict[str, Any]:
     import torch
 
     record = torch.load(path, map_location="cpu", weights_only=False)
     kept = ("epoch", "global_step", "state_dict", "optimizer_states", "loops", "hyper_parameters")
-    callbacks = {
-        key: {
-            k: v for k, v in value.items() if k not in ("dirpath", "best_model_path", "kth_best_model_path")
-        }
-        for key, value in record.get("callbacks", {}).items()
-    }
+    callbacks = _stable(record.get("callbacks", {}), str(path.parent.parent))
     return {**{key: _digest(record.get(key)) for key in kept}, "callbacks": _digest(callbacks)}
 
 
@@ -115,6 +121,8 @@ def reduce_run(folder: Path) -> dict[str, Any]:
     results = json.loads((folder / "results.json").read_text())
     evaluation = json.loads((folder / "eval.json").read_text())
     evaluation["eval_config"] = {k: v for k, v in evaluation["eval_config"].items() if k != "data_dir"}
+    # the checkpoint file's digest covers its wall times and paths; its tensors are compared below
+    evaluation["checkpoint"] = {k: v for k, v in evaluation["checkpoint"].items() if k != "sha256"}
     return {
         "status": json.loads((folder / "status.json").read_text())["status"],
         "metrics.csv": rows,
