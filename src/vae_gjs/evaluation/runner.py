@@ -63,10 +63,11 @@ RECONSTRUCTION_IMAGES = 50
 LEVEL = 0.95
 #: What an interval from one batch is (the bootstrap resamples batch means: one mean, no spread).
 ONE_BATCH = "no interval from one batch (its bounds are the mean itself; n_batches >= 2 gives one)"
-Progress = Callable[[Iterable[Any], int | None], Iterable[Any]]
+#: Shows a loop's progress: wraps an iterable of ``total`` items (a tqdm bar, or log lines).
+ShowProgress = Callable[[Iterable[Any], int | None], Iterable[Any]]
 
 
-def _progress(desc: str) -> Progress:
+def _progress_bar(desc: str) -> ShowProgress:
     """A tqdm bar on a terminal; into a log file, a line about every minute."""
     tty = sys.stderr.isatty()
 
@@ -132,7 +133,8 @@ def reconstruction_section(
         tick = time.perf_counter()
         torch.manual_seed(cfg.seed)  # divergences that sample (MMD) see the same noise on every re-run
         batches, total = _split_batches(datamodule, split, cfg.batch_size, cfg.rec_batches)
-        result = reconstruction_metrics(module, batches, device, _progress(f"{split} reconstruction"), total)
+        shown = _progress_bar(f"{split} reconstruction")
+        result = reconstruction_metrics(module, batches, device, shown, total)
         metrics.update({f"{split}/{name}": value for name, value in result.means.items()})
         n_images[split] = result.n_images
         kl_per_dim[split] = result.kl_per_dim
@@ -165,7 +167,7 @@ def evidence_section(
         n_batches=total,
         seed=cfg.seed,
         device=device,
-        progress=_progress(f"log p(x), K={cfg.k}"),
+        progress=_progress_bar(f"log p(x), K={cfg.k}"),
     )
     results = {}
     for name, evidence in evidences.items():
@@ -261,6 +263,21 @@ def evidence_record(
     }
 
 
+def evaluated_module(
+    run: RunDir, run_cfg: DictConfig, cfg: DictConfig, device: torch.device, image_shape: tuple[int, int, int]
+) -> tuple[VAE, dict]:
+    """The run's model from its ``cfg.checkpoint`` on ``device``, computing in the evaluation's
+    precision (whatever the training's), and facts about the checkpoint."""
+    module, checkpoint = load_module(run, run_cfg, cfg.checkpoint, image_shape)
+    check_precision(cfg.precision, device)
+    module.precision = cfg.precision
+    module.to(device)
+    if device.type == "cpu":
+        # oneDNN's transposed convolutions run ~1.5x faster in channels-last layout on a CPU
+        module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return module, checkpoint
+
+
 def evaluate_run(path: str | Path, cfg: DictConfig, redo: bool = False) -> dict[str, Any]:
     """Evaluate one run folder; returns the eval.json record (the existing one for a done run,
     unless ``cfg.force`` or ``redo``)."""
@@ -287,13 +304,7 @@ def evaluate_run(path: str | Path, cfg: DictConfig, redo: bool = False) -> dict[
     n_test = len(datamodule.splits["test"])
     if cfg.figures and cfg.traversal_image >= n_test:  # checked before the long work, not after
         raise ConfigError(f"traversal_image={cfg.traversal_image} is not allowed; allowed: 0 to {n_test - 1}")
-    module, checkpoint = load_module(run, run_cfg, cfg.checkpoint, datamodule.image_shape)
-    check_precision(cfg.precision, device)
-    module.precision = cfg.precision  # the evaluation's arithmetic, whatever the training's
-    module.to(device)
-    if device.type == "cpu":
-        # oneDNN's transposed convolutions run ~1.5x faster in channels-last layout on a CPU
-        module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    module, checkpoint = evaluated_module(run, run_cfg, cfg, device, datamodule.image_shape)
     timings["load"] = time.perf_counter() - started
     # a learned α is a weight of the checkpoint, not the starting value in config.yaml
     learned = {name: float(value) for name, value in module.divergence.learned().items()}

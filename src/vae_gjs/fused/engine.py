@@ -14,8 +14,8 @@ Each step, for one shared batch ``x``:
    ``VAE.per_image_terms`` orders them;
 3. every member decodes its own codes, and its loss is ``rec.mean() + λ·div.mean()``
    (Eq. 22), the separate run's expression with each member's own λ;
-4. the sum of the live members' losses is back-propagated, and one Adam steps every live member's
-   own slices of the stacked weights.
+4. the sum of the live members' losses is back-propagated, and the members' optimiser (Adam by
+   default) steps every live member's own slices of the stacked weights.
 
 One optimiser steps every live member's own slices of the stacked weights
 (:class:`~vae_gjs.fused.optimiser.MembersOptimiser`): the members' own ``conf/module`` optimiser,

@@ -64,6 +64,39 @@ def ratio(cell: dict[str, list[RunRecord]], numerator: str, denominator: str) ->
     return test_sse(cell, numerator).mean / test_sse(cell, denominator).mean
 
 
+def runs_csv(cells: dict[str, dict[str, list[RunRecord]]], seeds: bool) -> str:
+    """likelihood.csv: one line per run of every hypothesis (its seed where there are several)."""
+    return csv_table(
+        (
+            "hypothesis",
+            "likelihood",
+            "lam",
+            "divergence",
+            *(("seed",) if seeds else ()),
+            "test_sse",
+            "train_sse",
+            "epochs",
+            "run",
+        ),
+        (
+            (
+                name,
+                r.likelihood,
+                r.lam,
+                r.divergence,
+                *((r.seed,) if seeds else ()),
+                fmt(r.test_sse, 4),
+                fmt(r.train_sse, 4),
+                r.epochs,
+                r.path.name,
+            )
+            for name, cell in sorted(cells.items())
+            for runs in cell.values()
+            for r in runs
+        ),
+    )
+
+
 def likelihood_report(
     records: list[RunRecord], out_dir: str | Path, table1_dir: str | Path | None = None
 ) -> dict[str, Path]:
@@ -118,33 +151,5 @@ def likelihood_report(
             *md_table(header, [*rows, paper_row], align="lrrrrrr"),
         ]
     )
-    csv_text = csv_table(
-        (
-            "hypothesis",
-            "likelihood",
-            "lam",
-            "divergence",
-            *(("seed",) if seeds else ()),
-            "test_sse",
-            "train_sse",
-            "epochs",
-            "run",
-        ),
-        (
-            (
-                name,
-                r.likelihood,
-                r.lam,
-                r.divergence,
-                *((r.seed,) if seeds else ()),
-                fmt(r.test_sse, 4),
-                fmt(r.train_sse, 4),
-                r.epochs,
-                r.path.name,
-            )
-            for name, cell in sorted(cells.items())
-            for runs in cell.values()
-            for r in runs
-        ),
-    )
+    csv_text = runs_csv(cells, seeds)
     return write_texts(out_dir, {"likelihood.md": markdown + "\n", "likelihood.csv": csv_text})

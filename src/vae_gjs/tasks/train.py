@@ -203,6 +203,10 @@ def skip_completed(cfg: DictConfig, run: RunDir) -> Any:
 
 
 def _train(cfg: DictConfig, run: RunDir, callbacks: Sequence[Callback]) -> float | None:
+    """A separate run in three steps: build (everything checked before the folder is written),
+    fit and test under the failure policy (:func:`~vae_gjs.lifecycle.recording_failures`), record
+    the results (:class:`~vae_gjs.lifecycle.RunRecorder`) and evaluate; a completed run with this
+    config is skipped. Returns the ``objective`` metric."""
     if run.status == COMPLETED:
         if not train_on_completed(run, cfg, record=recorded_config):
             return skip_completed(cfg, run)
