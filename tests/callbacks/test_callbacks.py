@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import lightning.pytorch as pl
 import pytest
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
 
 from tests.conftest import TINY, compose_train, train_tiny
-from vae_gjs.callbacks import EpochBookkeeping, ProgressBar, RandomState, progress_bar
+from vae_gjs.callbacks import EpochBookkeeping, LastAndBestCheckpoint, ProgressBar, RandomState, progress_bar
 from vae_gjs.callbacks.images import TrainingImages
 from vae_gjs.callbacks.step_loss import StepLoss
 from vae_gjs.config import validate
@@ -23,7 +25,7 @@ def test_default_group_builds_checkpoint_bookkeeping_random_state_and_progress_b
     cfg = compose_train(["trainer.enable_progress_bar=true"], run_dir=tmp_path)
     built = instantiate_all(cfg.callbacks)
     assert [type(c) for c in built] == [
-        ModelCheckpoint,
+        LastAndBestCheckpoint,
         EpochBookkeeping,
         RandomState,
         ProgressBar,
@@ -48,7 +50,7 @@ def test_callbacks_are_added_and_dropped_from_the_command_line(tmp_path: Path) -
     )
     built = instantiate_all(cfg.callbacks)
     assert [type(c) for c in built] == [
-        ModelCheckpoint,
+        LastAndBestCheckpoint,
         EpochBookkeeping,
         RandomState,
         TrainingImages,
@@ -109,3 +111,50 @@ def test_epoch_time_of_a_run_resumed_mid_epoch_counts_from_the_resumption() -> N
     bookkeeping.on_train_start(SimpleNamespace(loggers=[], current_epoch=3), module)  # type: ignore[arg-type]
     bookkeeping.on_train_epoch_end(SimpleNamespace(current_epoch=3), module)  # type: ignore[arg-type]
     assert 0 <= logged["time/epoch_s"] < 5
+
+
+class _LossSequence(pl.LightningModule):
+    """One step an epoch, logging ``train/loss`` from a given sequence (what the checkpoints watch)."""
+
+    def __init__(self, losses: list[float]) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.losses = losses
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        self.log("train/loss", self.losses[self.current_epoch], on_epoch=True, on_step=False)
+        return (self.weight * batch).sum()
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(torch.ones(1, 1), batch_size=1)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_last_ckpt_is_the_last_epoch_even_when_the_loss_did_not_improve(tmp_path: Path) -> None:
+    """Since Lightning 2.6, ``save_last`` skips an epoch without a new best: last.ckpt held the
+    best epoch's weights (a 100-epoch MNIST run's held epoch 99). Losses 3, 1, 2, 4: best.ckpt is
+    epoch 1, last.ckpt epoch 3; the state key is ModelCheckpoint's (old checkpoints resume)."""
+    checkpoint = LastAndBestCheckpoint(
+        dirpath=tmp_path,
+        filename="best",
+        monitor="train/loss",
+        save_top_k=1,
+        save_last=True,
+        enable_version_counter=False,
+    )
+    trainer = pl.Trainer(
+        max_epochs=4,
+        callbacks=[checkpoint],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(_LossSequence([3.0, 1.0, 2.0, 4.0]))
+    last = torch.load(tmp_path / "last.ckpt", weights_only=False)
+    best = torch.load(tmp_path / "best.ckpt", weights_only=False)
+    assert (last["epoch"], last["global_step"]) == (3, 4)
+    assert (best["epoch"], best["global_step"]) == (1, 2)
+    assert checkpoint.state_key.startswith("ModelCheckpoint{") and checkpoint.state_key in last["callbacks"]
+    assert float(last["callbacks"][checkpoint.state_key]["best_model_score"]) == 1.0

@@ -9,6 +9,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -40,12 +41,21 @@ def user_env(extra: Mapping[str, str | None] | None = None) -> dict[str, str]:
 
 @dataclass
 class Launched:
-    """A command started in the background; :meth:`result` waits for it."""
+    """A command started in the background; :meth:`result` waits for it. A thread notes when the
+    process ends, so :attr:`seconds` is its run time however late it is read."""
 
     process: subprocess.Popen[bytes]
     stdout: Path
     stderr: Path
     started: float
+    ended: float | None = None
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._note_the_end, daemon=True).start()
+
+    def _note_the_end(self) -> None:
+        self.process.wait()
+        self.ended = time.perf_counter()
 
     def result(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         try:
@@ -60,7 +70,8 @@ class Launched:
 
     @property
     def seconds(self) -> float:
-        return time.perf_counter() - self.started
+        """Seconds from the start to the end (to now while it runs)."""
+        return (self.ended or time.perf_counter()) - self.started
 
 
 def launch(
