@@ -222,7 +222,17 @@ def test_make_train_and_the_extension_of_its_finished_run(tmp_path: Path) -> Non
     this one): ``python train.py $(ARGS)``, here with the default run shrunk; then the README's
     extension of that finished run (README "Outputs")."""
     dry = subprocess.run(
-        ["make", "-n", "train", "VENV=.venv", "STAMP=/dev/null", f"ARGS={' '.join(SHRINK)}"],
+        # --no-print-directory: under `make test` this make is a sub-make, which would add
+        # "make[1]: Entering/Leaving directory" lines
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "train",
+            "VENV=.venv",
+            "STAMP=/dev/null",
+            f"ARGS={' '.join(SHRINK)}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
