@@ -112,7 +112,10 @@ def test_a_run_to_analyse_train_and_eval_joined_with_provenance_and_checkpoints(
     log_px = eval_json["metrics"]["test/log_px"]
     assert evaluation["summary"]["eval/test/log_px"] == pytest.approx(log_px)
     assert reopened["summary"]["eval/test/log_px"] == pytest.approx(log_px) and reopened["history"] == []
-    artifacts = [r.artifact for r in records(sessions[0][0]) if r.WhichOneof("record_type") == "artifact"]
+    # the training session's file (the folders sort by their start second, then by run id: the
+    # evaluation's can come first when both started within one second)
+    trained = [path for path, logged in sessions if logged["id"] == run_id]
+    artifacts = [r.artifact for r in records(trained[0]) if r.WhichOneof("record_type") == "artifact"]
     assert {(a.type, a.name) for a in artifacts} == {("model", f"model-{run_id}")}
     assert "W&B: the evaluation went to mnist-gjs-a0.3-eval (" in caplog.text
 
