@@ -12,7 +12,9 @@ from vae_gjs.hardware import choose_device, usable_cores, use_threads
 
 def test_auto_and_cpu_name_the_cpu_without_a_gpu() -> None:
     if torch.cuda.is_available():
-        pytest.skip("checks a machine without a GPU")
+        pytest.skip(
+            "checks the answer of a CPU-only machine; with a GPU, auto picks it and gpu/cuda are valid"
+        )
     assert choose_device("trainer.accelerator", "auto") == torch.device("cpu")
     assert choose_device("device", "cpu") == torch.device("cpu")
 
@@ -20,7 +22,9 @@ def test_auto_and_cpu_name_the_cpu_without_a_gpu() -> None:
 @pytest.mark.parametrize("name", ["gpu", "cuda", "cuda:1"])
 def test_a_gpu_on_a_machine_without_one_is_one_line_naming_the_option(name: str) -> None:
     if torch.cuda.is_available():
-        pytest.skip("checks a machine without a GPU")
+        pytest.skip(
+            "checks the answer of a CPU-only machine; with a GPU, auto picks it and gpu/cuda are valid"
+        )
     with pytest.raises(ConfigError) as error:
         choose_device("device", name)
     assert str(error.value) == (
