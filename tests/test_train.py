@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
     [
         ("alpha=-0.1", "alpha=-0.1 is outside [0, 1]"),
         ("lam=-1", "lam=-1 is negative; allowed: a real number >= 0"),
-        ("dataset=cifar", "Could not find 'dataset/cifar'"),
+        ("dataset=cifar", "dataset=cifar is not an option of the dataset group"),
         ("optim.alpha_lr=-1", "optim.alpha_lr=-1 is negative; allowed: a real number >= 0"),
         ("learn_alpha=maybe", "learn_alpha='maybe' is not allowed; allowed: true or false"),
     ],

@@ -79,11 +79,14 @@ def outside_the_task() -> Iterator[None]:
         exit_in_one_line(f"Error: {error}")
 
 
-def refuse_unknown_keys(args: Sequence[str], conf_dir: Path, config_name: str) -> None:
-    """Before Hydra starts: an override of a key the config does not have (``divergnce=gjs``) is
-    one line naming the closest key (:func:`vae_gjs.config.check_override_keys`)."""
+def refuse_unknown_keys(
+    args: Sequence[str], conf_dir: Path, config_name: str, added_groups: Sequence[str] = ()
+) -> None:
+    """Before Hydra starts: an override of a key the config does not have (``divergnce=gjs``) or
+    of an option its group does not have (``dataset=fashion``) is one line naming the closest
+    (:func:`vae_gjs.config.check_override_keys`)."""
     with outside_the_task():
-        check_override_keys(args, conf_dir, config_name)
+        check_override_keys(args, conf_dir, config_name, added_groups)
 
 
 class WritableOutput(Callback):
@@ -254,6 +257,7 @@ def exit_if_refused(refused: list[str], what: str) -> None:
 
 #: Where the apps compose their configs from: the package ``vae_gjs.conf`` (the clone's conf/).
 CONFIG_PATH = "pkg://vae_gjs.conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"
 
 
 def run_app(config_name: str, task: Callable[[DictConfig], Any]) -> Any:
@@ -273,11 +277,12 @@ def train_main() -> None:
     signals.install()  # a SIGTERM while Hydra starts is recorded: the run then stops with exit 143
     # a checkpoint in a sweep job's folder (``.../alpha=0.3,divergence=gjs/...``) needs no quoting
     sys.argv[1:] = quoted_paths(sys.argv[1:], keys=("ckpt_path",), marks="=")
-    refuse_unknown_keys(sys.argv[1:], Path(__file__).resolve().parent / "conf", "train")
+    refuse_unknown_keys(sys.argv[1:], CONF_DIR, "train", added_groups=("experiment",))
     run_app("train", train)
 
 
 def evaluate_main() -> None:
     """``python evaluate.py`` / ``vae-gjs-evaluate``: evaluate a run or a sweep, or report."""
     sys.argv[1:] = quoted_paths(sys.argv[1:])  # a sweep job's folder holds '=' and ','
+    refuse_unknown_keys(sys.argv[1:], CONF_DIR, "evaluate")
     run_app("evaluate", evaluate)

@@ -244,31 +244,80 @@ def check_added_keys(cfg: DictConfig) -> None:
         )
 
 
-def check_override_keys(args: Sequence[str], conf_dir: Path, config_name: str) -> None:
-    """Refuse, before Hydra composes, an override without ``+`` whose first key is neither a key
-    of ``conf/<config_name>.yaml`` nor a config group (a typo: ``divergnce=gjs``), naming the
-    closest; Hydra itself says only ``Could not override 'divergnce'`` in four lines. A mistyped
-    key deeper down (``optim.lrr=0.1``) is still refused by Hydra's struct mode."""
+def _defaults_list(conf_dir: Path, config_name: str) -> tuple[set[str], set[str], set[str]]:
+    """The first keys an override of ``conf/<config_name>.yaml`` may name, the config groups of
+    its defaults list, and the groups it places at the global package (``eval@_global_`` in
+    evaluate.yaml), which contribute their option's keys instead of their name."""
     import yaml
 
     top = yaml.safe_load((conf_dir / f"{config_name}.yaml").read_text()) or {}
-    groups = sorted(path.name for path in conf_dir.iterdir() if path.is_dir() and path.name != "hydra")
-    names = {key for key in top if key != "defaults"} | set(groups) | {"hydra"}
+    names = {key for key in top if key != "defaults"} | {"hydra"}
+    groups, global_groups = set(), set()
+    for entry in top.get("defaults", []):
+        if not isinstance(entry, dict):  # _self_
+            continue
+        ((spec, option),) = entry.items()
+        group, _, package = spec.split()[-1].partition("@")  # "optional debug", "override hydra/x"
+        if group.startswith("hydra/"):
+            continue
+        if package == "_global_":
+            names |= set(yaml.safe_load((conf_dir / group / f"{option}.yaml").read_text()) or {})
+            global_groups.add(group)
+        else:
+            groups.add(group)
+    return names - {"defaults"}, groups, global_groups
+
+
+def check_override_keys(
+    args: Sequence[str], conf_dir: Path, config_name: str, added_groups: Sequence[str] = ()
+) -> None:
+    """Refuse, before Hydra composes, what Hydra would refuse in several lines: an override
+    without ``+`` whose first key is neither a key of ``conf/<config_name>.yaml`` nor one of its
+    config groups (a typo: ``divergnce=gjs``), naming the closest; a group that is added with
+    ``+`` only (``added_groups``: ``experiment=table1``); and an option a group does not have
+    (``dataset=fashion``; each value of a ``-m`` list), listing the group's options. A mistyped
+    key deeper down (``optim.lrr=0.1``) is still refused by Hydra's struct mode."""
+    names, groups, global_groups = _defaults_list(conf_dir, config_name)
+    names |= groups
     for arg in args:
         if arg.startswith(("-", "+", "~")) or "=" not in arg:
             continue
         key, value = arg.split("=", 1)
         first = key.split("@")[0].split(".")[0].split("/")[0]
-        if first not in names:
+        if first in added_groups and key == first:
             raise ConfigError(
-                f"{key} is not a key of this config{closest(first, names)}; allowed: the keys that "
-                f"`python {config_name}.py --cfg job` lists and the config groups ({', '.join(groups)})"
+                f"{key}={value} is refused: {key} is not in the defaults of {config_name}.yaml; "
+                f"allowed: +{key}={value} (with '+', which adds the group)"
             )
-        if key in groups and value in ("null", "None", ""):  # Hydra: a ValueError's traceback
-            options = sorted(path.stem for path in (conf_dir / key).glob("*.yaml"))
+        if first not in names:
+            rest = key.partition(".")[2]  # eval.k for evaluate.py, where eval's keys are global
+            global_key = first in global_groups and rest in names
+            hint = f" (did you mean {rest}?)" if global_key else closest(first, names)
+            listed = f" and the config groups ({', '.join(sorted(groups))})" if groups else ""
             raise ConfigError(
-                f"{key}={value} is not allowed: {key} is a config group; allowed: one of its options "
-                f"({', '.join(options)}), or {key}.<entry>=null to drop one of its entries"
+                f"{key} is not a key of this config{hint}; allowed: the keys that "
+                f"`python {config_name}.py --cfg job` lists{listed}"
+            )
+        if key in groups:
+            check_group_options(key, value, conf_dir)
+
+
+def check_group_options(group: str, value: str, conf_dir: Path) -> None:
+    """``group=value`` names options ``conf/<group>/`` has: one, or a ``-m`` list of them
+    (``dataset=mnist,fmnist``); a sweep function (``choice(...)``, ``glob(...)``) is left to Hydra."""
+    options = sorted(path.stem for path in (conf_dir / group).glob("*.yaml"))
+    if value in ("null", "None", ""):  # Hydra: a ValueError's traceback
+        raise ConfigError(
+            f"{group}={value} is not allowed: {group} is a config group; allowed: one of its options "
+            f"({', '.join(options)}), or {group}.<entry>=null to drop one of its entries"
+        )
+    if "(" in value:
+        return
+    for option in (part.strip().strip("'\"") for part in value.split(",")):
+        if option not in options:
+            raise ConfigError(
+                f"{group}={option} is not an option of the {group} group{closest(option, options)}; "
+                f"allowed: {', '.join(options)} (conf/{group}/)"
             )
 
 
