@@ -26,7 +26,12 @@ from omegaconf import DictConfig, open_dict
 from vae_gjs import signals
 from vae_gjs.config.evaluate import validate_evaluate
 from vae_gjs.config.resolvers import register_resolvers
-from vae_gjs.config.validation import alpha_sweeps_without_skew, check_override_keys, validate
+from vae_gjs.config.validation import (
+    alpha_sweeps_without_skew,
+    check_nested_keys,
+    check_override_keys,
+    validate,
+)
 from vae_gjs.errors import USER_ERRORS, ConfigError, Interrupted, StorageError
 from vae_gjs.io import check_creatable
 from vae_gjs.rundir import remove_if_unused
@@ -82,11 +87,12 @@ def outside_the_task() -> Iterator[None]:
 def refuse_unknown_keys(
     args: Sequence[str], conf_dir: Path, config_name: str, added_groups: Sequence[str] = ()
 ) -> None:
-    """Before Hydra starts: an override of a key the config does not have (``divergnce=gjs``) or
-    of an option its group does not have (``dataset=fashion``) is one line naming the closest
-    (:func:`vae_gjs.config.check_override_keys`)."""
+    """Before Hydra starts: an override of a key the config does not have (``divergnce=gjs``,
+    ``optim.lrr=0.1``) or of an option its group does not have (``dataset=fashion``) is one line
+    naming the closest (:func:`vae_gjs.config.check_override_keys`, ``check_nested_keys``)."""
     with outside_the_task():
         check_override_keys(args, conf_dir, config_name, added_groups)
+        check_nested_keys(args, config_name)
 
 
 class WritableOutput(Callback):

@@ -149,6 +149,25 @@ def test_invalid_wandb_mode_in_the_environment_is_one_line(tmp_path: Path) -> No
     assert not (run_dir / "status.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("optim.lrr=0.1",), ["Error: optim.lrr is not a key of this config (did you mean optim.lr?)"]),
+        (
+            ("model.latnt_dim=4",),
+            ["model.latnt_dim is not a key of this config (did you mean model.latent_dim?)"],
+        ),
+        (
+            ("-m", "optim.lr=1e-3,1e-4", "dataset=mnist,fmnist", "callbacks.checkpoint.monitr=x"),
+            ["callbacks.checkpoint.monitr is not a key", "(did you mean callbacks.checkpoint.monitor?)"],
+        ),
+        (("divergence=mmd", "divergence.kernal=imq"), ["divergence.kernal is not a key of this config"]),
+    ],
+)
+def test_mistyped_nested_key_is_one_line(args: tuple[str, ...], fragments: list[str], tmp_path: Path) -> None:
+    one_line_error(cli("train.py", *args, logs=tmp_path, timeout=120), *fragments)
+
+
 @pytest.mark.parametrize("group", ["dataset", "divergence", "logger"])
 def test_unknown_option_of_a_group_lists_the_available_ones(group: str, tmp_path: Path) -> None:
     result = cli("train.py", f"{group}=nope", logs=tmp_path, timeout=120)

@@ -34,6 +34,7 @@ from vae_gjs.config.resolvers import group_name, monitor, register_resolvers, ru
 from vae_gjs.config.runtime import limited_batches, logged_hyperparameters, recorded_config
 from vae_gjs.config.validation import (
     alpha_sweeps_without_skew,
+    check_nested_keys,
     check_override_keys,
     unused_alpha,
     validate,
@@ -53,6 +54,7 @@ __all__ = [
     "SEED_MAX",
     "SPLITS",
     "alpha_sweeps_without_skew",
+    "check_nested_keys",
     "check_override_keys",
     "evidence_likelihoods",
     "group_name",

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from vae_gjs.config.evaluate import validate_eval_options
 from vae_gjs.config.keys import EXTENSIBLE, SET_ELSEWHERE
@@ -300,6 +300,70 @@ def check_override_keys(
             )
         if key in groups:
             check_group_options(key, value, conf_dir)
+
+
+def check_nested_keys(args: Sequence[str], config_name: str) -> None:
+    """Refuse an override of a nested key the composed config does not have (``optim.lrr=0.1``,
+    ``model.latnt_dim=4``), naming the closest: Hydra says ``Could not override`` in five lines.
+    Only where such a key is given, the config is composed first (Hydra's compose API, ~0.2 s)
+    with the command line's other overrides, a sweep's first value; what fails to compose then
+    is left to Hydra's own message, and a key added with ``+`` to :func:`check_added_keys`."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    except Exception:  # a grammar error: Hydra names it
+        return
+    nested = [
+        o.key_or_group
+        for o in overrides
+        if "." in o.key_or_group
+        and not (o.is_add() or o.is_force_add() or o.is_delete())
+        and not o.key_or_group.startswith("hydra")
+        and o.package is None
+    ]
+    if not nested or GlobalHydra.instance().is_initialized():
+        return
+    others = []
+    for o in overrides:
+        if o.key_or_group in nested or o.key_or_group.startswith("hydra") or o.is_delete():
+            continue
+        sweep = o.is_sweep_override()
+        value = next(iter(o.sweep_string_iterator())) if sweep else o.get_value_element_as_str()
+        others.append(f"{o.get_key_element()}={value}")
+    try:
+        with initialize_config_module("vae_gjs.conf", version_base="1.3"):
+            cfg = compose(config_name, overrides=others)
+    except Exception:  # Hydra's own message names it
+        return
+    for key in nested:
+        if not _has_key(cfg, key):
+            raise ConfigError(
+                f"{key} is not a key of this config{closest(key, _keys(cfg))}; allowed: the keys that "
+                f"`python {config_name}.py --cfg job` lists"
+            )
+
+
+def _has_key(cfg: DictConfig, key: str) -> bool:
+    """``cfg`` has the dotted ``key``, or Hydra would accept it there (below a node that is not
+    in struct mode, or None, or a value)."""
+    node: Any = cfg
+    for part in key.split("."):
+        if isinstance(node, DictConfig):
+            if node._is_none() or node._is_missing() or not OmegaConf.is_struct(node):
+                return True
+            if part not in node.keys():  # noqa: SIM118 (`in node` resolves interpolations; ??? is absent)
+                return False
+            node = node._get_node(part)
+        elif isinstance(node, ListConfig):
+            if not (part.isdigit() and int(part) < len(node)):
+                return False
+            node = node._get_node(int(part))
+        else:
+            return True
+    return True
 
 
 def check_group_options(group: str, value: str, conf_dir: Path) -> None:
