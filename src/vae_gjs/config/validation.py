@@ -276,7 +276,7 @@ def check_override_keys(
     config groups (a typo: ``divergnce=gjs``), naming the closest; a group that is added with
     ``+`` only (``added_groups``: ``experiment=table1``); and an option a group does not have
     (``dataset=fashion``; each value of a ``-m`` list), listing the group's options. A mistyped
-    key deeper down (``optim.lrr=0.1``) is still refused by Hydra's struct mode."""
+    key deeper down (``optim.lrr=0.1``) is :func:`check_nested_keys`'s."""
     names, groups, global_groups = _defaults_list(conf_dir, config_name)
     names |= groups
     for arg in args:
