@@ -186,6 +186,11 @@ def test_figure3_legend_lies_outside_the_panels_and_titles_name_dataset_and_budg
     assert all(not box.overlaps(ax.get_window_extent(renderer)) for ax in fig3.axes)
     labels = [text.get_text() for text in legend.get_texts()]
     assert "KL(q‖p) (test)" in labels and len(labels) == len(set(labels)) == 8
+    js, js_star = (label for _, label in figures.FAMILIES)
+    assert labels[:4] == [f"{js} (train)", f"{js} (test)", f"{js_star} (train)", f"{js_star} (test)"]
+    lines = [line for ax in fig3.axes for line in ax.get_lines()]
+    family_colours = {line.get_color() for line in lines if line.get_label().startswith(("JS", "$JS"))}
+    assert family_colours == {"tab:blue", "tab:orange"}  # the two families told apart, as in Figure 5
     assert "MNIST, budget cpu (8 epochs)" in fig3._suptitle.get_text()
     (ax5,) = fig5.axes
     assert "MNIST, budget cpu (8 epochs)" in ax5.get_title()

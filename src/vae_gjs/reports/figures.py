@@ -13,7 +13,8 @@ from vae_gjs.reports.table1 import best_alpha
 
 DATASET_NAMES = {"mnist": "MNIST", "fmnist": "Fashion-MNIST", "dsprites": "dSprites", "chairs": "3D Chairs"}
 FAMILIES = (("gjs", "JS$^{G_\\alpha}$"), ("dgjs", "JS$_*^{G_\\alpha}$"))
-#: Colour and horizontal offset (so error bars do not overlap) of each family in Figure 5.
+#: Colour of each family in Figures 3 and 5, and its horizontal offset in Figure 5 (so that
+#: error bars do not overlap).
 FAMILY_STYLE = {"gjs": ("tab:blue", -0.006), "dgjs": ("tab:orange", 0.006)}
 REFERENCES = (
     ("kl_qp", "KL(q‖p)", "tab:red"),
@@ -88,12 +89,12 @@ def figure3(records: list[RunRecord], path: str | Path, title: str = "") -> Path
     for col, (family, family_label) in enumerate(FAMILIES):
         for row, (metric, ylabel) in enumerate(rows):
             ax = axes[row][col]
+            family_colour = FAMILY_STYLE[family][0]
             for split, style in (("train", "--"), ("test", "-")):
                 alphas, values, sds = _series(records, family, f"{split}_{metric}")
-                ax.plot(
-                    alphas, values, style, marker="o", color="tab:blue", label=f"{family_label} ({split})"
-                )
-                _band(ax, alphas, values, sds, style, "tab:blue")
+                label = f"{family_label} ({split})"
+                ax.plot(alphas, values, style, marker="o", color=family_colour, label=label)
+                _band(ax, alphas, values, sds, style, family_colour)
                 for reference, label, color in REFERENCES[:2]:
                     runs = _reference(records, reference)
                     if runs:
@@ -111,6 +112,8 @@ def figure3(records: list[RunRecord], path: str | Path, title: str = "") -> Path
     for ax in axes.flat:  # one entry per line, in one legend to the right of the panels
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
+    families = [label for _, label in FAMILIES]
+    handles = dict(sorted(handles.items(), key=lambda item: not item[0].startswith(tuple(families))))
     fig.suptitle(
         title
         or f"Figure 3 — {scope(records)}: reconstruction and divergence against α\n(train dashed, test solid)"
