@@ -262,7 +262,7 @@ def test_reports_evaluate_missing_runs_then_build_table_and_figures(
     table = (sweep / "reports" / "table1.md").read_text()
     kl_qp = json.loads((sweep / "divergence=kl_qp" / "eval.json").read_text())["metrics"]["test/sse"]
     assert rf"| KL(q(z\|x) ‖ p(z)) | {kl_qp:.2f} |  | 8.46 |" in table
-    assert "gjs α=0.1: no run folder" in table
+    assert "gjs α=0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9: no run folder" in table
     assert {p.name for p in (sweep / "reports").iterdir()} == {
         "table1.md",
         "table1.csv",

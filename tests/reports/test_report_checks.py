@@ -13,6 +13,7 @@ from tests.reports.test_reports import _run, make_sweep
 from tests.wandb_offline import run_summary
 from vae_gjs.errors import RunError
 from vae_gjs.reports import check_report, collect, table1, write_report
+from vae_gjs.reports.table1 import ROWS
 
 
 def _edit(run: Path, **changes: object) -> None:
@@ -96,13 +97,52 @@ def test_learned_alpha_on_a_sweep_without_learned_runs_says_so_in_one_line(tmp_p
     assert "Traceback" not in result.stderr and not (sweep / "reports").exists()
 
 
-def test_table1_refuses_two_training_likelihoods_and_the_api_two_datasets(tmp_path: Path) -> None:
+def test_table1_of_two_training_likelihoods_is_one_table_per_loss_and_the_api_refuses_two_datasets(
+    tmp_path: Path,
+) -> None:
+    """A sweep that trained rows under the SSE and the Bernoulli loss (+experiment=paper_rows_mnist)
+    gets one Table 1 per loss and the loss table that sets them side by side; the figures, whose
+    series would mix them, still refuse."""
     sweep = make_sweep(tmp_path / "sweep")
+    single = table1(collect(sweep), tmp_path / "single")
+    (sweep / "alpha=0.3,divergence=dgjs").rename(sweep / "alpha=0.3,divergence=dgjs,likelihood=gaussian")
     _run(sweep, "kl_qp", 0.5, 9.0, 9.1, -95, likelihood="bernoulli")
+    _run(sweep, "dgjs", 0.3, 7.0, 7.2, -90, likelihood="bernoulli")  # its only α: chosen
+    paths = table1(check_report("table1", sweep), tmp_path / "both")
+    text = paths["table1.md"].read_text()
+    assert text.startswith("# Table 1 — mnist, by training loss")
+    loss_rows = {line.split(" | ")[0].lstrip("| "): line for line in text.split("## ")[0].splitlines()}
+    columns = (
+        "| Divergence | paper | SSE: ours | SSE: ours / paper | Bernoulli: ours | Bernoulli: ours / paper |"
+    )
+    assert loss_rows["Divergence"] == columns
+    assert loss_rows["KL(q(z\\|x) ‖ p(z))"].endswith(
+        f"| 8.46 | 9.80 | {9.8 / 8.46:.3f} | 9.10 | {9.1 / 8.46:.3f} |"
+    )
+    assert loss_rows["JS\\*\\^{Gα}"].endswith(
+        f"| 7.34 | 8.20 (α 0.4) | {8.2 / 7.34:.3f} | 7.20 (α 0.3) | {7.2 / 7.34:.3f} |"
+    )
+    assert loss_rows["β-VAE (β = 4)"].endswith("| 11.75 | — | — | — | — |")  # failed; none under BCE
+    sse, bernoulli = text.split("## ")[1:]
+    assert sse.startswith("Trained with the SSE loss (likelihood=gaussian)\n")
+    assert sse.partition("\n")[2].rstrip() == single["table1.md"].read_text().partition("\n")[2].rstrip()
+    assert bernoulli.startswith("Trained with the Bernoulli loss (likelihood=bernoulli)\n")
+    assert "2 of 22 runs finished" in bernoulli  # the α each family lacks for one reason, in one entry:
+    assert (
+        "Missing runs: gjs α=0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9: no run folder; dgjs α=0.1, 0.2, 0.4"
+        in (bernoulli)
+    )
+    lines = paths["table1.csv"].read_text().splitlines()
+    assert lines[0] == "likelihood," + single["table1.csv"].read_text().splitlines()[0]
+    assert [line.split(",")[:2] for line in lines[1:]] == [
+        *[["gaussian", key] for key, _, _ in ROWS],
+        *[["bernoulli", key] for key, _, _ in ROWS],
+    ]
+    assert paths["table1.tex"].read_text().count(r"\begin{tabular}") == 2
     with pytest.raises(
-        RunError, match=r"different training likelihoods: gaussian \(21 runs: .*bernoulli \(1 run"
+        RunError, match=r"different training likelihoods: gaussian \(21 runs: .*bernoulli \(2 runs"
     ):
-        check_report("table1", sweep)
+        check_report("fig3", sweep)
     _edit(sweep / "divergence=kl_pq,lam=1,likelihood=gaussian", dataset={"name": "fmnist"})
     with pytest.raises(RunError, match="report=table1 refuses to join runs of different datasets"):
         table1(collect(sweep), tmp_path / "reports")

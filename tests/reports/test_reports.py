@@ -274,6 +274,6 @@ def test_likelihood_report_refuses_two_runs_of_one_cell(tmp_path: Path) -> None:
 
 
 def test_table1_refuses_two_runs_of_one_baseline_row(sweep: Path) -> None:
-    _run(sweep, "kl_qp", 0.5, 9.0, 9.1, -95, likelihood="bernoulli")  # a second KL(q‖p) row
+    _run(sweep, "kl_qp", 0.5, 9.0, 9.1, -95, lam=1 / 255)  # a second KL(q‖p) run of one seed and loss
     with pytest.raises(RunError, match=r"2 finished kl_qp runs .*report=likelihood"):
         table1(collect(sweep), sweep / "reports")

@@ -6,9 +6,9 @@ text files themselves, and the SHA-256 of each PNG (matplotlib 3.11.2, Agg) in `
 were written once with ``VAE_GJS_WRITE_GOLDEN=1`` by that code; do not rewrite them to make a
 change pass. Rewritten once since, for one deliberate line: the source of the paper's numbers
 (``Transcribed from the paper's Table 1 (NeurIPS 2020 proceedings; citation: CITATION.cff)``
-instead of a path outside the repository) in table1.md and likelihood.md; nothing else changed. And once for one deliberate picture change:
-fig3.png's digest, when Figure 3 drew JS*^{Gα} in orange (Figure 5's colour; it was blue like
-JS^{Gα}) and listed the two families first in its legend.
+instead of a path outside the repository) in table1.md and likelihood.md; nothing else changed.
+And once for one deliberate picture change: fig3.png's digest, when Figure 3 drew JS*^{Gα} in
+orange (Figure 5's colour; it was blue like JS^{Gα}) and listed the two families first.
 """
 
 from __future__ import annotations

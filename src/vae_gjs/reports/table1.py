@@ -154,11 +154,19 @@ ROWS: Sequence[tuple[str, str, Pick]] = (
 
 def missing_runs(records: list[RunRecord]) -> list[str]:
     """Expected runs of the sweep (each expected cell at every seed of the sweep) that are absent,
-    unfinished or not evaluated, with why."""
-    return missing_cells(
-        records,
-        [(f"{name} α={alpha}" if alpha is not None else name, name, alpha) for name, alpha in EXPECTED_RUNS],
-    )
+    unfinished or not evaluated, with why; the α of one divergence missing for one reason in one
+    entry (``gjs α=0.2, 0.3: no run folder``: a sweep at one chosen α lacks eight)."""
+    merged: dict[tuple[str, str], list[float | None]] = {}
+    for name, alpha in EXPECTED_RUNS:
+        label = name if alpha is None else f"{name} α={alpha}"
+        for line in missing_cells(records, [(label, name, alpha)]):
+            merged.setdefault((name, line.removeprefix(label)), []).append(alpha)
+    return [
+        name
+        + (f" α={', '.join(f'{a:g}' for a in alphas if a is not None)}" if alphas[0] is not None else "")
+        + why
+        for (name, why), alphas in merged.items()
+    ]
 
 
 def build_rows(records: list[RunRecord], dataset: str, paper: PaperTable) -> list[Row]:
@@ -198,7 +206,10 @@ SEEDS_NOTE = (
 )
 
 
-def markdown(rows: list[Row], dataset: str, records: list[RunRecord], paper: PaperTable) -> str:
+def markdown(
+    rows: list[Row], dataset: str, records: list[RunRecord], paper: PaperTable, title: str = ""
+) -> str:
+    """Table 1 in Markdown under ``title`` (by default ``# Table 1 — <dataset>: ...``)."""
     budgets = sorted({f"{r.budget} ({r.epochs} epochs)" for r in records if r.finished})
     seeds = several_seeds(records)
     expected = len(EXPECTED_RUNS) * (len({r.seed for r in records}) if seeds else 1)
@@ -219,7 +230,7 @@ def markdown(rows: list[Row], dataset: str, records: list[RunRecord], paper: Pap
         for row in rows
     ]
     lines = [
-        f"# Table 1 — {dataset}: test reconstruction error (per-image SSE, z = μ)",
+        title or f"# Table 1 — {dataset}: test reconstruction error (per-image SSE, z = μ)",
         "",
         f"Ours: budget {', '.join(budgets) or '—'}, {sum(r.finished for r in records)} of "
         f"{expected} runs finished and evaluated"
@@ -316,6 +327,8 @@ def csv_text(rows: list[Row], dataset: str, seeds: bool = False) -> str:
 
 
 def latex(rows: list[Row], dataset: str, seeds: bool = False) -> str:
+    """Table 1 as a LaTeX ``tabular`` (booktabs); ``dataset`` names the "ours" column."""
+
     def label(text: str) -> str:
         return (
             text.replace("‖", r"\|")
@@ -358,19 +371,89 @@ def latex(rows: list[Row], dataset: str, seeds: bool = False) -> str:
     )
 
 
+#: How the reports name a training likelihood (the loss a model was trained with).
+TRAINING_LOSSES = {"gaussian": "SSE", "bernoulli": "Bernoulli"}
+
+
+def by_training_loss(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
+    """``records`` by the likelihood they were trained with, the SSE's (``gaussian``) first."""
+    groups: dict[str, list[RunRecord]] = {}
+    for record in records:
+        groups.setdefault(record.likelihood, []).append(record)
+    return dict(sorted(groups.items(), key=lambda item: (item[0] != "gaussian", item[0])))
+
+
+def _loss_name(likelihood: str) -> str:
+    """E.g. ``Bernoulli loss (likelihood=bernoulli)``."""
+    return f"{TRAINING_LOSSES.get(likelihood, likelihood)} loss (likelihood={likelihood})"
+
+
+def loss_table(tables: dict[str, list[Row]], dataset: str) -> list[str]:
+    """The Markdown lines of the loss table: each row of Table 1 under each training loss (test
+    SSE, the chosen α, the ratio to the paper), next to the paper's number."""
+    losses = list(tables)
+    parts = ("ours", "ours / paper")
+    header = [
+        "Divergence",
+        "paper",
+        *[f"{TRAINING_LOSSES.get(loss, loss)}: {p}" for loss in losses for p in parts],
+    ]
+    body = []
+    for rows in zip(*tables.values(), strict=True):  # one Table 1 row under each loss
+        cells = [rows[0].label, fmt(rows[0].paper)]
+        for row in rows:
+            ours = row.test.text() if row.test.n > 1 else fmt(row.ours)
+            alpha = f" (α {_alpha(row.chosen_alpha)})" if row.chosen_alpha is not None else ""
+            cells += [ours + alpha, fmt(row.ratio, 3)]
+        body.append(cells)
+    return [
+        f"# Table 1 — {dataset}, by training loss: test reconstruction error (per-image SSE, z = μ)",
+        "",
+        "Every model is scored by Table 1's metric whatever loss it was trained with; one Table 1 "
+        "per training loss follows, with its runs, seeds and missing runs.",
+        "",
+        *md_table(header, body, align="lr" + "rr" * len(losses)),
+    ]
+
+
 def table1(records: list[RunRecord], out_dir: str | Path, dataset: str | None = None) -> dict[str, Path]:
-    """Write ``table1.md``, ``table1.csv`` and ``table1.tex`` into ``out_dir``; returns their paths."""
+    """Write ``table1.md``, ``table1.csv`` and ``table1.tex`` into ``out_dir``; returns their paths.
+    Runs trained with several likelihoods make one Table 1 per training loss (in one file each:
+    the loss table of :func:`loss_table` first in the Markdown, a ``likelihood`` column first in
+    the CSV, one ``tabular`` per loss in the LaTeX); runs of one likelihood, today's single table."""
     if not records:
         raise RunError("Table 1 has no runs to show")
     if dataset is None:
         refuse_mixed(records, "table1", ("dataset",))
         dataset = records[0].dataset if records else "?"
     paper = PaperTable.load()
-    rows = build_rows(records, dataset, paper)
     seeds = several_seeds(records)
+    groups = by_training_loss(records)
+    if len(groups) == 1:
+        rows = build_rows(records, dataset, paper)
+        texts = {
+            "table1.md": markdown(rows, dataset, records, paper),
+            "table1.csv": csv_text(rows, dataset, seeds),
+            "table1.tex": latex(rows, dataset, seeds),
+        }
+        return write_texts(out_dir, texts)
+    tables = {loss: build_rows(runs, dataset, paper) for loss, runs in groups.items()}
+    sections = [
+        markdown(tables[loss], dataset, runs, paper, title=f"## Trained with the {_loss_name(loss)}")
+        for loss, runs in groups.items()
+    ]
+    csv_lines = [csv_text(tables[loss], dataset, seeds).splitlines() for loss in groups]
     texts = {
-        "table1.md": markdown(rows, dataset, records, paper),
-        "table1.csv": csv_text(rows, dataset, seeds),
-        "table1.tex": latex(rows, dataset, seeds),
+        "table1.md": "\n".join(loss_table(tables, dataset)) + "\n\n" + "\n".join(sections),
+        "table1.csv": "\r\n".join(
+            [f"likelihood,{csv_lines[0][0]}"]
+            + [f"{loss},{line}" for loss, lines in zip(groups, csv_lines, strict=True) for line in lines[1:]]
+        )
+        + "\r\n",
+        "table1.tex": "\n".join(
+            f"% trained with the {_loss_name(loss)}\n"
+            + latex(tables[loss], f"{dataset}, {TRAINING_LOSSES.get(loss, loss)}", seeds)
+            for loss in groups
+        ),
     }
     return write_texts(out_dir, texts)

@@ -25,10 +25,11 @@ def _printed(paths: dict[str, Path]) -> list[Path]:
 
 #: What the runs of each report (:data:`vae_gjs.config.REPORTS`) must share to be shown together
 #: (:func:`~vae_gjs.reports.collect.refuse_mixed`): a table or a figure's series of one dataset,
-#: batch size, training length and, but for the likelihood report, training likelihood.
+#: batch size, training length and, for the figures, training likelihood (Table 1 shows one table
+#: per training loss, the likelihood and learned-α reports compare them).
 SHARED: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("table1", "fig3", "fig4", "fig5"), ("dataset", "batch_size", "training", "likelihood")),
-    **dict.fromkeys(("learned_alpha", "likelihood"), ("dataset", "batch_size", "training")),
+    **dict.fromkeys(("fig3", "fig4", "fig5"), ("dataset", "batch_size", "training", "likelihood")),
+    **dict.fromkeys(("table1", "learned_alpha", "likelihood"), ("dataset", "batch_size", "training")),
 }
 
 
