@@ -16,7 +16,7 @@ from vae_gjs.errors import RunError
 from vae_gjs.reports.collect import RunRecord, collect, refuse_mixed
 from vae_gjs.reports.markdown import table as md_table
 from vae_gjs.reports.seeds import Summary, one_per_seed, several_seeds
-from vae_gjs.reports.table1 import PaperTable
+from vae_gjs.reports.table1 import TRAINING_LOSSES, PaperTable
 from vae_gjs.reports.text import csv_table, fmt, write_texts
 
 #: The baseline rows and their λ in Table 1.
@@ -29,10 +29,8 @@ RATIOS = (("beta_vae", "kl_qp"), ("kl_pq", "kl_qp"))
 def hypothesis(record: RunRecord) -> str:
     """The training loss of ``record``: ``SSE``, ``255·SSE``, ``Bernoulli`` or what else it is."""
     scale = record.lam / TABLE1_LAM[record.divergence]
-    if record.likelihood == "bernoulli" and math.isclose(scale, 1):
-        return "Bernoulli"
-    if record.likelihood == "gaussian" and math.isclose(scale, 1):
-        return "SSE"
+    if record.likelihood in TRAINING_LOSSES and math.isclose(scale, 1):
+        return TRAINING_LOSSES[record.likelihood]
     if record.likelihood == "gaussian" and math.isclose(scale, 1 / 255):
         return "255·SSE"
     return f"{record.likelihood}, λ × {scale:.4g}"
