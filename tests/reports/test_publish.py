@@ -11,16 +11,19 @@ import yaml
 from tests.reports.test_reports import _run
 from tests.wandb_offline import run_summary
 from vae_gjs.reports import write_report
+from vae_gjs.reports.publish import table_values
 from vae_gjs.reports.table1 import ALPHAS, ROWS
 
 pytestmark = pytest.mark.slow
 
 
-def _sweep(folder: Path, wandb: bool) -> Path:
+def _sweep(folder: Path, wandb: bool, gjs_seeds: tuple[int | None, ...] = (None,)) -> Path:
+    """The Table 1 column, one run per cell (``gjs_seeds``: the JS^{Gα} rows at these seeds)."""
     for alpha in ALPHAS:
-        _run(folder, "gjs", alpha, train=10 + alpha, test=9 + alpha, log_px=-100 - alpha)
-        _run(folder, "dgjs", alpha, train=8 + alpha, test=8.2 + alpha, log_px=-90 - alpha)
-    _run(folder, "kl_qp", 0.5, 9.5, 9.8, -95)
+        for seed in gjs_seeds:
+            _run(folder, "gjs", alpha, train=10 + alpha, test=9 + alpha, log_px=-100 - alpha, seed=seed)
+        _run(folder, "dgjs", alpha, train=8 + alpha, test=8.2 + alpha, log_px=-90 - alpha, seed=gjs_seeds[0])
+    _run(folder, "kl_qp", 0.5, 9.5, 9.8, -95, seed=gjs_seeds[0])
     if wandb:
         for config_file in folder.glob("*/config.yaml"):
             config = yaml.safe_load(config_file.read_text())
@@ -66,3 +69,24 @@ def test_no_wandb_run_when_the_sweep_did_not_use_wandb(tmp_path: Path) -> None:
     write_report("table1", sweep)
     assert (sweep / "reports" / "table1.md").is_file()
     assert not (sweep / "reports" / "wandb").exists()
+
+
+def test_table_values_type_each_column_by_all_its_cells() -> None:
+    rows = [["kl_qp", "9.8", "1234", "—"], ["gjs_0.5", "", "1 2 1234", "0.25"]]
+    assert table_values(rows) == [["kl_qp", 9.8, "1234", None], ["gjs_0.5", None, "1 2 1234", 0.25]]
+    assert table_values([]) == []
+
+
+def test_a_table1_with_one_and_three_seeds_per_row_reaches_wandb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found on the three-seed MNIST column, half run: rows of one seed (``1234``) beside rows of
+    three (``1 2 1234``) made W&B refuse the table (it typed ``seeds`` as a number)."""
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    sweep = _sweep(tmp_path, wandb=True, gjs_seeds=(1234, 1, 2))
+    write_report("table1", sweep)
+    ((folder, logged),) = _report_runs(sweep)
+    (row,) = [r for r in logged["history"] if "report/table1/_type" in r]
+    table = json.loads((folder / "files" / row["report/table1/path"]).read_text())
+    seeds = {r[0]: r[table["columns"].index("seeds")] for r in table["data"]}
+    assert seeds["kl_qp"] == "1234" and seeds["gjs_0.5"] == "1 2 1234"

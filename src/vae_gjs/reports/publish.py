@@ -40,14 +40,26 @@ def wandb_settings(sweep_dir: str | Path) -> dict[str, Any] | None:
     return None
 
 
-def _cell(text: str) -> float | str | None:
-    """A CSV cell as a W&B table value: a number, text, or ``None`` for a missing value (—)."""
-    if text in ("", "—"):
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return text
+def table_values(rows: list[list[str]]) -> list[list[float | str | None]]:
+    """CSV cells as W&B table values, typed by column: a column whose every filled cell is a
+    number holds floats, any other column text; an empty cell or — is ``None``. (W&B fixes a
+    column's type from its first values, so a ``seeds`` column of ``1234`` beside ``1 2 1234``
+    must stay text throughout.)"""
+
+    def number(text: str) -> bool:
+        try:
+            float(text)
+        except ValueError:
+            return False
+        return True
+
+    missing = ("", "—")
+    numeric = [all(number(c) for c in column if c not in missing) for column in zip(*rows, strict=True)]
+
+    def value(text: str, is_number: bool) -> float | str | None:
+        return None if text in missing else float(text) if is_number else text
+
+    return [[value(c, n) for c, n in zip(row, numeric, strict=True)] for row in rows]
 
 
 def publish(report: str, sweep_dir: str | Path, paths: list[Path]) -> None:
@@ -75,7 +87,7 @@ def publish(report: str, sweep_dir: str | Path, paths: list[Path]) -> None:
             elif path.suffix == ".csv":
                 with path.open(newline="") as handle:
                     columns, *rows = list(csv.reader(handle))
-                logger.log_table(key=key, columns=columns, data=[[_cell(c) for c in row] for row in rows])
+                logger.log_table(key=key, columns=columns, data=table_values(rows))
         log.info(f"Logged {report} to W&B group {settings.get('group')!r} (run {logger.experiment.name})")
     except Exception as error:
         log.warning(
