@@ -246,9 +246,10 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
-def csv_text(rows: list[Row], dataset: str, seeds: bool = False) -> str:
-    """One line per row; ``seeds``: the mean, sd and n over seeds, the paired difference to
-    KL(q‖p) with its interval, and every run (the W&B table carries the same columns)."""
+def csv_columns(rows: list[Row], dataset: str, seeds: bool = False) -> tuple[tuple[str, ...], list[tuple]]:
+    """The CSV's header and one line per row; ``seeds``: the mean, sd and n over seeds, the paired
+    difference to KL(q‖p) with its interval, and every run (the W&B table carries the same
+    columns)."""
     if not seeds:
         header = (
             "row",
@@ -262,24 +263,21 @@ def csv_text(rows: list[Row], dataset: str, seeds: bool = False) -> str:
             "ratio",
             "run",
         )
-        return csv_table(
-            header,
+        return header, [
             (
-                (
-                    row.key,
-                    row.label,
-                    dataset,
-                    fmt(row.ours, 4),
-                    fmt(row.train.mean, 4),
-                    _alpha(row.chosen_alpha),
-                    row.paper,
-                    _alpha(row.paper_alpha),
-                    fmt(row.ratio, 4),
-                    row.runs[0].path.name if row.runs else "",
-                )
-                for row in rows
-            ),
-        )
+                row.key,
+                row.label,
+                dataset,
+                fmt(row.ours, 4),
+                fmt(row.train.mean, 4),
+                _alpha(row.chosen_alpha),
+                row.paper,
+                _alpha(row.paper_alpha),
+                fmt(row.ratio, 4),
+                row.runs[0].path.name if row.runs else "",
+            )
+            for row in rows
+        ]
     header = (
         "row",
         "label",
@@ -323,7 +321,7 @@ def csv_text(rows: list[Row], dataset: str, seeds: bool = False) -> str:
             " ".join(r.path.name for r in row.runs),
         )
 
-    return csv_table(header, (line(row) for row in rows))
+    return header, [line(row) for row in rows]
 
 
 def latex(rows: list[Row], dataset: str, seeds: bool = False) -> str:
@@ -433,7 +431,7 @@ def table1(records: list[RunRecord], out_dir: str | Path, dataset: str | None = 
         rows = build_rows(records, dataset, paper)
         texts = {
             "table1.md": markdown(rows, dataset, records, paper),
-            "table1.csv": csv_text(rows, dataset, seeds),
+            "table1.csv": csv_table(*csv_columns(rows, dataset, seeds)),
             "table1.tex": latex(rows, dataset, seeds),
         }
         return write_texts(out_dir, texts)
@@ -442,14 +440,11 @@ def table1(records: list[RunRecord], out_dir: str | Path, dataset: str | None = 
         markdown(tables[loss], dataset, runs, paper, title=f"## Trained with the {_loss_name(loss)}")
         for loss, runs in groups.items()
     ]
-    csv_lines = [csv_text(tables[loss], dataset, seeds).splitlines() for loss in groups]
+    header = ("likelihood", *csv_columns([], dataset, seeds)[0])
+    lines = [(loss, *line) for loss in groups for line in csv_columns(tables[loss], dataset, seeds)[1]]
     texts = {
         "table1.md": "\n".join(loss_table(tables, dataset)) + "\n\n" + "\n".join(sections),
-        "table1.csv": "\r\n".join(
-            [f"likelihood,{csv_lines[0][0]}"]
-            + [f"{loss},{line}" for loss, lines in zip(groups, csv_lines, strict=True) for line in lines[1:]]
-        )
-        + "\r\n",
+        "table1.csv": csv_table(header, lines),
         "table1.tex": "\n".join(
             f"% trained with the {_loss_name(loss)}\n"
             + latex(tables[loss], f"{dataset}, {TRAINING_LOSSES.get(loss, loss)}", seeds)
