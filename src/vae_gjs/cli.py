@@ -142,11 +142,12 @@ def user_errors() -> Iterator[None]:
 
     SIGTERM and Ctrl-C (:mod:`vae_gjs.signals`): a single run ends with exit code 128 + the
     signal's number and one line saying what is kept; in a sweep the job fails with that line,
-    and the jobs after it fail at once without starting.
+    and the jobs after it fail at once without starting (leaving no folder of their own behind).
     """
     signals.watch_sweep_process()
     try:
         if signals.received() is not None:
+            forget_refused_run()
             raise Interrupted(f"not run: {signals.describe(SystemExit())} before it started")
         with signals.stopping():
             yield
@@ -166,15 +167,17 @@ def user_errors() -> Iterator[None]:
 
 
 def forget_refused_run() -> None:
-    """A refused single run writes nothing: the run folder Hydra made for it is removed if it
-    holds only Hydra's own records (:func:`~vae_gjs.rundir.remove_if_unused`), with the parent
-    folders this leaves empty."""
+    """A refused single run, or a sweep's job that a signal stopped before it started, writes
+    nothing: the run folder Hydra made for it is removed if it holds only Hydra's own records
+    (:func:`~vae_gjs.rundir.remove_if_unused`), with the parent folders this leaves empty, up to
+    the working directory (a single run) or the sweep's folder (a job)."""
     from hydra.core.hydra_config import HydraConfig
 
     if HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
         also = {f"{hydra_cfg.job.name}.log", LOCK_FILE}
-        remove_if_unused(hydra_cfg.runtime.output_dir, also, os.getcwd())
+        within = hydra_cfg.sweep.dir if _in_sweep() else os.getcwd()
+        remove_if_unused(hydra_cfg.runtime.output_dir, also, within)
 
 
 def entry(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
