@@ -110,6 +110,14 @@ def test_table1_shows_mean_sd_n_the_alpha_of_lowest_mean_training_error_and_pair
         == f"+2.50 [{2.5 - t_half_width([2, 3]):+.2f}, {2.5 + t_half_width([2, 3]):+.2f}] (2)"
     )
     assert rows["MMD (λ = 500)"][1] == "—" and rows["MMD (λ = 500)"][6] == "—"
+    # JS*^{Gα} (α = 0.1, test 9.0 at every seed) minus JS^{Gα} (α = 0.2: 9.0, 10.5, 11.0), by seed
+    dual_skew = [0.0, -1.5, -2.0]
+    low, high = -7 / 6 - t_half_width(dual_skew), -7 / 6 + t_half_width(dual_skew)
+    dual_text = f"-1.17 [{low:+.2f}, {high:+.2f}] (3)"
+    assert (
+        "JS*^{Gα} − JS^{Gα} (each at its chosen α; the paper's JS* < JS), paired by seed as the "
+        f"last column: {dual_text}." in text
+    )
     assert "60 of 66 runs finished and evaluated (seeds 1, 2, 3)" in text
     assert "paired t interval" in text and "12.71" in text
     assert "kl_pq seed 2: no run folder" in text and "beta_vae seed 3: no run folder" in text
@@ -123,9 +131,22 @@ def test_table1_shows_mean_sd_n_the_alpha_of_lowest_mean_training_error_and_pair
     assert float(gjs_csv["ours_train_sse"]) == pytest.approx(10.0)
     assert float(gjs_csv["diff_ci_low"]) == pytest.approx(-5 / 6 - t_half_width([-1, -0.5, -1]), abs=1e-4)
     assert by_key["kl_qp"]["n_pairs"] == "" and by_key["kl_pq"]["n_pairs"] == "1"
+    dual_csv = by_key["dgjs_best"]
+    assert float(dual_csv["diff_gjs_best"]) == pytest.approx(-7 / 6, abs=1e-4)
+    assert (float(dual_csv["diff_gjs_ci_low"]), float(dual_csv["diff_gjs_ci_high"])) == pytest.approx(
+        (low, high), abs=1e-4
+    )
+    assert dual_csv["n_pairs_gjs_best"] == "3" and (
+        gjs_csv["n_pairs_gjs_best"],
+        gjs_csv["diff_gjs_best"],
+    ) == ("", "—")
     assert len(gjs_csv["runs"].split()) == 3
     tex = paths["table1.tex"].read_text()
     assert r"10.17 $\pm$ 1.04 (3) ($\alpha=0.2$)" in tex and "-0.83 [-1.55, -0.12] (3)" in tex
+    assert (
+        rf"$\mathrm{{JS}}_*^{{G_\alpha}} - \mathrm{{JS}}^{{G_\alpha}}$, paired by seed: {dual_text}}} \\"
+        in tex
+    )
 
 
 def test_two_runs_of_one_seed_in_a_cell_are_refused(seeded: Path) -> None:

@@ -62,7 +62,8 @@ class PaperTable:
 @dataclass(frozen=True)
 class Row:
     """One row of Table 1: its finished runs (one per seed; at the chosen α for the JS rows),
-    the paper's number, and for the rows after the first the paired difference to KL(q‖p)."""
+    the paper's number, for the rows after the first the paired difference to KL(q‖p), and for
+    JS*^{Gα} also the paired difference to JS^{Gα} (the paper's JS* < JS: :data:`DUAL_VERSUS_SKEW`)."""
 
     key: str
     label: str
@@ -71,6 +72,7 @@ class Row:
     paper_alpha: float | None
     chosen_alpha: float | None
     versus_kl: Interval | None = None
+    versus_js: Interval | None = None
 
     @property
     def test(self) -> Summary:
@@ -152,6 +154,11 @@ ROWS: Sequence[tuple[str, str, Pick]] = (
 )
 
 
+#: The second step of the paper's ranking JS*^{Gα} < JS^{Gα} < KL(q‖p) (the first is JS^{Gα}'s
+#: difference to KL(q‖p)): the keys of the two rows, each at its own chosen α.
+DUAL_VERSUS_SKEW = ("dgjs_best", "gjs_best")
+
+
 def missing_runs(records: list[RunRecord]) -> list[str]:
     """Expected runs of the sweep (each expected cell at every seed of the sweep) that are absent,
     unfinished or not evaluated, with why; the α of one divergence missing for one reason in one
@@ -171,7 +178,8 @@ def missing_runs(records: list[RunRecord]) -> list[str]:
 
 def build_rows(records: list[RunRecord], dataset: str, paper: PaperTable) -> list[Row]:
     """The rows of Table 1 from the finished runs; every row after KL(q‖p) with its test SSE's
-    paired difference to KL(q‖p) over the seeds both have (:func:`~.seeds.paired_difference`)."""
+    paired difference to KL(q‖p) over the seeds both have (:func:`~.seeds.paired_difference`),
+    JS*^{Gα}'s also with its difference to JS^{Gα} (:data:`DUAL_VERSUS_SKEW`)."""
     usable = [r for r in records if r.finished]
     rows = []
     for key, label, pick in ROWS:
@@ -182,10 +190,21 @@ def build_rows(records: list[RunRecord], dataset: str, paper: PaperTable) -> lis
             )
         )
     reference = rows[0].runs
+    dual, skew = (next(row for row in rows if row.key == key) for key in DUAL_VERSUS_SKEW)
     return [rows[0]] + [
-        dataclasses.replace(row, versus_kl=paired_difference(row.runs, reference, "test_sse"))
+        dataclasses.replace(
+            row,
+            versus_kl=paired_difference(row.runs, reference, "test_sse"),
+            versus_js=paired_difference(row.runs, skew.runs, "test_sse") if row is dual else None,
+        )
         for row in rows[1:]
     ]
+
+
+def dual_versus_skew(rows: list[Row]) -> str:
+    """JS*^{Gα}'s test error minus JS^{Gα}'s, paired by seed, as text (:meth:`Interval.text`)."""
+    dual = next(row for row in rows if row.key == DUAL_VERSUS_SKEW[0])
+    return dual.versus_js.text() if dual.versus_js else "—"
 
 
 def _alpha(value: float | None) -> str:
@@ -241,6 +260,12 @@ def markdown(
         "",
         *md_table(header, body, align="lrrrrr" + ("r" if seeds else "")),
     ]
+    if seeds:
+        lines += [
+            "",
+            "JS*^{Gα} − JS^{Gα} (each at its chosen α; the paper's JS* < JS), paired by seed as the "
+            f"last column: {dual_versus_skew(rows)}.",
+        ]
     missing = missing_runs(records)
     lines += ["", missing_line(missing)]
     return "\n".join(lines) + "\n"
@@ -248,8 +273,8 @@ def markdown(
 
 def csv_columns(rows: list[Row], dataset: str, seeds: bool = False) -> tuple[tuple[str, ...], list[tuple]]:
     """The CSV's header and one line per row; ``seeds``: the mean, sd and n over seeds, the paired
-    difference to KL(q‖p) with its interval, and every run (the W&B table carries the same
-    columns)."""
+    difference to KL(q‖p) with its interval (and JS*^{Gα}'s to JS^{Gα}), and every run (the W&B
+    table carries the same columns)."""
     if not seeds:
         header = (
             "row",
@@ -294,13 +319,20 @@ def csv_columns(rows: list[Row], dataset: str, seeds: bool = False) -> tuple[tup
         "diff_ci_low",
         "diff_ci_high",
         "n_pairs",
+        "diff_gjs_best",
+        "diff_gjs_ci_low",
+        "diff_gjs_ci_high",
+        "n_pairs_gjs_best",
         "seeds",
         "runs",
     )
     none = Interval(math.nan, math.nan, math.nan, 0)
 
+    def interval(value: Interval | None) -> tuple[object, ...]:
+        known = value or none
+        return fmt(known.mean, 4), fmt(known.low, 4), fmt(known.high, 4), known.n if value else ""
+
     def line(row: Row) -> tuple[object, ...]:
-        versus = row.versus_kl or none
         return (
             row.key,
             row.label,
@@ -313,10 +345,8 @@ def csv_columns(rows: list[Row], dataset: str, seeds: bool = False) -> tuple[tup
             row.paper,
             _alpha(row.paper_alpha),
             fmt(row.ratio, 4),
-            fmt(versus.mean, 4),
-            fmt(versus.low, 4),
-            fmt(versus.high, 4),
-            versus.n if row.versus_kl else "",
+            *interval(row.versus_kl),
+            *interval(row.versus_js),
             " ".join(str(r.seed) for r in row.runs),
             " ".join(r.path.name for r in row.runs),
         )
@@ -355,6 +385,7 @@ def latex(rows: list[Row], dataset: str, seeds: bool = False) -> str:
         for r in rows
     ]
     columns = rf"Divergence & ours ({dataset}) & paper & ours/paper"
+    note = r"\multicolumn{5}{l}{$\mathrm{JS}_*^{G_\alpha} - \mathrm{JS}^{G_\alpha}$, paired by seed: "
     return "\n".join(
         [
             r"\begin{tabular}{lrrr" + ("r}" if seeds else "}"),
@@ -363,6 +394,7 @@ def latex(rows: list[Row], dataset: str, seeds: bool = False) -> str:
             r"\midrule",
             *body,
             r"\bottomrule",
+            *([note + dual_versus_skew(rows) + r"} \\"] if seeds else []),
             r"\end{tabular}",
             "",
         ]
