@@ -361,3 +361,18 @@ def test_test_false_is_valid_with_the_default_objective() -> None:
     """``test=false`` skips the final test (the benchmarks' and short checks' choice): the default
     objective ``test/rec`` then has nothing to return, which is no reason to refuse the run."""
     validate(compose_train(["test=false"]))
+
+
+def test_a_grid_makes_one_job_of_overrides_that_differ_only_in_order() -> None:
+    """A command line that pins one cell of a grid (``likelihood=bernoulli divergence=gjs alpha=0.1``
+    on ``paper_rows_mnist``) matches a block without ``alpha`` and one with it; both give the same
+    overrides, in another order, and so the same run folder: one job, not two (the second trained
+    or skipped the first's folder)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    compose_train(["+experiment=paper_rows_mnist"])
+    sweeper = instantiate(HydraConfig.get().sweeper)
+    sweeper.hydra_context = SimpleNamespace(config_loader=None)
+    pinned = ["precision=bf16", "likelihood=bernoulli", "divergence=gjs", "alpha=0.1"]
+    (jobs,) = sweeper.split_arguments(OverridesParser.create().parse_overrides(pinned), None)
+    assert len(jobs) == 1 and sorted(jobs[0]) == sorted(pinned), jobs

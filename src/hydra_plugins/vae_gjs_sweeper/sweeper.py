@@ -6,7 +6,8 @@
 2. ``grid``: a list of ``{key: values}`` blocks; the sweep is the union of the blocks' cartesian
    products (with the command-line and ``params`` sweeps applied to every block), duplicates
    removed. Table 1 is ``{divergence: gjs,dgjs, alpha: range(0.1,1,0.1)}`` plus a block of
-   baselines that do not multiply with α.
+   baselines that do not multiply with α. Two jobs with the same overrides in another order
+   (a command line pinning one cell matches several blocks) are one job: one config, one folder.
 3. A failed job does not stop the sweep: every batch is launched, then a summary of the
    failures is written to ``<sweep_dir>/failures.json`` and raised as one compact error.
 4. Every job's config is checked before the first job starts (:func:`vae_gjs.cli.refused_jobs`:
@@ -94,15 +95,15 @@ class VaeGjsSweeper(BasicSweeper):
     ) -> list[list[list[str]]]:
         assert self.hydra_context is not None
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
-        seen: set[tuple[str, ...]] = set()
+        seen: set[frozenset[str]] = set()  # a job's overrides in any order: one config, one folder
         jobs: list[list[str]] = []
         for block in self.grid:
             block_overrides = parser.parse_overrides([f"{key}={value}" for key, value in block.items()])
             by_key = {o.get_key_element(): o for o in block_overrides}
             by_key.update({o.get_key_element(): o for o in overrides})  # command line wins
             for job in self._jobs(list(by_key.values())):
-                if tuple(job) not in seen:
-                    seen.add(tuple(job))
+                if frozenset(job) not in seen:
+                    seen.add(frozenset(job))
                     jobs.append(job)
         size = max_batch_size if max_batch_size and max_batch_size > 0 else max(len(jobs), 1)
         return [jobs[i : i + size] for i in range(0, len(jobs), size)]
