@@ -106,6 +106,7 @@ PLAN: dict[str, tuple[str, object]] = {
     "python evaluate.py report=fig3 sweep_dir=multirun/table1/mnist/cpu": ("run", ()),
     "python evaluate.py report=fig5 sweep_dir=multirun/table1/mnist/cpu": ("run", ()),
     "python evaluate.py report=fig4 sweep_dir=multirun/table1/mnist/cpu": ("run", ()),
+    "python evaluate.py report=curves sweep_dir=multirun/table1/mnist/cpu": ("run", ()),
     "python train.py -m +experiment=table1 dataset=fmnist budget=cpu": ("run", DRY),
     "python train.py -m +experiment=table1 dataset=mnist budget=cpu seed=1234,1,2": ("run", DRY),
     (
@@ -308,7 +309,7 @@ def test_reproducing_the_paper_as_typed(tmp_path: Path) -> None:
     table1 = tmp_path / "multirun" / "table1" / "mnist" / "cpu"
     assert len([p for p in table1.iterdir() if (p / "eval.json").is_file()]) == 6
     reports = table1 / "reports"
-    for name in ("table1.md", "table1.csv", "table1.tex", "fig3.png", "fig5.png", "fig4.png"):
+    for name in ("table1.md", "table1.csv", "table1.tex", "fig3.png", "fig5.png", "fig4.png", "curves.png"):
         assert (reports / name).is_file(), name
     dry = {c: r.stdout for c, r in ran.items() if c.endswith("dry_run=true") or PLAN[c][1] == DRY}
     jobs = {c: int(re.match(r"Dry run: (\d+) jobs checked", text).group(1)) for c, text in dry.items()}

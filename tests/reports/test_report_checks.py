@@ -71,6 +71,7 @@ def test_a_report_refuses_runs_that_do_not_belong_together_before_evaluating(
         ("fig5", "dataset", r"report=fig5 refuses to join runs of different datasets: fmnist \(1 run: "),
         ("learned_alpha", "dataset", "report=learned_alpha refuses to join runs of different datasets"),
         ("likelihood", "batch_size", "report=likelihood refuses to join runs of different batch sizes"),
+        ("curves", "dataset", "report=curves refuses to join runs of different datasets"),
     ],
 )
 def test_each_report_checks_its_runs_first(tmp_path: Path, report: str, setting: str, message: str) -> None:

@@ -7,8 +7,10 @@ from __future__ import annotations
 LIKELIHOODS = ("gaussian", "bernoulli")
 #: Reports that load the sweep's models (written by :mod:`vae_gjs.tasks.evaluate`).
 MODEL_REPORTS = ("fig4",)
+#: Reports drawn from the runs' training logs alone: nothing is evaluated, running runs included.
+LOG_REPORTS = ("curves",)
 #: Reports of a sweep (the writers of the others: :mod:`vae_gjs.reports.write`).
-REPORTS = ("table1", "fig3", "fig5", "learned_alpha", "likelihood", *MODEL_REPORTS)
+REPORTS = ("table1", "fig3", "fig5", "learned_alpha", "likelihood", *LOG_REPORTS, *MODEL_REPORTS)
 #: The arithmetic of a run's network (:mod:`vae_gjs.models.precision`).
 PRECISIONS = ("fp32", "bf16")
 #: What train.py can return (``objective``): a final metric of the test or the validation split.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vae_gjs.errors import RunError
 from vae_gjs.plotting import pyplot, save_figure
-from vae_gjs.reports.collect import RunRecord, collect
+from vae_gjs.reports.collect import RunRecord, collect, epoch_series
 from vae_gjs.reports.figures import FAMILIES
 from vae_gjs.reports.markdown import table as md_table
 from vae_gjs.reports.seeds import Summary, missing_cells, seed_order, several_seeds
@@ -26,17 +26,9 @@ LABELS = {"gjs": "JS^{Gα}", "dgjs": "JS*^{Gα}"}
 
 def alpha_trajectory(record: RunRecord) -> tuple[list[int], list[float]]:
     """α against epochs trained: the start at 0, then ``train/alpha`` of metrics.csv after each
-    epoch (logged at the epoch's end, so epoch e's row is α after e + 1 epochs)."""
-    from vae_gjs.loggers import read_metrics  # imports Lightning: only when a report is built
-
-    path = record.path / "metrics.csv"
-    rows = read_metrics(path) if path.is_file() else []
-    points = [
-        (int(r["epoch"]) + 1, r["train/alpha"])
-        for r in rows
-        if not math.isnan(r.get("train/alpha", math.nan))
-    ]
-    return [0] + [e for e, _ in points], [record.alpha] + [a for _, a in points]
+    epoch (:func:`~.collect.epoch_series`)."""
+    epochs, alphas = epoch_series(record, "train/alpha")
+    return [0, *epochs], [record.alpha, *alphas]
 
 
 @dataclass(frozen=True)

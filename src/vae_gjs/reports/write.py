@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from vae_gjs.reports.collect import RunRecord, collect, refuse_mixed
+from vae_gjs.reports.curves import training_curves
 from vae_gjs.reports.figures import figure3, figure5
 from vae_gjs.reports.learned_alpha import learned_alpha, learned_runs
 from vae_gjs.reports.likelihood import likelihood_report
@@ -26,10 +27,12 @@ def _printed(paths: dict[str, Path]) -> list[Path]:
 #: What the runs of each report (:data:`vae_gjs.config.REPORTS`) must share to be shown together
 #: (:func:`~vae_gjs.reports.collect.refuse_mixed`): a table or a figure's series of one dataset,
 #: batch size, training length and, for the figures, training likelihood (Table 1 shows one table
-#: per training loss, the likelihood and learned-α reports compare them).
+#: per training loss, the likelihood and learned-α reports compare them; the training curves take
+#: runs of any length, one row of panels per training loss).
 SHARED: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("fig3", "fig4", "fig5"), ("dataset", "batch_size", "training", "likelihood")),
     **dict.fromkeys(("table1", "learned_alpha", "likelihood"), ("dataset", "batch_size", "training")),
+    "curves": ("dataset", "batch_size"),
 }
 
 
@@ -53,6 +56,7 @@ WRITERS: dict[str, Callable[[list[RunRecord], Path], list[Path]]] = {
     "fig5": lambda records, out: [figure5(records, out / "fig5.png")],
     "learned_alpha": lambda records, out: _printed(learned_alpha(records, out)),
     "likelihood": lambda records, out: _printed(likelihood_report(records, out)),
+    "curves": lambda records, out: [training_curves(records, out / "curves.png")],
 }
 
 
@@ -62,7 +66,7 @@ def write_report(
     evidence_likelihoods: Sequence[str] = (),
     table1_dir: str | Path | None = None,
 ) -> list[Path]:
-    """Build ``report`` (table1: Markdown, CSV and LaTeX, also printed; fig3, fig5: PNG;
+    """Build ``report`` (table1: Markdown, CSV and LaTeX, also printed; fig3, fig5, curves: PNG;
     learned_alpha: Markdown and CSV, also printed, and PNG; likelihood: Markdown and CSV, also
     printed) from the run folders of ``sweep_dir``
     into ``<sweep_dir>/reports/``, and into the sweep's W&B group when its runs logged to W&B

@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from vae_gjs.config import LOG_REPORTS
 from vae_gjs.config.evaluate import evidence_likelihoods
 from vae_gjs.console import quiet_library_logs
 from vae_gjs.errors import RunError
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> Any:
-    """``report=...``: evaluate the sweep's runs that lack an eval.json, then write the report;
+    """``report=...``: evaluate the sweep's runs that lack an eval.json (not for a report of the
+    training logs, :data:`~vae_gjs.config.LOG_REPORTS`), then write the report;
     ``sweep_dir=...``: evaluate every run of the sweep; ``run_dir=...``: evaluate that run.
     The options are already validated (:func:`vae_gjs.config.validate_evaluate`)."""
     quiet_library_logs()
@@ -32,7 +34,8 @@ def evaluate(cfg: DictConfig) -> Any:
     if cfg.report is not None:
         if Path(cfg.sweep_dir).is_dir():  # else evaluate_sweep names what the folder is not
             check_report(cfg.report, cfg.sweep_dir)  # before evaluating anything
-        evaluate_sweep(cfg.sweep_dir, cfg, for_report=True)
+        if cfg.report not in LOG_REPORTS:
+            evaluate_sweep(cfg.sweep_dir, cfg, for_report=True)
         if cfg.report == "fig4":
             return [write_figure4(cfg)]
         chosen = cfg.get("evidence_likelihood")
