@@ -211,7 +211,8 @@ def test_weights_of_another_architecture_are_named(tiny_run: Path, tmp_path: Pat
         (["report=table1"], "report=table1 needs sweep_dir"),
         (
             ["sweep_dir=a", "report=table2"],
-            "report='table2' is unknown; allowed: fig3, fig4, fig5, learned_alpha, likelihood, table1",
+            "report='table2' is unknown; allowed: curves, fig3, fig4, fig5, learned_alpha, likelihood, "
+            "table1",
         ),
         (
             ["sweep_dir=a", "report=table1", "table1_dir=b"],
