@@ -325,32 +325,43 @@ def test_paper_rows_are_the_seven_rows_at_100_epochs_under_their_losses(
         assert cfg.evaluate and list(cfg.eval.evidence_likelihood) == ["gaussian", "bernoulli"]
 
 
-def test_paper_seeds_are_paper_rows_claim_jobs_in_its_folder_under_its_names() -> None:
-    """``+experiment=paper_seeds_fmnist 'seed=1,2'`` trains more seeds of the three claim cells
-    into paper_rows_fmnist's folder: the same jobs, folder names and recorded config (so the
-    seed-1234 runs of paper_rows are skipped, not trained again, and one report=table1 pairs them)."""
+@pytest.mark.parametrize(
+    ("dataset", "dgjs", "gjs", "likelihoods"),
+    [("fmnist", "0.4", "0.2", ("gaussian",)), ("mnist", "0.3", "0.1", ("gaussian", "bernoulli"))],
+)
+def test_paper_seeds_are_paper_rows_claim_jobs_in_its_folder_under_its_names(
+    dataset: str, dgjs: str, gjs: str, likelihoods: tuple[str, ...]
+) -> None:
+    """``+experiment=paper_seeds_<dataset> 'seed=1,2'`` trains more seeds of the three claim cells
+    (MNIST's under both losses) into paper_rows_<dataset>'s folder: the same jobs, folder names and
+    recorded config (so the seed-1234 runs of paper_rows are skipped, not trained again, and one
+    report=table1 pairs them)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from vae_gjs.config import recorded_config
     from vae_gjs.resume import differences
 
-    seeds_jobs, seeds_dir = _experiment_jobs(["+experiment=paper_seeds_fmnist"])
-    rows_jobs, rows_dir = _experiment_jobs(["+experiment=paper_rows_fmnist"])
-    assert seeds_dir == rows_dir == "multirun/paper_rows/fmnist/paper"
+    seeds_jobs, seeds_dir = _experiment_jobs([f"+experiment=paper_seeds_{dataset}"])
+    rows_jobs, rows_dir = _experiment_jobs([f"+experiment=paper_rows_{dataset}"])
+    assert seeds_dir == rows_dir == f"multirun/paper_rows/{dataset}/paper"
     assert seeds_jobs == [
-        ["likelihood=gaussian", "divergence=kl_qp"],
-        ["likelihood=gaussian", "divergence=dgjs", "alpha=0.4"],
-        ["likelihood=gaussian", "divergence=gjs", "alpha=0.2"],
+        [f"likelihood={lik}", *cell]
+        for cell in (
+            ["divergence=kl_qp"],
+            ["divergence=dgjs", f"alpha={dgjs}"],
+            ["divergence=gjs", f"alpha={gjs}"],
+        )
+        for lik in likelihoods
     ]
     assert all(job in rows_jobs for job in seeds_jobs)
-    compose_train(["+experiment=paper_seeds_fmnist"])
+    compose_train([f"+experiment=paper_seeds_{dataset}"])
     sweeper = instantiate(HydraConfig.get().sweeper)
     sweeper.hydra_context = SimpleNamespace(config_loader=None)
     (seeded,) = sweeper.split_arguments(OverridesParser.create().parse_overrides(["seed=1,2"]), None)
-    assert len(seeded) == 6 and {job[-1] for job in seeded} == {"seed=1", "seed=2"}
+    assert len(seeded) == 2 * len(seeds_jobs) and {job[-1] for job in seeded} == {"seed=1", "seed=2"}
     for job in seeds_jobs:
         names, configs = [], []
-        for experiment in ("paper_rows_fmnist", "paper_seeds_fmnist"):
+        for experiment in (f"paper_rows_{dataset}", f"paper_seeds_{dataset}"):
             cfg = compose_train([f"+experiment={experiment}", "precision=bf16", *job])
             names.append(sweep_subdir(HydraConfig.get().job.override_dirname, 0))
             configs.append(recorded_config(cfg))
