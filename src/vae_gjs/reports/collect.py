@@ -160,15 +160,24 @@ def collect(sweep_dir: str | Path) -> list[RunRecord]:
     )
 
 
-def epoch_series(record: RunRecord, column: str) -> tuple[list[int], list[float]]:
-    """``column`` of the run's metrics.csv against epochs trained (epoch e's row is logged at the
-    epoch's end: after e + 1 epochs); rows without a value skipped, nothing without the file."""
+def epoch_columns(record: RunRecord, columns: Sequence[str]) -> dict[str, tuple[list[int], list[float]]]:
+    """Each of ``columns`` of the run's metrics.csv (read once) against epochs trained (epoch e's
+    row is logged at the epoch's end: after e + 1 epochs); rows without a value skipped, nothing
+    without the file."""
     from vae_gjs.loggers import read_metrics  # imports Lightning: only when a report is built
 
     path = record.path / "metrics.csv"
     rows = read_metrics(path) if path.is_file() else []
-    points = [(int(r["epoch"]) + 1, r[column]) for r in rows if not math.isnan(r.get(column, NAN))]
-    return [e for e, _ in points], [v for _, v in points]
+    series = {}
+    for column in columns:
+        points = [(int(r["epoch"]) + 1, r[column]) for r in rows if not math.isnan(r.get(column, NAN))]
+        series[column] = ([e for e, _ in points], [v for _, v in points])
+    return series
+
+
+def epoch_series(record: RunRecord, column: str) -> tuple[list[int], list[float]]:
+    """One column of :func:`epoch_columns`."""
+    return epoch_columns(record, [column])[column]
 
 
 #: What runs shown together must share: RunRecord attribute -> its name in an error (plural).

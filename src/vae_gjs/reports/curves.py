@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vae_gjs.errors import RunError
 from vae_gjs.plotting import pyplot, save_figure
-from vae_gjs.reports.collect import RunRecord, epoch_series
+from vae_gjs.reports.collect import RunRecord, epoch_columns
 from vae_gjs.reports.figures import scope
 from vae_gjs.reports.seeds import seed_order, several_seeds
 from vae_gjs.reports.table1 import TRAINING_LOSSES, by_training_loss
@@ -61,7 +61,8 @@ def training_curves(records: list[RunRecord], path: str | Path) -> Path:
     :class:`RunError` when no run has logged an epoch."""
     from matplotlib.ticker import FormatStrFormatter
 
-    curves = {r.path: {column: epoch_series(r, column) for p in PANELS for column in p[:2]} for r in records}
+    columns = [column for panel in PANELS for column in panel[:2]]
+    curves = {r.path: epoch_columns(r, columns) for r in records}
     shown = [r for r in records if curves[r.path]["train/rec"][0]]
     if not shown:
         raise RunError("report=curves: no run in the sweep has logged an epoch (metrics.csv)")
