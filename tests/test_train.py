@@ -4,11 +4,13 @@ README's own commands, as typed: tests/test_readme.py)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TINY, run_script, train_tiny
+from vae_gjs.errors import RunError
 from vae_gjs.loggers import read_metrics
 
 pytestmark = pytest.mark.slow
@@ -80,6 +82,15 @@ def test_evaluate_true_writes_eval_json_after_training_and_on_a_rerun(tmp_path: 
     train_tiny(tmp_path, quick)  # completed run: not retrained, but evaluated with the new options
     assert (tmp_path / "figures" / "samples.png").is_file()
     assert json.loads((tmp_path / "results.json").read_text())["steps"] == 4
+
+    # a run folder kept without its checkpoints (docs/runs): its eval.json of the final step is
+    # kept by the same sweep run again; asking for other options names the missing checkpoint
+    evaluated = (tmp_path / "eval.json").read_text()
+    shutil.rmtree(tmp_path / "checkpoints")
+    train_tiny(tmp_path, quick)
+    assert (tmp_path / "eval.json").read_text() == evaluated
+    with pytest.raises(RunError, match=r"has no last checkpoint \(last.ckpt\); checkpoints present: none"):
+        train_tiny(tmp_path, [*quick, "eval.k=3"])
 
 
 @pytest.mark.parametrize(

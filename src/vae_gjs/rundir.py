@@ -196,9 +196,13 @@ class RunDir:
             return f"eval.json measured step {step}, the run ended at step {final} ({name} is gone)"
         return None
 
+    def checkpoint_path(self, which: str = "last") -> Path:
+        """Where the ``last`` or ``best`` checkpoint is kept, whether it is there or not."""
+        return self.last_ckpt if which == "last" else self.best_ckpt
+
     def checkpoint(self, which: str = "last") -> Path:
         """``last`` or ``best`` checkpoint, or a :class:`RunError` naming what is there."""
-        path = self.last_ckpt if which == "last" else self.best_ckpt
+        path = self.checkpoint_path(which)
         if not path.is_file():
             present = (
                 sorted(p.name for p in self.checkpoints.glob("*.ckpt")) if self.checkpoints.is_dir() else []

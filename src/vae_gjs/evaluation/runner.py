@@ -96,14 +96,17 @@ def existing_evaluation(run: RunDir) -> dict[str, Any] | None:
         return None
 
 
-def _done(run: RunDir, options: dict[str, Any], sha256: str) -> dict[str, Any] | None:
-    """The existing eval.json if it was written with the same options and checkpoint file."""
+def _done(run: RunDir, options: dict[str, Any], checkpoint: Path) -> dict[str, Any] | None:
+    """The existing eval.json if it was written with the same options and measured ``checkpoint``
+    as it is now; once the run's checkpoints are deleted (a run folder kept without them), if it
+    measured the run's final step (:meth:`~vae_gjs.rundir.RunDir.stale_evaluation`)."""
     record = existing_evaluation(run)
-    if record is None:
+    if record is None or {**EVAL_ADDED, **record.get("options", {})} != options:
         return None
-    same = {**EVAL_ADDED, **record.get("options", {})} == options and record.get("checkpoint", {}).get(
-        "sha256"
-    ) == sha256
+    if checkpoint.is_file():
+        same = record.get("checkpoint", {}).get("sha256") == file_digest(checkpoint)
+    else:
+        same = run.stale_evaluation(record) is None
     return record if same else None
 
 
@@ -284,14 +287,14 @@ def evaluate_run(path: str | Path, cfg: DictConfig, redo: bool = False) -> dict[
     started = time.perf_counter()
     run = RunDir.at(path)
     run_cfg = load_run_config(run)
-    ckpt_path = run.checkpoint(cfg.checkpoint)
     options = _options(cfg)
     device = choose_device("device", cfg.device)
     if not (cfg.force or redo):
-        existing = _done(run, options, file_digest(ckpt_path))
+        existing = _done(run, options, run.checkpoint_path(cfg.checkpoint))
         if existing is not None:
             log.info(f"Skipping {run.path}: eval.json is up to date with these options (force=true to redo)")
             return existing
+    ckpt_path = run.checkpoint(cfg.checkpoint)
     if run.status != COMPLETED:
         log.warning(
             f"{run.path}: training status is {run.status!r}, not completed; evaluating its {ckpt_path.name}"
