@@ -34,7 +34,7 @@ from vae_gjs.config.validation import (
 )
 from vae_gjs.errors import USER_ERRORS, ConfigError, Interrupted, StorageError
 from vae_gjs.io import check_creatable
-from vae_gjs.rundir import remove_if_unused
+from vae_gjs.rundir import PlannedRun, remove_if_unused
 from vae_gjs.runlock import LOCK_FILE
 
 
@@ -218,13 +218,14 @@ def refused_jobs(
     jobs: Sequence[Sequence[str]],
     compose: Callable[[list[str]], DictConfig],
     folders: list[str] | None = None,
+    planned: list[PlannedRun] | None = None,
 ) -> list[str]:
     """The jobs of a sweep that ``train.py`` would refuse, checked before the first one starts:
     one line per bad job (``<its overrides>: <why>``), and one per set of jobs that differ only
     in an ``alpha`` their divergence does not use (:func:`~vae_gjs.config.alpha_sweeps_without_skew`).
     ``compose`` gives a job's config with its ``hydra`` node (the sweeper's config loader);
     Hydra's global config is set to each job's while it is checked, and restored after. Each good
-    job's run folder is appended to ``folders`` if given."""
+    job's run folder is appended to ``folders`` if given, and the cell it trains to ``planned``."""
     from hydra.core.hydra_config import HydraConfig
 
     previous = HydraConfig.instance().cfg
@@ -242,6 +243,17 @@ def refused_jobs(
                 validate(task_cfg, warn=False)
                 if folders is not None:
                     folders.append(str(Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)))
+                if planned is not None:
+                    skew = task_cfg.divergence.get("alpha")
+                    planned.append(
+                        PlannedRun(
+                            folder=str(cfg.hydra.sweep.subdir),
+                            divergence=str(cfg.hydra.runtime.choices.get("divergence")),
+                            alpha=None if skew is None else float(skew),
+                            seed=int(task_cfg.seed),
+                            likelihood=str(task_cfg.likelihood),
+                        )
+                    )
             except Exception as error:  # a composition error of Hydra or OmegaConf, or a ConfigError
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise

@@ -15,6 +15,9 @@
                          written by the run once it holds the folder's lock
       .lock              the lock of the process training here (vae_gjs.runlock)
 
+A sweep folder holds its run folders and ``jobs.json``, the runs its sweeps planned
+(:data:`PLAN_FILE`), so that a report can name the planned runs it lacks.
+
 Every file is written atomically, so a folder read at any moment is consistent; the temporary
 file of a write cut by a kill is removed by the next process that holds the folder's lock.
 """
@@ -243,6 +246,46 @@ def load_run_config(run: RunDir) -> DictConfig:
 def run_folders(sweep_dir: str | Path) -> list[Path]:
     """Every run folder (a folder holding a ``config.yaml``) directly inside ``sweep_dir``, sorted."""
     return sorted(p for p in Path(sweep_dir).iterdir() if p.is_dir() and (p / "config.yaml").is_file())
+
+
+#: A sweep folder's record of the runs its sweeps planned, written by the project's sweeper
+#: before the first job starts; every later sweep into the folder adds its own jobs.
+PLAN_FILE = "jobs.json"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A job a sweep planned: its run folder's name in the sweep folder and the cell it trains
+    (``alpha`` None for a divergence without a skew)."""
+
+    folder: str
+    divergence: str
+    alpha: float | None
+    seed: int
+    likelihood: str
+
+
+def record_plan(sweep_dir: str | Path, runs: list[PlannedRun]) -> None:
+    """Add ``runs`` to the plan of ``sweep_dir`` (:data:`PLAN_FILE`), each replacing an earlier
+    entry of its folder; a corrupt plan is started anew."""
+    path = Path(sweep_dir) / PLAN_FILE
+    try:
+        earlier = read_json(path).get("runs", [])
+    except RunError:
+        earlier = []
+    entries = {entry["folder"]: entry for entry in earlier if isinstance(entry, dict) and "folder" in entry}
+    entries.update({run.folder: vars(run) for run in runs})
+    write_json(path, {"runs": [entries[name] for name in sorted(entries)]})
+
+
+def read_plan(sweep_dir: str | Path) -> list[PlannedRun] | None:
+    """The runs the sweeps into ``sweep_dir`` planned, or ``None`` where it holds no readable
+    plan (folders gathered by hand, a sweep of another sweeper, a corrupt :data:`PLAN_FILE`)."""
+    try:
+        entries = read_json(Path(sweep_dir) / PLAN_FILE).get("runs")
+        return None if entries is None else [PlannedRun(**entry) for entry in entries]
+    except (RunError, TypeError):
+        return None
 
 
 #: What Hydra writes into a run folder before train.py starts: its record of the composition.

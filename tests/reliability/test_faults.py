@@ -28,7 +28,7 @@ from tests.reliability.plugins import DELAY_ENV
 from tests.wandb_offline import run_summary
 from vae_gjs.errors import NonFiniteLossError
 from vae_gjs.loggers import AtomicCSVLogger, resolve_wandb_mode
-from vae_gjs.rundir import RunDir
+from vae_gjs.rundir import RunDir, read_plan, run_folders
 
 #: The wall-time column of metrics.csv; every other cell must match exactly.
 WALL_TIME = "time/epoch_s"
@@ -388,6 +388,12 @@ def test_a_successful_rerun_of_a_sweep_removes_its_failures_json(tmp_path: Path)
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert not (sweep / "failures.json").exists()
+    # jobs.json: the jobs of both launches, each under its run folder's name, with its cell
+    plan = read_plan(sweep)
+    assert plan is not None and sorted(run.folder for run in plan) == [p.name for p in run_folders(sweep)]
+    assert [(run.divergence, run.alpha, run.seed, run.likelihood) for run in plan] == [
+        ("gjs", 0.5, 1234, "gaussian")
+    ] * 2
 
 
 @pytest.mark.slow

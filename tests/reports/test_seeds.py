@@ -13,10 +13,11 @@ from scipy.stats import t as student_t
 from tests.reports.test_learned_alpha_report import _run as _learned_run
 from tests.reports.test_reports import _run, cells
 from vae_gjs.errors import RunError
-from vae_gjs.reports import collect, figure4_runs, learned_alpha, table1
+from vae_gjs.reports import collect, figure4_runs, learned_alpha, table1, write_report
 from vae_gjs.reports.likelihood import likelihood_report
 from vae_gjs.reports.seeds import Summary, paired_difference, t_interval
 from vae_gjs.reports.table1 import ALPHAS
+from vae_gjs.rundir import PlannedRun, read_plan, record_plan
 
 SEEDS = (1, 2, 3)
 KL_QP = {1: 10.0, 2: 11.0, 3: 12.0}
@@ -274,3 +275,61 @@ def test_a_seed_sweep_then_table1_as_a_user_types_them(tmp_path: Path) -> None:
     rows = {cells(line)[0]: cells(line) for line in result.stdout.splitlines() if line.startswith("| ")}
     assert rows["KL(q(z|x) ‖ p(z))"][1].endswith("(2)") and rows["KL(q(z|x) ‖ p(z))"][6] == "reference"
     assert rows["JS^{Gα}"][2] == "0.2" and rows["JS^{Gα}"][6].endswith("] (2)")
+
+
+def test_table1_lists_the_runs_the_sweep_folder_planned_with_how_far_each_got(tmp_path: Path) -> None:
+    """A folder of chosen cells (paper_rows, then paper_seeds' seeds): Table 1 counts and lists the
+    runs its sweeps planned (jobs.json), not the whole α grid at every seed, and says how far an
+    unfinished one got; a planned run of another training loss belongs to that loss's table."""
+    from tests.reports.test_curves import _metrics, _running
+
+    sweep = tmp_path / "paper"
+    done = [
+        _run(sweep, "kl_qp", 0.5, 9.5, 9.8, -95, seed=1234),
+        _run(sweep, "gjs", 0.2, 9.0, 9.1, -96, seed=1234),
+        _run(sweep, "dgjs", 0.4, 8.0, 8.1, -97, seed=1234),
+    ]
+    for run in done:
+        (run / "config.yaml").write_text((run / "config.yaml").read_text() + "trainer:\n  max_epochs: 100\n")
+    running = _run(sweep, "dgjs", 0.4, 8.0, 8.1, -97, seed=2)
+    _metrics(running, [40.0, 30.0, 25.0], [5.0, 7.0, 8.0])
+    _running(running, 100)
+    cell = {"divergence": "dgjs", "alpha": 0.4, "likelihood": "gaussian"}
+    plan = [
+        PlannedRun(folder=run.name, divergence=d, alpha=a, seed=1234, likelihood="gaussian")
+        for run, (d, a) in zip(done, [("kl_qp", None), ("gjs", 0.2), ("dgjs", 0.4)], strict=True)
+    ]
+    plan += [
+        PlannedRun(folder=running.name, seed=2, **cell),
+        PlannedRun(
+            folder="alpha=0.2,divergence=gjs,seed=2",
+            divergence="gjs",
+            alpha=0.2,
+            seed=2,
+            likelihood="gaussian",
+        ),
+        PlannedRun(
+            folder="divergence=kl_pq,likelihood=bernoulli",
+            divergence="kl_pq",
+            alpha=None,
+            seed=1234,
+            likelihood="bernoulli",
+        ),
+    ]
+    record_plan(sweep, plan[:3])
+    record_plan(sweep, plan[3:])  # a second sweep into the folder adds its jobs
+    assert read_plan(sweep) == sorted(plan, key=lambda run: run.folder)
+
+    (path,) = (p for p in write_report("table1", sweep) if p.name == "table1.md")
+    text = path.read_text()
+    assert "3 of 5 runs finished and evaluated (seeds 2, 1234)" in text
+    assert text.rstrip().endswith(
+        "Missing runs: gjs α=0.2 seed 2: no run folder; "
+        "dgjs α=0.4 seed 2: status running, 3 of 100 epochs trained"
+    )
+    assert "kl_pq" not in text.split("Missing runs:")[1]  # trained with the Bernoulli loss: not this table's
+
+    (sweep / "jobs.json").write_text("{not json")  # a corrupt plan: Table 1's grid at every seed, as before
+    assert read_plan(sweep) is None
+    record_plan(sweep, plan[:1])  # and the next sweep starts it anew
+    assert read_plan(sweep) == plan[:1]

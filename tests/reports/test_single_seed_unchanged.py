@@ -9,6 +9,9 @@ change pass. Rewritten once since, for one deliberate line: the source of the pa
 instead of a path outside the repository) in table1.md and likelihood.md; nothing else changed.
 And once for one deliberate picture change: fig3.png's digest, when Figure 3 drew JS*^{Gα} in
 orange (Figure 5's colour; it was blue like JS^{Gα}) and listed the two families first.
+And once for one deliberate line of table1.md: a missing run that is not completed says how far
+it got (``beta_vae: status failed, 0 epochs trained``, the synthetic run has no metrics.csv)
+instead of ``status failed, evaluated=True``.
 """
 
 from __future__ import annotations

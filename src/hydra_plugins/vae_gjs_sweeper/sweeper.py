@@ -14,6 +14,8 @@
    train.py's validation, and no ``alpha`` sweep over a divergence without a skew): a bad point
    is one line, the sweep exits with 1, and nothing is trained or written, whatever the launcher.
    ``hydra.sweeper.dry_run=true`` stops there: every job checked and listed with its run folder.
+   Otherwise the jobs are added to the sweep folder's plan (``jobs.json``,
+   :func:`vae_gjs.rundir.record_plan`): a report names the planned runs it lacks.
 5. SIGTERM or Ctrl-C stops the sweep: the running jobs stop (keeping their last.ckpt), the jobs
    after them are not run, the summary and ``failures.json`` are written, and the process exits
    with 128 + the signal's number. Jobs in worker processes (joblib, ``cpu_pair``) are sent the
@@ -41,6 +43,7 @@ from omegaconf import OmegaConf
 from vae_gjs import signals
 from vae_gjs.errors import StorageError
 from vae_gjs.io import write_json
+from vae_gjs.rundir import PlannedRun, record_plan
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +117,7 @@ class VaeGjsSweeper(BasicSweeper):
         overrides = parser.parse_overrides([*self._parse_config(), *arguments])
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
         jobs = [job for batch in self.overrides for job in batch]
-        folders = self._refuse_bad_jobs(jobs)
+        folders, planned = self._refuse_bad_jobs(jobs)
         if self.dry_run:
             print(f"Dry run: {len(jobs)} jobs checked; nothing was run or written:")
             for job, folder in zip(jobs, folders, strict=True):
@@ -126,6 +129,7 @@ class VaeGjsSweeper(BasicSweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        record_plan(sweep_dir, planned)
         log.info(f"Sweep of {sum(map(len, self.overrides))} jobs into {sweep_dir}")
 
         returns: list[Sequence[JobReturn]] = []
@@ -154,17 +158,18 @@ class VaeGjsSweeper(BasicSweeper):
         report_failures(sweep_dir, [r for results in returns for r in results], stopped)
         return returns
 
-    def _refuse_bad_jobs(self, jobs: list[list[str]]) -> list[str]:
+    def _refuse_bad_jobs(self, jobs: list[list[str]]) -> tuple[list[str], list[PlannedRun]]:
         """Exit with 1 and one line per bad job before anything runs or is written, if any
-        job's config would be refused; else the jobs' run folders."""
+        job's config would be refused; else the jobs' run folders and the cells they train."""
         from vae_gjs.cli import exit_if_refused, refused_jobs
 
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
         folders: list[str] = []
-        refused = refused_jobs(jobs, lambda job: loader.load_sweep_config(self.config, job), folders)
+        planned: list[PlannedRun] = []
+        refused = refused_jobs(jobs, lambda job: loader.load_sweep_config(self.config, job), folders, planned)
         exit_if_refused(refused, f"this sweep of {len(jobs)} jobs")
-        return folders
+        return folders, planned
 
 
 def report_failures(sweep_dir: Path, results: list[JobReturn], stopped: list[list[str]]) -> None:

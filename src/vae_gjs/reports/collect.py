@@ -180,6 +180,19 @@ def epoch_series(record: RunRecord, column: str) -> tuple[list[int], list[float]
     return epoch_columns(record, [column])[column]
 
 
+def why_unfinished(record: RunRecord) -> str:
+    """Why a report has no place for the run yet: how far a run that is not completed got
+    (``status running, 37 of 100 epochs trained``: the epochs of its metrics.csv), or what keeps
+    a completed run's evaluation out (:attr:`RunRecord.problem`, else ``not evaluated``)."""
+    if record.status == COMPLETED:
+        return f"status {COMPLETED}, {record.problem or 'not evaluated'}"
+    epochs = len(epoch_series(record, "train/rec")[0])
+    of = f" of {record.max_epochs}" if record.max_epochs is not None else ""
+    return f"status {record.status}, {epochs}{of} epochs trained" + (
+        f", {record.problem}" if record.problem else ""
+    )
+
+
 #: What runs shown together must share: RunRecord attribute -> its name in an error (plural).
 SETTINGS = {
     "dataset": "datasets",

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from vae_gjs.errors import RunError
-from vae_gjs.reports.collect import RunRecord
+from vae_gjs.reports.collect import RunRecord, why_unfinished
 from vae_gjs.reports.text import fmt
 
 #: Confidence level of the intervals over seeds.
@@ -122,8 +122,8 @@ def seed_order(seed: int | None) -> tuple[int, int]:
 def missing_cells(records: Sequence[RunRecord], cells: Sequence[tuple[str, str, float | None]]) -> list[str]:
     """Why each expected cell, ``(label, divergence, α or None)``, has no finished run at each
     seed of ``records`` (the seed named only when there are several; ``(every seed)`` when all
-    lack it for one reason): ``no run folder``, or the status of its run and what keeps its
-    evaluation out (:attr:`RunRecord.problem`)."""
+    lack it for one reason): ``no run folder``, or how far its run got or what keeps its
+    evaluation out (:func:`~vae_gjs.reports.collect.why_unfinished`)."""
     named = several_seeds(records)
     seeds = sorted({r.seed for r in records}, key=seed_order) if named else [None]
     missing = []
@@ -140,9 +140,7 @@ def missing_cells(records: Sequence[RunRecord], cells: Sequence[tuple[str, str, 
             if not match:
                 reasons[seed] = "no run folder"
             elif not match[0].finished:
-                reasons[seed] = (
-                    f"status {match[0].status}, {match[0].problem or f'evaluated={match[0].evaluated}'}"
-                )
+                reasons[seed] = why_unfinished(match[0])
         if named and len(reasons) == len(seeds) > 1 and len(set(reasons.values())) == 1:
             missing.append(f"{label} (every seed): {reasons[seeds[0]]}")
         else:

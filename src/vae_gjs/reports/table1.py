@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from vae_gjs.errors import RunError
-from vae_gjs.reports.collect import RunRecord, refuse_mixed
+from vae_gjs.reports.collect import RunRecord, refuse_mixed, why_unfinished
 from vae_gjs.reports.markdown import table as md_table
 from vae_gjs.reports.seeds import (
     Interval,
@@ -29,6 +29,7 @@ from vae_gjs.reports.seeds import (
     several_seeds,
 )
 from vae_gjs.reports.text import csv_table, fmt, missing_line, write_texts
+from vae_gjs.rundir import PlannedRun
 
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 #: The runs of one dataset's Table 1 sweep: (divergence, α or None).
@@ -159,10 +160,13 @@ ROWS: Sequence[tuple[str, str, Pick]] = (
 DUAL_VERSUS_SKEW = ("dgjs_best", "gjs_best")
 
 
-def missing_runs(records: list[RunRecord]) -> list[str]:
-    """Expected runs of the sweep (each expected cell at every seed of the sweep) that are absent,
-    unfinished or not evaluated, with why; the α of one divergence missing for one reason in one
-    entry (``gjs α=0.2, 0.3: no run folder``: a sweep at one chosen α lacks eight)."""
+def missing_runs(records: list[RunRecord], plan: list[PlannedRun] | None = None) -> list[str]:
+    """Expected runs of the sweep that are absent, unfinished or not evaluated, with why; the α of
+    one divergence missing for one reason in one entry (``gjs α=0.2, 0.3: no run folder``). The
+    expected runs are the ``plan`` of the sweep folder (:func:`~vae_gjs.rundir.read_plan`: the jobs
+    its sweeps launched), else Table 1's grid (:data:`EXPECTED_RUNS`) at every seed of the sweep."""
+    if plan is not None:
+        return planned_missing(records, plan)
     merged: dict[tuple[str, str], list[float | None]] = {}
     for name, alpha in EXPECTED_RUNS:
         label = name if alpha is None else f"{name} α={alpha}"
@@ -173,6 +177,33 @@ def missing_runs(records: list[RunRecord]) -> list[str]:
         + (f" α={', '.join(f'{a:g}' for a in alphas if a is not None)}" if alphas[0] is not None else "")
         + why
         for (name, why), alphas in merged.items()
+    ]
+
+
+def planned_missing(records: list[RunRecord], plan: list[PlannedRun]) -> list[str]:
+    """The runs of ``plan`` without a finished run of their folder, with why (``no run folder``, or
+    how far it got: :func:`~vae_gjs.reports.collect.why_unfinished`); the seed is named where
+    the sweep has several, and the α of one divergence at one seed missing for one reason are one
+    entry (``gjs α=0.2, 0.5 seed 1: no run folder``)."""
+    by_folder = {record.path.name: record for record in records}
+    named = len({run.seed for run in plan} | {record.seed for record in records}) > 1
+    merged: dict[tuple[str, str, str], list[float | None]] = {}
+    for run in plan:
+        record = by_folder.get(run.folder)
+        if record is not None and record.finished:
+            continue
+        why = "no run folder" if record is None else why_unfinished(record)
+        merged.setdefault((run.divergence, f" seed {run.seed}" if named else "", why), []).append(run.alpha)
+    return [
+        name
+        + (
+            f" α={', '.join(f'{a:g}' for a in sorted(a for a in alphas if a is not None))}"
+            if alphas[0] is not None
+            else ""
+        )
+        + seed
+        + f": {why}"
+        for (name, seed, why), alphas in merged.items()
     ]
 
 
@@ -226,12 +257,21 @@ SEEDS_NOTE = (
 
 
 def markdown(
-    rows: list[Row], dataset: str, records: list[RunRecord], paper: PaperTable, title: str = ""
+    rows: list[Row],
+    dataset: str,
+    records: list[RunRecord],
+    paper: PaperTable,
+    title: str = "",
+    plan: list[PlannedRun] | None = None,
 ) -> str:
-    """Table 1 in Markdown under ``title`` (by default ``# Table 1 — <dataset>: ...``)."""
+    """Table 1 in Markdown under ``title`` (by default ``# Table 1 — <dataset>: ...``), with the
+    runs of ``plan`` (else of Table 1's grid) it lacks."""
     budgets = sorted({f"{r.budget} ({r.epochs} epochs)" for r in records if r.finished})
     seeds = several_seeds(records)
-    expected = len(EXPECTED_RUNS) * (len({r.seed for r in records}) if seeds else 1)
+    if plan is None:
+        expected = len(EXPECTED_RUNS) * (len({r.seed for r in records}) if seeds else 1)
+    else:
+        expected = len({run.folder for run in plan} | {r.path.name for r in records})
     header = ["Divergence", "ours", "α (ours)", "paper", "α (paper)", "ours / paper"]
     if seeds:
         header[1] = "ours: mean ± sd (n)"
@@ -266,7 +306,7 @@ def markdown(
             "JS*^{Gα} − JS^{Gα} (each at its chosen α; the paper's JS* < JS), paired by seed as the "
             f"last column: {dual_versus_skew(rows)}.",
         ]
-    missing = missing_runs(records)
+    missing = missing_runs(records, plan)
     lines += ["", missing_line(missing)]
     return "\n".join(lines) + "\n"
 
@@ -405,6 +445,11 @@ def latex(rows: list[Row], dataset: str, seeds: bool = False) -> str:
 TRAINING_LOSSES = {"gaussian": "SSE", "bernoulli": "Bernoulli"}
 
 
+def _trained_with(plan: list[PlannedRun] | None, likelihood: str) -> list[PlannedRun] | None:
+    """The runs of ``plan`` trained with ``likelihood`` (None without a plan)."""
+    return None if plan is None else [run for run in plan if run.likelihood == likelihood]
+
+
 def by_training_loss(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
     """``records`` by the likelihood they were trained with, the SSE's (``gaussian``) first."""
     groups: dict[str, list[RunRecord]] = {}
@@ -446,11 +491,19 @@ def loss_table(tables: dict[str, list[Row]], dataset: str) -> list[str]:
     ]
 
 
-def table1(records: list[RunRecord], out_dir: str | Path, dataset: str | None = None) -> dict[str, Path]:
+def table1(
+    records: list[RunRecord],
+    out_dir: str | Path,
+    dataset: str | None = None,
+    plan: list[PlannedRun] | None = None,
+) -> dict[str, Path]:
     """Write ``table1.md``, ``table1.csv`` and ``table1.tex`` into ``out_dir``; returns their paths.
     Runs trained with several likelihoods make one Table 1 per training loss (in one file each:
     the loss table of :func:`loss_table` first in the Markdown, a ``likelihood`` column first in
-    the CSV, one ``tabular`` per loss in the LaTeX); runs of one likelihood, today's single table."""
+    the CSV, one ``tabular`` per loss in the LaTeX); runs of one likelihood, today's single table.
+    ``plan``: the runs the sweep folder's sweeps launched (:func:`~vae_gjs.rundir.read_plan`),
+    whose missing ones each table lists (those trained with its loss); without one, the missing
+    runs of Table 1's grid."""
     if not records:
         raise RunError("Table 1 has no runs to show")
     if dataset is None:
@@ -462,14 +515,23 @@ def table1(records: list[RunRecord], out_dir: str | Path, dataset: str | None = 
     if len(groups) == 1:
         rows = build_rows(records, dataset, paper)
         texts = {
-            "table1.md": markdown(rows, dataset, records, paper),
+            "table1.md": markdown(
+                rows, dataset, records, paper, plan=_trained_with(plan, records[0].likelihood)
+            ),
             "table1.csv": csv_table(*csv_columns(rows, dataset, seeds)),
             "table1.tex": latex(rows, dataset, seeds),
         }
         return write_texts(out_dir, texts)
     tables = {loss: build_rows(runs, dataset, paper) for loss, runs in groups.items()}
     sections = [
-        markdown(tables[loss], dataset, runs, paper, title=f"## Trained with the {_loss_name(loss)}")
+        markdown(
+            tables[loss],
+            dataset,
+            runs,
+            paper,
+            f"## Trained with the {_loss_name(loss)}",
+            _trained_with(plan, loss),
+        )
         for loss, runs in groups.items()
     ]
     header = ("likelihood", *csv_columns([], dataset, seeds)[0])

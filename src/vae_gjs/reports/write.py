@@ -13,6 +13,7 @@ from vae_gjs.reports.learned_alpha import learned_alpha, learned_runs
 from vae_gjs.reports.likelihood import likelihood_report
 from vae_gjs.reports.publish import publish
 from vae_gjs.reports.table1 import table1
+from vae_gjs.rundir import read_plan
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,8 @@ def check_report(report: str, sweep_dir: str | Path) -> list[RunRecord]:
 
 #: The writer of each report name in :data:`vae_gjs.config.REPORTS`.
 WRITERS: dict[str, Callable[[list[RunRecord], Path], list[Path]]] = {
-    "table1": lambda records, out: _printed(table1(records, out)),
+    # out is <sweep_dir>/reports: Table 1 lists the runs the sweep folder's plan lacks
+    "table1": lambda records, out: _printed(table1(records, out, plan=read_plan(out.parent))),
     "fig3": lambda records, out: [figure3(records, out / "fig3.png")],
     "fig5": lambda records, out: [figure5(records, out / "fig5.png")],
     "learned_alpha": lambda records, out: _printed(learned_alpha(records, out)),
