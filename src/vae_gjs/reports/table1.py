@@ -450,6 +450,19 @@ def _trained_with(plan: list[PlannedRun] | None, likelihood: str) -> list[Planne
     return None if plan is None else [run for run in plan if run.likelihood == likelihood]
 
 
+def _not_started(plan: list[PlannedRun] | None, groups: dict[str, list[RunRecord]]) -> str:
+    """Markdown lines for the planned runs of a training loss that no run of the folder has yet
+    (so it has no table): ``\nPlanned with the Bernoulli loss (likelihood=bernoulli), no run yet:
+    kl_pq: no run folder; ...``; empty when there are none."""
+    losses = sorted({run.likelihood for run in plan or []} - set(groups))
+    return "".join(
+        f"\nPlanned with the {_loss_name(loss)}, no run yet: "
+        + "; ".join(planned_missing([], _trained_with(plan, loss) or []))
+        + "\n"
+        for loss in losses
+    )
+
+
 def by_training_loss(records: list[RunRecord]) -> dict[str, list[RunRecord]]:
     """``records`` by the likelihood they were trained with, the SSE's (``gaussian``) first."""
     groups: dict[str, list[RunRecord]] = {}
@@ -517,7 +530,8 @@ def table1(
         texts = {
             "table1.md": markdown(
                 rows, dataset, records, paper, plan=_trained_with(plan, records[0].likelihood)
-            ),
+            )
+            + _not_started(plan, groups),
             "table1.csv": csv_table(*csv_columns(rows, dataset, seeds)),
             "table1.tex": latex(rows, dataset, seeds),
         }
@@ -537,7 +551,10 @@ def table1(
     header = ("likelihood", *csv_columns([], dataset, seeds)[0])
     lines = [(loss, *line) for loss in groups for line in csv_columns(tables[loss], dataset, seeds)[1]]
     texts = {
-        "table1.md": "\n".join(loss_table(tables, dataset)) + "\n\n" + "\n".join(sections),
+        "table1.md": "\n".join(loss_table(tables, dataset))
+        + "\n\n"
+        + "\n".join(sections)
+        + _not_started(plan, groups),
         "table1.csv": csv_table(header, lines),
         "table1.tex": "\n".join(
             f"% trained with the {_loss_name(loss)}\n"
