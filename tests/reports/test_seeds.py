@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import statistics
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from vae_gjs.reports.likelihood import likelihood_report
 from vae_gjs.reports.seeds import Summary, paired_difference, t_interval
 from vae_gjs.reports.table1 import ALPHAS
 from vae_gjs.rundir import PlannedRun, read_plan, record_plan
+from vae_gjs.runlock import RunLock
 
 SEEDS = (1, 2, 3)
 KL_QP = {1: 10.0, 2: 11.0, 3: 12.0}
@@ -320,14 +322,20 @@ def test_table1_lists_the_runs_the_sweep_folder_planned_with_how_far_each_got(tm
     record_plan(sweep, plan[3:])  # a second sweep into the folder adds its jobs
     assert read_plan(sweep) == sorted(plan, key=lambda run: run.folder)
 
+    with RunLock(running):  # a live process trains it: the report says which
+        write_report("table1", sweep)
+    assert (
+        f"3 of 100 epochs trained, training (pid {os.getpid()})"
+        in (sweep / "reports" / "table1.md").read_text()
+    )
     (path,) = (p for p in write_report("table1", sweep) if p.name == "table1.md")
     text = path.read_text()
     assert "3 of 5 runs finished and evaluated (seeds 2, 1234)" in text
     # trained with the Bernoulli loss, which has no run yet (so no table): a line of its own
     assert text.endswith(
         "Missing runs: gjs α=0.2 seed 2: no run folder; dgjs α=0.4 seed 2: status running, 3 of 100 epochs "
-        "trained\n\nPlanned with the Bernoulli loss (likelihood=bernoulli), no run yet: kl_pq: "
-        "no run folder\n"
+        "trained, no process trains it\n\n"
+        "Planned with the Bernoulli loss (likelihood=bernoulli), no run yet: kl_pq: no run folder\n"
     )
 
     (sweep / "jobs.json").write_text("{not json")  # a corrupt plan: Table 1's grid at every seed, as before

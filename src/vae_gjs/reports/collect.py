@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from vae_gjs.errors import RunError
-from vae_gjs.rundir import COMPLETED, RunDir, read_json, run_folders
+from vae_gjs.rundir import COMPLETED, RUNNING, RunDir, read_json, run_folders
 from vae_gjs.runlock import holder
 
 NAN = math.nan
@@ -182,15 +182,19 @@ def epoch_series(record: RunRecord, column: str) -> tuple[list[int], list[float]
 
 def why_unfinished(record: RunRecord) -> str:
     """Why a report has no place for the run yet: how far a run that is not completed got
-    (``status running, 37 of 100 epochs trained``: the epochs of its metrics.csv), or what keeps
-    a completed run's evaluation out (:attr:`RunRecord.problem`, else ``not evaluated``)."""
+    (``status running, 37 of 100 epochs trained``: the epochs of its metrics.csv) and, for a
+    ``running`` one, whether a live process trains it (``pid 812``) or none does (cut off: the
+    same command resumes it); or what keeps a completed run's evaluation out
+    (:attr:`RunRecord.problem`, else ``not evaluated``)."""
     if record.status == COMPLETED:
         return f"status {COMPLETED}, {record.problem or 'not evaluated'}"
     epochs = len(epoch_series(record, "train/rec")[0])
     of = f" of {record.max_epochs}" if record.max_epochs is not None else ""
-    return f"status {record.status}, {epochs}{of} epochs trained" + (
-        f", {record.problem}" if record.problem else ""
-    )
+    why = f"status {record.status}, {epochs}{of} epochs trained"
+    if record.status == RUNNING:
+        pid = holder(record.path)
+        why += f", training (pid {pid})" if pid is not None else ", no process trains it"
+    return why
 
 
 #: What runs shown together must share: RunRecord attribute -> its name in an error (plural).
