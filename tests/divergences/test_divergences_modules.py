@@ -25,7 +25,7 @@ from vae_gjs.divergences import (
 )
 
 F64 = torch.float64
-ALL_NAMES = ["dgjs", "gjs", "kl_pq", "kl_qp", "mmd", "mmd_reference"]
+ALL_NAMES = ["dgjs", "dgjs_reference", "gjs", "gjs_reference", "kl_pq", "kl_qp", "mmd", "mmd_reference"]
 
 
 def _posterior(seed: int, batch: int = 32, d: int = 6, dtype=F64):
@@ -357,3 +357,47 @@ def test_stack_keys_part_what_cannot_share_a_call():
     # Evaluated member by member: divergences that draw, a learned α, subclasses.
     for alone in (MMD(), MMDReference(), GJS(0.3, learn_alpha=True), Scaled()):
         assert alone.stack_key() is None
+
+
+def _authors_gjs(mean, logvar, a, dual, invert_alpha):
+    """``_gjs_normal_loss`` of jacobdeasy/geometric-js @ ad5c2ca (vae/models/losses.py), with its
+    helpers ``_get_mu_var`` and ``_kl_normal_loss``, transcribed in numpy; per sample instead of
+    the batch mean. Its KL takes log-variances and is given variances."""
+
+    def get_mu_var(m_1, v_1, m_2, v_2, a):
+        v_a = 1 / ((1 - a) / v_1 + a / v_2)
+        return v_a * ((1 - a) * m_1 / v_1 + a * m_2 / v_2), v_a
+
+    def kl_normal_loss(m_1, lv_1, m_2, lv_2):
+        return (
+            0.5 * (-1 + (lv_2 - lv_1) + np.exp(lv_1) / np.exp(lv_2) + (m_2 - m_1) ** 2 / np.exp(lv_2))
+        ).sum(-1)
+
+    var = np.exp(logvar)
+    mean_0, var_0 = np.zeros_like(mean), np.ones_like(var)
+    mean_a, var_a = get_mu_var(mean, var, mean_0, var_0, 1 - a if invert_alpha else a)
+    if dual:
+        kl_1, kl_2 = kl_normal_loss(mean_a, var_a, mean, var), kl_normal_loss(mean_a, var_a, mean_0, var_0)
+    else:
+        kl_1, kl_2 = kl_normal_loss(mean, var, mean_a, var_a), kl_normal_loss(mean_0, var_0, mean_a, var_a)
+    return (1 - a) * kl_1 + a * kl_2
+
+
+@pytest.mark.parametrize(("name", "dual"), [("gjs_reference", False), ("dgjs_reference", True)])
+@pytest.mark.parametrize("prime", [True, False])
+def test_reference_gjs_is_the_authors_computation_not_eq_17(name, dual, prime):
+    mu, logvar = _posterior(11, batch=16, d=5)
+    for alpha in (0.1, 0.4, 0.9):
+        module = build_divergence(name, alpha=alpha, prime=prime)
+        ours = module(mu, logvar)
+        expected = _authors_gjs(mu.numpy(), logvar.numpy(), alpha, dual, prime)
+        np.testing.assert_allclose(ours.numpy(), expected, rtol=1e-10)
+        assert set(module.value_and_parts(mu, logvar)[1]) == set((DGJS if dual else GJS).part_names)
+        true = build_divergence(name.removesuffix("_reference"), alpha=alpha, prime=prime)(mu, logvar)
+        assert not torch.allclose(ours, true, rtol=1e-2)  # another function of (μ, σ²)
+    # small variances read as log-variance ≈ 0: q's collapse is hardly penalised, unlike Eq. 17's
+    collapsed = torch.full((1, 5), -12.0, dtype=F64)
+    zeros = torch.zeros(1, 5, dtype=F64)
+    reference = build_divergence(name, alpha=0.1, prime=prime)(zeros, collapsed)
+    true = build_divergence(name.removesuffix("_reference"), alpha=0.1, prime=prime)(zeros, collapsed)
+    assert float(reference) < 1.0 < float(true)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from vae_gjs.divergences.base import Divergence, ValueAndParts
-from vae_gjs.divergences.gaussian import gjs_normal_terms
+from vae_gjs.divergences.gaussian import gjs_normal_terms, gjs_normal_terms_reference
 from vae_gjs.errors import check_in_unit_interval
 
 
@@ -88,3 +88,27 @@ class DGJS(GJS):
     name = "dgjs"
     dual = True
     part_names = ("kl_m_q", "kl_m_p")
+
+
+class GJSReference(GJS):
+    """JS^{Gα'} as the paper's authors' code computed it for Table 1: the intermediate N_α' of
+    q and N(0, I), then each KL with variances where its formula takes log-variances
+    (:func:`~vae_gjs.divergences.gaussian.gjs_normal_terms_reference`). Not Eq. 17: it keeps
+    N_α' but not the KL terms. Its limits are not Proposition 1's; where q's variances are
+    small it barely penalises them (a variance of 0 reads as log-variance 0). ``prime=False``:
+    the intermediate of the authors' first commit (f41fc46), Nielsen's ``N ∝ q^(1-α) p^α``."""
+
+    name = "gjs_reference"
+
+    def _parts(self, mu: Tensor, logvar: Tensor, alpha: float | Tensor) -> tuple[Tensor, Tensor]:
+        zeros = torch.zeros_like(mu)
+        return gjs_normal_terms_reference(mu, logvar, zeros, zeros, alpha, self.dual, self.prime)
+
+
+class DGJSReference(GJSReference):
+    """The dual JS*^{Gα'} as the authors' code computed it (:class:`GJSReference`'s KL terms in
+    :class:`DGJS`'s order: ``(1-α) KL(N_α'‖q) + α KL(N_α'‖p)``)."""
+
+    name = "dgjs_reference"
+    dual = True
+    part_names = DGJS.part_names
