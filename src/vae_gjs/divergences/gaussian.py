@@ -155,43 +155,31 @@ def gjs_normal_terms(
     alpha: float | Tensor,
     dual: bool = False,
     prime: bool = True,
+    kl: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor] = kl_normal,
 ) -> tuple[Tensor, Tensor]:
     """The two KL parts of :func:`gjs_normal`: ``(KL(N1‖N_m), KL(N2‖N_m))``, or for the dual
-    ``(KL(N_m‖N1), KL(N_m‖N2))``, where ``N_m`` is the intermediate geometric mean."""
+    ``(KL(N_m‖N1), KL(N_m‖N2))``, where ``N_m`` is the intermediate geometric mean. ``kl``: how
+    each part is computed from two (mean, log-variance) pairs (:func:`kl_normal`; the authors'
+    code's: :func:`kl_normal_of_variances`)."""
     return _skew_geometric_terms(
-        kl_normal, geometric_mean_normal, (mu1, logvar1), (mu2, logvar2), alpha, dual, prime
+        kl, geometric_mean_normal, (mu1, logvar1), (mu2, logvar2), alpha, dual, prime
     )
 
 
-#: The largest variance :func:`gjs_normal_terms_reference` passes on as a log-variance: the
-#: authors' code overflows past about 88 (float32's exp); 50 keeps every term finite.
+#: The largest variance :func:`kl_normal_of_variances` passes on as a log-variance: the authors'
+#: code overflows past about 88 (float32's exp); 50 keeps every term finite.
 REFERENCE_VARIANCE_CAP = 50.0
 
 
-def gjs_normal_terms_reference(
-    mu1: Tensor,
-    logvar1: Tensor,
-    mu2: Tensor,
-    logvar2: Tensor,
-    alpha: float | Tensor,
-    dual: bool = False,
-    prime: bool = True,
-) -> tuple[Tensor, Tensor]:
-    """The two KL parts of :func:`gjs_normal_terms` as the paper's authors' code computed them
-    (``jacobdeasy/geometric-js``, ``vae/models/losses.py``, ``_gjs_normal_loss`` from f41fc46 to
-    ad5c2ca; fixed at c263c59): the intermediate ``N_m`` of the true Gaussians, then each KL with
-    the *variances* of both sides in the places of its formula's log-variances, i.e.
-    ``KL(N(μ1, exp σ1²) ‖ N(μ2, exp σ2²))``. Not a divergence of the paper's equations; it is
-    here to test where Table 1's JS rows come from (docs/reproduction.md). Variances above
+def kl_normal_of_variances(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor) -> Tensor:
+    """The KL of the GJS terms as the paper's authors' code computed it (``jacobdeasy/geometric-js``,
+    ``vae/models/losses.py``, ``_gjs_normal_loss`` from f41fc46 to ad5c2ca; fixed at c263c59): the
+    *variances* of both sides in the places of :func:`kl_normal`'s log-variances, i.e.
+    ``KL(N(μ1, exp σ1²) ‖ N(μ2, exp σ2²))``. Not a divergence of the paper's equations; it is here
+    to test where Table 1's JS rows come from (docs/reproduction.md). Variances above
     :data:`REFERENCE_VARIANCE_CAP` are capped (the authors' code gives inf there)."""
-
-    def kl_of_variances(m1: Tensor, lv1: Tensor, m2: Tensor, lv2: Tensor) -> Tensor:
-        cap = REFERENCE_VARIANCE_CAP
-        return kl_normal(m1, lv1.exp().clamp(max=cap), m2, lv2.exp().clamp(max=cap))
-
-    return _skew_geometric_terms(
-        kl_of_variances, geometric_mean_normal, (mu1, logvar1), (mu2, logvar2), alpha, dual, prime
-    )
+    cap = REFERENCE_VARIANCE_CAP
+    return kl_normal(mu1, logvar1.exp().clamp(max=cap), mu2, logvar2.exp().clamp(max=cap))
 
 
 def gjs_normal(

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from vae_gjs.divergences.base import Divergence, ValueAndParts
-from vae_gjs.divergences.gaussian import gjs_normal_terms, gjs_normal_terms_reference
+from vae_gjs.divergences.gaussian import gjs_normal_terms, kl_normal_of_variances
 from vae_gjs.errors import check_in_unit_interval
 
 
@@ -93,7 +93,7 @@ class DGJS(GJS):
 class GJSReference(GJS):
     """JS^{Gα'} as the paper's authors' code computed it for Table 1: the intermediate N_α' of
     q and N(0, I), then each KL with variances where its formula takes log-variances
-    (:func:`~vae_gjs.divergences.gaussian.gjs_normal_terms_reference`). Not Eq. 17: it keeps
+    (:func:`~vae_gjs.divergences.gaussian.kl_normal_of_variances`). Not Eq. 17: it keeps
     N_α' but not the KL terms. Its limits are not Proposition 1's; where q's variances are
     small it barely penalises them (a variance of 0 reads as log-variance 0). ``prime=False``:
     the intermediate of the authors' first commit (f41fc46), Nielsen's ``N ∝ q^(1-α) p^α``."""
@@ -102,7 +102,9 @@ class GJSReference(GJS):
 
     def _parts(self, mu: Tensor, logvar: Tensor, alpha: float | Tensor) -> tuple[Tensor, Tensor]:
         zeros = torch.zeros_like(mu)
-        return gjs_normal_terms_reference(mu, logvar, zeros, zeros, alpha, self.dual, self.prime)
+        return gjs_normal_terms(
+            mu, logvar, zeros, zeros, alpha, self.dual, self.prime, kl=kl_normal_of_variances
+        )
 
 
 class DGJSReference(GJSReference):
