@@ -311,6 +311,9 @@ def test_table1_lists_the_runs_the_sweep_folder_planned_with_how_far_each_got(tm
             likelihood="gaussian",
         ),
         PlannedRun(
+            folder="alpha=0.2,divergence=gjs,seed=1", seed=1, **{**cell, "divergence": "gjs", "alpha": 0.2}
+        ),
+        PlannedRun(
             folder="divergence=kl_pq,likelihood=bernoulli",
             divergence="kl_pq",
             alpha=None,
@@ -330,11 +333,11 @@ def test_table1_lists_the_runs_the_sweep_folder_planned_with_how_far_each_got(tm
     )
     (path,) = (p for p in write_report("table1", sweep) if p.name == "table1.md")
     text = path.read_text()
-    assert "3 of 5 runs finished and evaluated (seeds 2, 1234)" in text
+    assert "3 of 6 runs finished and evaluated (seeds 2, 1234)" in text
     # trained with the Bernoulli loss, which has no run yet (so no table): a line of its own
     assert text.endswith(
-        "Missing runs: gjs α=0.2 seed 2: no run folder; dgjs α=0.4 seed 2: status running, 3 of 100 epochs "
-        "trained, no process trains it\n\n"
+        "Missing runs: gjs α=0.2 seeds 1, 2: no run folder; "
+        "dgjs α=0.4 seed 2: status running, 3 of 100 epochs trained, no process trains it\n\n"
         "Planned with the Bernoulli loss (likelihood=bernoulli), no run yet: kl_pq: no run folder\n"
     )
 

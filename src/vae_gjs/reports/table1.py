@@ -182,18 +182,22 @@ def missing_runs(records: list[RunRecord], plan: list[PlannedRun] | None = None)
 
 def planned_missing(records: list[RunRecord], plan: list[PlannedRun]) -> list[str]:
     """The runs of ``plan`` without a finished run of their folder, with why (``no run folder``, or
-    how far it got: :func:`~vae_gjs.reports.collect.why_unfinished`); the seed is named where
-    the sweep has several, and the α of one divergence at one seed missing for one reason are one
-    entry (``gjs α=0.2, 0.5 seed 1: no run folder``)."""
+    how far it got: :func:`~vae_gjs.reports.collect.why_unfinished`); the seeds are named where
+    the sweep has several, and one entry holds a cell's seeds and then a divergence's α missing
+    for one reason (``gjs α=0.2, 0.5 seeds 1, 2: no run folder``)."""
     by_folder = {record.path.name: record for record in records}
     named = len({run.seed for run in plan} | {record.seed for record in records}) > 1
-    merged: dict[tuple[str, str, str], list[float | None]] = {}
+    cells: dict[tuple[str, float | None, str], list[int]] = {}
     for run in plan:
         record = by_folder.get(run.folder)
         if record is not None and record.finished:
             continue
         why = "no run folder" if record is None else why_unfinished(record)
-        merged.setdefault((run.divergence, f" seed {run.seed}" if named else "", why), []).append(run.alpha)
+        cells.setdefault((run.divergence, run.alpha, why), []).append(run.seed)
+    merged: dict[tuple[str, str, str], list[float | None]] = {}
+    for (name, alpha, why), seeds in cells.items():
+        label = f" seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, sorted(seeds)))}" if named else ""
+        merged.setdefault((name, label, why), []).append(alpha)
     return [
         name
         + (
