@@ -199,13 +199,9 @@ class RunDir:
             return f"eval.json measured step {step}, the run ended at step {final} ({name} is gone)"
         return None
 
-    def checkpoint_path(self, which: str = "last") -> Path:
-        """Where the ``last`` or ``best`` checkpoint is kept, whether it is there or not."""
-        return self.last_ckpt if which == "last" else self.best_ckpt
-
     def checkpoint(self, which: str = "last") -> Path:
         """``last`` or ``best`` checkpoint, or a :class:`RunError` naming what is there."""
-        path = self.checkpoint_path(which)
+        path = self.last_ckpt if which == "last" else self.best_ckpt
         if not path.is_file():
             present = (
                 sorted(p.name for p in self.checkpoints.glob("*.ckpt")) if self.checkpoints.is_dir() else []

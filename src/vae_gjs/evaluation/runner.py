@@ -48,7 +48,7 @@ from vae_gjs.evaluation.loading import build_datamodule, load_module
 from vae_gjs.evaluation.reconstruction import reconstruction_metrics
 from vae_gjs.evaluation.wandb_log import log_to_wandb
 from vae_gjs.hardware import choose_device
-from vae_gjs.io import check_writable, file_digest, write_json
+from vae_gjs.io import check_writable, write_json
 from vae_gjs.models import build_likelihood, inference_net
 from vae_gjs.models.precision import check_precision, network_outputs
 from vae_gjs.module import VAE
@@ -96,18 +96,14 @@ def existing_evaluation(run: RunDir) -> dict[str, Any] | None:
         return None
 
 
-def _done(run: RunDir, options: dict[str, Any], checkpoint: Path) -> dict[str, Any] | None:
-    """The existing eval.json if it was written with the same options and measured ``checkpoint``
-    as it is now; once the run's checkpoints are deleted (a run folder kept without them), if it
-    measured the run's final step (:meth:`~vae_gjs.rundir.RunDir.stale_evaluation`)."""
+def _done(run: RunDir, options: dict[str, Any]) -> dict[str, Any] | None:
+    """The existing eval.json if it was written with the same options and measured the weights
+    the run holds now (:meth:`~vae_gjs.rundir.RunDir.stale_evaluation`: the checkpoint file's
+    SHA-256, or its step once the checkpoints are deleted)."""
     record = existing_evaluation(run)
     if record is None or {**EVAL_ADDED, **record.get("options", {})} != options:
         return None
-    if checkpoint.is_file():
-        same = record.get("checkpoint", {}).get("sha256") == file_digest(checkpoint)
-    else:
-        same = run.stale_evaluation(record) is None
-    return record if same else None
+    return record if run.stale_evaluation(record) is None else None
 
 
 def _split_batches(
@@ -290,7 +286,7 @@ def evaluate_run(path: str | Path, cfg: DictConfig, redo: bool = False) -> dict[
     options = _options(cfg)
     device = choose_device("device", cfg.device)
     if not (cfg.force or redo):
-        existing = _done(run, options, run.checkpoint_path(cfg.checkpoint))
+        existing = _done(run, options)
         if existing is not None:
             log.info(f"Skipping {run.path}: eval.json is up to date with these options (force=true to redo)")
             return existing
