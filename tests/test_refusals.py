@@ -73,6 +73,8 @@ def test_an_alpha_sweep_over_a_divergence_without_a_skew_is_refused_in_one_line(
             ("+trainer.max_epoch=3", "logger=csv"),
             "Error: trainer.max_epoch is not a lightning.Trainer argument",
         ),
+        # refused by Lightning's Trainer, after the W&B logger (the default) stored its run id
+        (("+trainer.strategy=nonsense",), "Error: trainer: You selected an invalid strategy name"),
     ],
 )
 def test_a_refused_single_run_leaves_no_run_folder(

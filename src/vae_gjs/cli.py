@@ -34,7 +34,7 @@ from vae_gjs.config.validation import (
 )
 from vae_gjs.errors import USER_ERRORS, ConfigError, Interrupted, StorageError
 from vae_gjs.io import check_creatable
-from vae_gjs.rundir import PlannedRun, remove_if_unused
+from vae_gjs.rundir import WANDB_ID_FILE, PlannedRun, remove_if_unused
 from vae_gjs.runlock import LOCK_FILE
 
 
@@ -175,7 +175,7 @@ def forget_refused_run() -> None:
 
     if HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
-        also = {f"{hydra_cfg.job.name}.log", LOCK_FILE}
+        also = {f"{hydra_cfg.job.name}.log", LOCK_FILE, WANDB_ID_FILE}
         within = hydra_cfg.sweep.dir if _in_sweep() else os.getcwd()
         remove_if_unused(hydra_cfg.runtime.output_dir, also, within)
 
@@ -195,10 +195,24 @@ def entry(task: Callable[[DictConfig], Any], cfg: DictConfig) -> Any:
         exit_in_one_line(str(error))
 
 
+def check_precision_here(cfg: DictConfig) -> None:
+    """``precision=bf16`` needs native bfloat16 units on the device ``trainer.accelerator`` names
+    here (:func:`~vae_gjs.models.precision.check_precision`): refused before Lightning loads and
+    before anything is written, for a single run and, before the first job starts, for every job
+    of a sweep that runs on this machine. float32 asks nothing of the machine (nor imports torch)."""
+    if cfg.precision != "bf16":
+        return
+    from vae_gjs.hardware import choose_device
+    from vae_gjs.models.precision import check_precision
+
+    check_precision(cfg.precision, choose_device("trainer.accelerator", str(cfg.trainer.accelerator)))
+
+
 def train(cfg: DictConfig) -> float | None:
     """train.py: validate ``cfg``, then train (:func:`vae_gjs.tasks.train.train`)."""
     with user_errors():
         validate(cfg)
+        check_precision_here(cfg)
         from vae_gjs.tasks.train import train as run
 
         return run(cfg)
@@ -223,6 +237,8 @@ def refused_jobs(
     """The jobs of a sweep that ``train.py`` would refuse, checked before the first one starts:
     one line per bad job (``<its overrides>: <why>``), and one per set of jobs that differ only
     in an ``alpha`` their divergence does not use (:func:`~vae_gjs.config.alpha_sweeps_without_skew`).
+    A job its launcher runs on this machine (every launcher but submitit's SLURM, whose jobs run on
+    a cluster's nodes) is also checked against this machine (:func:`check_precision_here`).
     ``compose`` gives a job's config with its ``hydra`` node (the sweeper's config loader);
     Hydra's global config is set to each job's while it is checked, and restored after. Each good
     job's run folder is appended to ``folders`` if given, and the cell it trains to ``planned``."""
@@ -241,6 +257,8 @@ def refused_jobs(
                 with open_dict(task_cfg):
                     del task_cfg["hydra"]
                 validate(task_cfg, warn=False)
+                if not str(cfg.hydra.launcher.get("_target_")).endswith("SlurmLauncher"):
+                    check_precision_here(task_cfg)
                 if folders is not None:
                     folders.append(str(Path(cfg.hydra.sweep.dir) / str(cfg.hydra.sweep.subdir)))
                 if planned is not None:

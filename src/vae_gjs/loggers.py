@@ -21,7 +21,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from vae_gjs.config.validation import check_wandb_mode
 from vae_gjs.errors import RunError
 from vae_gjs.io import atomic_open, write_atomic
-from vae_gjs.rundir import corrupt
+from vae_gjs.rundir import WANDB_ID_FILE, corrupt
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +159,6 @@ def resolve_wandb_mode(mode: str = "auto") -> str:
         return "online"
     log.info("W&B: no API key or no network, logging offline (sync later with `wandb sync`)")
     return "offline"
-
-
-#: The file in a run folder that keeps the folder's W&B run id (written when the run first starts).
-WANDB_ID_FILE = "wandb_id"
 
 
 def new_wandb_id() -> str:

@@ -39,8 +39,10 @@ from vae_gjs.io import file_digest, temporaries, write_atomic, write_json
 RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
 #: The final status of a run made with a debug preset (conf/debug/): finished, but not the real run.
 DEBUG = "debug"
+#: The file in a run folder that keeps the folder's W&B run id (written when the run first starts).
+WANDB_ID_FILE = "wandb_id"
 #: The files of a run folder's top level that only the process holding its lock writes.
-TRAINING_FILES = ("config.yaml", "status.json", "metrics.csv", "results.json", "wandb_id")
+TRAINING_FILES = ("config.yaml", "status.json", "metrics.csv", "results.json", WANDB_ID_FILE)
 #: Where a run records Hydra's composition (Hydra's own ``.hydra/``, written by the run).
 COMPOSITION = ".hydra"
 

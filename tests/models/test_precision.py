@@ -182,6 +182,43 @@ def test_bf16_is_refused_in_one_line_where_the_cpu_has_no_bf16_units(monkeypatch
     check_precision("bf16", CPU)
 
 
+def test_bf16_without_the_units_is_refused_before_lightning_and_before_a_sweeps_first_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Measured before: on a CPU without bf16 units a sweep's dry run passed, then every job
+    failed after Lightning loaded, each leaving a folder (train.log, .lock, wandb_id) behind."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from tests.conftest import CONF
+    from tests.reliability.helpers import train_error
+    from vae_gjs.cli import refused_jobs
+
+    for module in (precision_module, hardware):  # budget=cpu's choice (hardware) agrees with the check
+        monkeypatch.setattr(module, "cpu_bf16_units", lambda: [])
+    refusal = (
+        "precision=bf16 but this CPU has no native bfloat16 units (none of avx512_bf16, amx_bf16 in "
+        "/proc/cpuinfo), where bf16 runs slower than fp32; allowed here: precision=fp32"
+    )
+    run = tmp_path / "run"
+    assert train_error(["precision=bf16", "trainer.accelerator=cpu"], run, monkeypatch) == f"Error: {refusal}"
+    assert not run.exists()  # refused in the entry point, before the task made the folder
+
+    def job_config(job: list[str]) -> object:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose(config_name="train", overrides=job, return_hydra_config=True)
+
+    jobs = [["precision=bf16", "seed=1"], ["precision=fp32", "seed=1"], ["budget=cpu"]]
+    assert refused_jobs(jobs, job_config) == [f"precision=bf16 seed=1: {refusal}"]
+    # a cluster's launcher runs its jobs on other machines: their precision is theirs to refuse
+    slurm = [[*job, "hydra/launcher=submitit_slurm"] for job in jobs]
+    assert refused_jobs(slurm, job_config) == []
+    for module in (precision_module, hardware):
+        monkeypatch.setattr(module, "cpu_bf16_units", lambda: ["avx512_bf16"])
+    assert refused_jobs(jobs, job_config) == []
+
+
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for flags, units, best in (
         ("fpu avx2 avx512f avx512_bf16", ["avx512_bf16"], "bf16"),
