@@ -152,6 +152,22 @@ def test_table1_shows_mean_sd_n_the_alpha_of_lowest_mean_training_error_and_pair
     )
 
 
+def test_table1_names_the_runs_of_another_precision_where_the_runs_differ_in_it(seeded: Path) -> None:
+    def ours_line() -> str:
+        text = table1(collect(seeded), seeded / "reports")["table1.md"].read_text()
+        return next(line for line in text.splitlines() if line.startswith("Ours:"))
+
+    assert "Precision" not in ours_line()  # one precision (fp32, the default): the line as before
+    for folder in ("divergence=kl_qp,lam=1,likelihood=gaussian,seed=1", "alpha=0.2,divergence=gjs,seed=2"):
+        config = seeded / folder / "config.yaml"
+        config.write_text(config.read_text() + "precision: bf16\n")
+    finished = len(collect(seeded))
+    assert ours_line().endswith(
+        f"Best α chosen on the training error. Precision: fp32 for {finished - 2} runs, "
+        "bf16 for gjs α=0.2 seed 2, kl_qp seed 1."
+    )
+
+
 def test_two_runs_of_one_seed_in_a_cell_are_refused(seeded: Path) -> None:
     _run(seeded / "again", "gjs", 0.2, 10.0, 9.0, -100, seed=1)
     records = collect(seeded) + collect(seeded / "again")

@@ -59,6 +59,8 @@ class RunRecord:
     max_steps: int | None = None
     #: Whether α was trained (``learn_alpha=true``).
     learn_alpha: bool = False
+    #: The arithmetic it trained and was evaluated in (``precision``: fp32 or bf16).
+    precision: str = "fp32"
     #: Why the run's eval.json is not used (corrupt, or a measurement of other weights than the
     #: run holds now); empty when it is used or absent.
     problem: str = ""
@@ -136,6 +138,7 @@ def read_run(path: Path) -> RunRecord:
         max_epochs=trainer.get("max_epochs"),
         max_steps=trainer.get("max_steps"),
         learn_alpha=bool(divergence.get("learn_alpha", cfg.get("learn_alpha", False))),
+        precision=str(cfg.get("precision", "fp32")),
         problem=problem,
     )
 

@@ -246,6 +246,31 @@ def _alpha(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
+def precisions(records: list[RunRecord]) -> str:
+    """Where the finished runs differ in ``precision``, the sentence that says which ran in which
+    (the most common by count, the others by name: ``fp32 for kl_qp seed 1, gjs α=0.1 seed 1``);
+    empty where they share one, so such a table reads as before."""
+    groups: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.finished:
+            groups.setdefault(record.precision, []).append(record)
+    if len(groups) < 2:
+        return ""
+    common = max(groups, key=lambda precision: len(groups[precision]))
+    others = [
+        f"{precision} for "
+        + ", ".join(
+            record.divergence
+            + ("" if math.isnan(record.alpha) else f" α={record.alpha:g}")
+            + ("" if record.seed is None else f" seed {record.seed}")
+            for record in runs
+        )
+        for precision, runs in sorted(groups.items())
+        if precision != common
+    ]
+    return f" Precision: {common} for {len(groups[common])} runs, {'; '.join(others)}."
+
+
 def _seeds(records: list[RunRecord]) -> str:
     return ", ".join(str(seed) for seed in sorted({r.seed for r in records}, key=seed_order))
 
@@ -298,7 +323,8 @@ def markdown(
         f"Ours: budget {', '.join(budgets) or '—'}, {sum(r.finished for r in records)} of "
         f"{expected} runs finished and evaluated"
         + (f" (seeds {_seeds(records)})" if seeds else "")
-        + ". Best α chosen on the training error.",
+        + ". Best α chosen on the training error."
+        + precisions(records),
         *([SEEDS_NOTE] if seeds else []),
         f"Paper: {paper.source}",
         "",
