@@ -24,6 +24,7 @@ file of a write cut by a kill is removed by the next process that holds the fold
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import time
@@ -249,6 +250,8 @@ def run_folders(sweep_dir: str | Path) -> list[Path]:
 #: A sweep folder's record of the runs its sweeps planned, written by the project's sweeper
 #: before the first job starts; every later sweep into the folder adds its own jobs.
 PLAN_FILE = "jobs.json"
+#: The lock two sweeps starting into one folder take in turn to add their jobs to its plan.
+PLAN_LOCK = ".jobs.lock"
 
 
 @dataclass(frozen=True)
@@ -265,15 +268,18 @@ class PlannedRun:
 
 def record_plan(sweep_dir: str | Path, runs: list[PlannedRun]) -> None:
     """Add ``runs`` to the plan of ``sweep_dir`` (:data:`PLAN_FILE`), each replacing an earlier
-    entry of its folder; a corrupt plan is started anew."""
+    entry of its folder; a corrupt plan is started anew. Sweeps that start into one folder at
+    once add their jobs in turn (:data:`PLAN_LOCK`), so neither overwrites the other's."""
     path = Path(sweep_dir) / PLAN_FILE
-    try:
-        earlier = read_json(path).get("runs", [])
-    except RunError:
-        earlier = []
-    entries = {entry["folder"]: entry for entry in earlier if isinstance(entry, dict) and "folder" in entry}
-    entries.update({run.folder: vars(run) for run in runs})
-    write_json(path, {"runs": [entries[name] for name in sorted(entries)]})
+    with open(path.with_name(PLAN_LOCK), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        try:
+            earlier = read_json(path).get("runs", [])
+        except RunError:
+            earlier = []
+        entries = {e["folder"]: e for e in earlier if isinstance(e, dict) and "folder" in e}
+        entries.update({run.folder: vars(run) for run in runs})
+        write_json(path, {"runs": [entries[name] for name in sorted(entries)]})
 
 
 def read_plan(sweep_dir: str | Path) -> list[PlannedRun] | None:

@@ -361,3 +361,46 @@ def test_table1_lists_the_runs_the_sweep_folder_planned_with_how_far_each_got(tm
     assert read_plan(sweep) is None
     record_plan(sweep, plan[:1])  # and the next sweep starts it anew
     assert read_plan(sweep) == plan[:1]
+
+
+def test_two_sweeps_starting_into_one_folder_at_once_keep_both_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first sweep is held between reading the plan and writing it back; the second, started
+    meanwhile, must wait for it (else it reads the same old plan and one sweep's jobs are lost)."""
+    import threading
+
+    from vae_gjs import rundir
+
+    first, second = (
+        PlannedRun(
+            folder=f"divergence=kl_qp,seed={seed}",
+            divergence="kl_qp",
+            alpha=None,
+            seed=seed,
+            likelihood="gaussian",
+        )
+        for seed in (1, 2)
+    )
+    first_read, second_done = threading.Event(), threading.Event()
+    read_json = rundir.read_json
+
+    def held_read(path: Path) -> object:
+        plan = read_json(path)
+        if threading.current_thread().name == "first":
+            first_read.set()
+            second_done.wait(timeout=1)  # the second sweep gets its chance to interleave
+        return plan
+
+    monkeypatch.setattr(rundir, "read_json", held_read)
+    sweeps = [
+        threading.Thread(target=record_plan, args=(tmp_path, [first]), name="first"),
+        threading.Thread(
+            target=lambda: (first_read.wait(5), record_plan(tmp_path, [second]), second_done.set())
+        ),
+    ]
+    for sweep in sweeps:
+        sweep.start()
+    for sweep in sweeps:
+        sweep.join(10)
+    assert read_plan(tmp_path) == [first, second]
