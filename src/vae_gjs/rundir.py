@@ -121,6 +121,11 @@ class RunDir:
     def status(self) -> str | None:
         return self._read_json("status.json").get("status")
 
+    @property
+    def error(self) -> str | None:
+        """What failed the run (status.json's ``error``, kept only while its status is failed)."""
+        return self._read_json("status.json").get("error")
+
     def set_status(self, status: str, **details: Any) -> None:
         record = self._read_json("status.json")
         record.update(status=status, updated=time.strftime("%Y-%m-%dT%H:%M:%S"), **details)

@@ -116,6 +116,13 @@ def test_table1_selects_alpha_on_training_error_and_compares_with_the_paper(swee
     assert "beta_vae: status failed" in text and "mmd_reference: no run folder" in text
     assert "budget cpu (8 epochs)" in text
     assert r"\begin{tabular}" in paths["table1.tex"].read_text()
+    # a failed run's error (status.json) says why it is missing
+    (failed,) = (record.path for record in collect(sweep) if record.status == "failed")
+    (failed / "status.json").write_text(
+        json.dumps({"status": "failed", "error": "non-finite loss\nat step 7"})
+    )
+    text = table1(collect(sweep), sweep / "reports")["table1.md"].read_text()
+    assert "beta_vae: status failed, 0 epochs trained (non-finite loss at step 7); mmd_reference" in text
 
 
 def test_paper_numbers_ship_with_their_source() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from vae_gjs.errors import RunError
-from vae_gjs.rundir import COMPLETED, RUNNING, RunDir, read_json, run_folders
+from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir, read_json, run_folders
 from vae_gjs.runlock import holder
 
 NAN = math.nan
@@ -187,8 +187,8 @@ def why_unfinished(record: RunRecord) -> str:
     """Why a report has no place for the run yet: how far a run that is not completed got
     (``status running, 37 of 100 epochs trained``: the epochs of its metrics.csv) and, for a
     ``running`` one, whether a live process trains it (``pid 812``) or none does (cut off: the
-    same command resumes it); or what keeps a completed run's evaluation out
-    (:attr:`RunRecord.problem`, else ``not evaluated``)."""
+    same command resumes it), for a ``failed`` one its error (``status.json``); or what keeps a
+    completed run's evaluation out (:attr:`RunRecord.problem`, else ``not evaluated``)."""
     if record.status == COMPLETED:
         return f"status {COMPLETED}, {record.problem or 'not evaluated'}"
     epochs = len(epoch_series(record, "train/rec")[0])
@@ -197,7 +197,8 @@ def why_unfinished(record: RunRecord) -> str:
     if record.status == RUNNING:
         pid = holder(record.path)
         why += f", training (pid {pid})" if pid is not None else ", no process trains it"
-    return why
+    error = RunDir.at(record.path).error if record.status == FAILED else None
+    return why + (f" ({' '.join(str(error).split())})" if error else "")
 
 
 #: What runs shown together must share: RunRecord attribute -> its name in an error (plural).
