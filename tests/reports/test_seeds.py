@@ -168,6 +168,25 @@ def test_table1_names_the_runs_of_another_precision_where_the_runs_differ_in_it(
     )
 
 
+def test_a_planned_run_whose_cell_another_folder_trained_is_not_missing(seeded: Path) -> None:
+    """A plan's ``precision=bf16`` folders, their cells trained under ``precision=fp32`` (another
+    folder name) on a machine without bf16 units: not missing, not counted twice."""
+    records = collect(seeded)
+    planned = [
+        PlannedRun(
+            folder=f"divergence=kl_qp,precision=bf16,seed={seed}",
+            divergence="kl_qp",
+            alpha=None,
+            seed=seed,
+            likelihood="gaussian",
+        )
+        for seed in (1, 4)
+    ]
+    text = table1(records, seeded / "reports", plan=planned)["table1.md"].read_text()
+    assert f"{len(records)} of {len(records) + 1} runs finished" in text  # seed 1's cell is trained
+    assert text.rstrip().endswith("Missing runs: kl_qp seed 4: no run folder")
+
+
 def test_two_runs_of_one_seed_in_a_cell_are_refused(seeded: Path) -> None:
     _run(seeded / "again", "gjs", 0.2, 10.0, 9.0, -100, seed=1)
     records = collect(seeded) + collect(seeded / "again")

@@ -180,6 +180,23 @@ def missing_runs(records: list[RunRecord], plan: list[PlannedRun] | None = None)
     ]
 
 
+def trained_in_other_folders(records: list[RunRecord], plan: list[PlannedRun]) -> set[str]:
+    """The planned folders that do not exist while a finished run of another folder trained their
+    cell (divergence, α, seed, training loss): the same cell run under another command line, e.g.
+    ``precision=fp32`` on a machine without the bf16 units a planned ``precision=bf16`` needed."""
+    folders = {record.path.name for record in records}
+    done = {
+        (r.divergence, None if math.isnan(r.alpha) else r.alpha, r.seed, r.likelihood)
+        for r in records
+        if r.finished
+    }
+    return {
+        run.folder
+        for run in plan
+        if run.folder not in folders and (run.divergence, run.alpha, run.seed, run.likelihood) in done
+    }
+
+
 def planned_missing(records: list[RunRecord], plan: list[PlannedRun]) -> list[str]:
     """The runs of ``plan`` without a finished run of their folder, with why (``no run folder``, or
     how far it got: :func:`~vae_gjs.reports.collect.why_unfinished`); the seeds are named where
@@ -187,10 +204,11 @@ def planned_missing(records: list[RunRecord], plan: list[PlannedRun]) -> list[st
     for one reason (``gjs α=0.2, 0.5 seeds 1, 2: no run folder``)."""
     by_folder = {record.path.name: record for record in records}
     named = len({run.seed for run in plan} | {record.seed for record in records}) > 1
+    trained_elsewhere = trained_in_other_folders(records, plan)
     cells: dict[tuple[str, float | None, str], list[int]] = {}
     for run in plan:
         record = by_folder.get(run.folder)
-        if record is not None and record.finished:
+        if (record is not None and record.finished) or run.folder in trained_elsewhere:
             continue
         why = "no run folder" if record is None else why_unfinished(record)
         cells.setdefault((run.divergence, run.alpha, why), []).append(run.seed)
@@ -300,7 +318,8 @@ def markdown(
     if plan is None:
         expected = len(EXPECTED_RUNS) * (len({r.seed for r in records}) if seeds else 1)
     else:
-        expected = len({run.folder for run in plan} | {r.path.name for r in records})
+        planned = {run.folder for run in plan} - trained_in_other_folders(records, plan)
+        expected = len(planned | {r.path.name for r in records})
     header = ["Divergence", "ours", "α (ours)", "paper", "α (paper)", "ours / paper"]
     if seeds:
         header[1] = "ours: mean ± sd (n)"
