@@ -173,7 +173,7 @@ REFERENCE_VARIANCE_CAP = 50.0
 
 def kl_normal_of_variances(mu1: Tensor, logvar1: Tensor, mu2: Tensor, logvar2: Tensor) -> Tensor:
     """The KL of the GJS terms as the paper's authors' code computed it (``jacobdeasy/geometric-js``,
-    ``vae/models/losses.py``, ``_gjs_normal_loss`` from f41fc46 to ad5c2ca; fixed at c263c59): the
+    ``vae/models/losses.py``, ``_gjs_normal_loss`` from 6cfd665 to ad5c2ca, 2020-11-26; fixed at c263c59): the
     *variances* of both sides in the places of :func:`kl_normal`'s log-variances, i.e.
     ``KL(N(μ1, exp σ1²) ‖ N(μ2, exp σ2²))``. Not a divergence of the paper's equations; it is here
     to test where Table 1's JS rows come from (docs/reproduction.md). Variances above

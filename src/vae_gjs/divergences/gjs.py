@@ -91,12 +91,14 @@ class DGJS(GJS):
 
 
 class GJSReference(GJS):
-    """JS^{Gα'} as the paper's authors' code computed it for Table 1: the intermediate N_α' of
+    """JS^{Gα'} as the paper's authors' code computed it from 6cfd665 to ad5c2ca (2020-11-26,
+    after Table 1's numbers were printed): the intermediate N_α' of
     q and N(0, I), then each KL with variances where its formula takes log-variances
     (:func:`~vae_gjs.divergences.gaussian.kl_normal_of_variances`). Not Eq. 17: it keeps
     N_α' but not the KL terms. Its limits are not Proposition 1's; where q's variances are
     small it barely penalises them (a variance of 0 reads as log-variance 0). ``prime=False``:
-    the intermediate of the authors' first commit (f41fc46), Nielsen's ``N ∝ q^(1-α) p^α``."""
+    the intermediate of the authors' first commit (f41fc46), Nielsen's ``N ∝ q^(1-α) p^α``,
+    whose KLs took variances correctly: that commit's GJS is ``GJS(alpha, prime=False)``."""
 
     name = "gjs_reference"
 
