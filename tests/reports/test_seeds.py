@@ -168,20 +168,16 @@ def test_table1_names_the_runs_of_another_precision_where_the_runs_differ_in_it(
     )
 
 
+def planned_kl_qp(folder: str, seed: int) -> PlannedRun:
+    """A sweep's planned KL(q‖p) run under the SSE loss, in ``folder``."""
+    return PlannedRun(folder=folder, divergence="kl_qp", alpha=None, seed=seed, likelihood="gaussian")
+
+
 def test_a_planned_run_whose_cell_another_folder_trained_is_not_missing(seeded: Path) -> None:
     """A plan's ``precision=bf16`` folders, their cells trained under ``precision=fp32`` (another
     folder name) on a machine without bf16 units: not missing, not counted twice."""
     records = collect(seeded)
-    planned = [
-        PlannedRun(
-            folder=f"divergence=kl_qp,precision=bf16,seed={seed}",
-            divergence="kl_qp",
-            alpha=None,
-            seed=seed,
-            likelihood="gaussian",
-        )
-        for seed in (1, 4)
-    ]
+    planned = [planned_kl_qp(f"divergence=kl_qp,precision=bf16,seed={seed}", seed) for seed in (1, 4)]
     text = table1(records, seeded / "reports", plan=planned)["table1.md"].read_text()
     assert f"{len(records)} of {len(records) + 1} runs finished" in text  # seed 1's cell is trained
     assert text.rstrip().endswith("Missing runs: kl_qp seed 4: no run folder")
@@ -391,16 +387,7 @@ def test_two_sweeps_starting_into_one_folder_at_once_keep_both_plans(
 
     from vae_gjs import rundir
 
-    first, second = (
-        PlannedRun(
-            folder=f"divergence=kl_qp,seed={seed}",
-            divergence="kl_qp",
-            alpha=None,
-            seed=seed,
-            likelihood="gaussian",
-        )
-        for seed in (1, 2)
-    )
+    first, second = (planned_kl_qp(f"divergence=kl_qp,seed={seed}", seed) for seed in (1, 2))
     first_read, second_done = threading.Event(), threading.Event()
     read_json = rundir.read_json
 
