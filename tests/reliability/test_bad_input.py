@@ -162,6 +162,8 @@ def test_invalid_wandb_mode_in_the_environment_is_one_line(tmp_path: Path) -> No
             ["callbacks.checkpoint.monitr is not a key", "(did you mean callbacks.checkpoint.monitor?)"],
         ),
         (("divergence=mmd", "divergence.kernal=imq"), ["divergence.kernal is not a key of this config"]),
+        # printing the config (Hydra's flag and its value before the overrides) says the same
+        (("--cfg", "job", "divergence.alpah=0.2"), ["divergence.alpah is not a key", "(did you mean"]),
     ],
 )
 def test_mistyped_nested_key_is_one_line(args: tuple[str, ...], fragments: list[str], tmp_path: Path) -> None:

@@ -313,7 +313,8 @@ def check_nested_keys(args: Sequence[str], config_name: str) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
-        overrides = OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+        # what is not key=value is Hydra's flag or its value (``--cfg job``)
+        overrides = OverridesParser.create().parse_overrides([a for a in args if "=" in a and a[0] != "-"])
     except Exception:  # a grammar error: Hydra names it
         return
     nested = [
