@@ -9,8 +9,9 @@ from types import SimpleNamespace
 import pytest
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
-from hydra_plugins.vae_gjs_sweeper.sweeper import tidy_float
+from hydra_plugins.vae_gjs_sweeper.sweeper import config_files_parsed_once, tidy_float
 from tests.conftest import compose_train
 from vae_gjs.config import group_name, run_name, sweep_subdir, unused_alpha, validate
 from vae_gjs.divergences import DGJS, GJS, MMD, KLpq, KLqp, MMDReference
@@ -387,3 +388,23 @@ def test_a_grid_makes_one_job_of_overrides_that_differ_only_in_order() -> None:
     pinned = ["precision=bf16", "likelihood=bernoulli", "divergence=gjs", "alpha=0.1"]
     (jobs,) = sweeper.split_arguments(OverridesParser.create().parse_overrides(pinned), None)
     assert len(jobs) == 1 and sorted(jobs[0]) == sorted(pinned), jobs
+
+
+def test_config_files_parsed_once_compose_the_same_configs_as_hydra() -> None:
+    """The sweep's check parses each config file once and hands each job a deep copy: jobs that
+    share files (in any order, a job again after others, an experiment with its own ``hydra:`` node
+    and groups it overrides) compose exactly the configs Hydra composes from the files."""
+    jobs = [
+        ["+experiment=table1", "divergence=gjs", "alpha=0.3"],
+        ["+experiment=paper_rows_mnist", "likelihood=bernoulli", "divergence=mmd_reference"],
+        ["divergence=dgjs", "learn_alpha=true", "dataset=fmnist", "precision=fp32"],
+        ["+experiment=table1", "divergence=kl_qp", "seed=2", "hydra/launcher=fused"],
+    ]
+
+    def composed(overrides: list[str]) -> str:
+        compose_train(overrides)
+        return OmegaConf.to_yaml(HydraConfig.get()) + OmegaConf.to_yaml(compose_train(overrides))
+
+    expected = [composed(job) for job in jobs]
+    with config_files_parsed_once():
+        assert [composed(job) for job in [*jobs, *jobs]] == expected * 2
