@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tests.conftest import compose_train, run_script, train_tiny
-from vae_gjs.loggers import read_metrics
 from vae_gjs.reports.collect import read_run
+from vae_gjs.rundir import read_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,9 @@ from tests.conftest import DATA_DIR, TINY, compose_train, run_script
 from tests.wandb_offline import run_history
 from vae_gjs.checkpoints import read_checkpoint
 from vae_gjs.divergences import DGJS, GJS
-from vae_gjs.loggers import read_metrics
 from vae_gjs.models import Burgess
 from vae_gjs.module import VAE
+from vae_gjs.rundir import read_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_threaded_torch")]
 

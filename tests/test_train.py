@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import TINY, run_script, train_tiny
 from vae_gjs.errors import RunError
-from vae_gjs.loggers import read_metrics
+from vae_gjs.rundir import read_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import os
 import secrets
 import socket
@@ -96,14 +95,6 @@ class AtomicCSVLogger(Logger):
             writer.writeheader()
             for epoch in sorted(self.rows):
                 writer.writerow(self.rows[epoch])
-
-
-def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, float]]:
-    """The rows of a ``metrics.csv`` as floats (missing cells as NaN), ordered by epoch."""
-    with Path(path).open(newline="") as handle:
-        return [
-            {k: float(v) if v != "" else math.nan for k, v in row.items()} for row in csv.DictReader(handle)
-        ]
 
 
 def _has_wandb_key() -> bool:

@@ -24,8 +24,11 @@ file of a write cut by a kill is removed by the next process that holds the fold
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
+import math
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -324,3 +327,11 @@ def remove_if_unused(folder: str | Path, also: set[str], within: str | Path) -> 
             break
         parent.rmdir()
     return True
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """The rows of a run's ``metrics.csv`` as floats (missing cells as NaN), ordered by epoch."""
+    with Path(path).open(newline="") as handle:
+        return [
+            {k: float(v) if v != "" else math.nan for k, v in row.items()} for row in csv.DictReader(handle)
+        ]

@@ -12,7 +12,7 @@ from PIL import Image
 from tests.conftest import train_tiny
 from vae_gjs.divergences.gaussian import kl_normal
 from vae_gjs.evaluation.images import LABEL_WIDTH, kl_per_dimension, label_rows
-from vae_gjs.loggers import read_metrics
+from vae_gjs.rundir import read_metrics
 
 pytestmark = pytest.mark.slow
 

@@ -21,8 +21,7 @@ import yaml
 from tests.conftest import DATA_DIR, ROOT, TINY, compose_train, train_tiny
 from tests.reliability.helpers import cli, one_line_error, small_disk, train_error
 from vae_gjs.errors import RunError, StorageError
-from vae_gjs.loggers import read_metrics
-from vae_gjs.rundir import RunDir
+from vae_gjs.rundir import RunDir, read_metrics
 from vae_gjs.runlock import RunLock
 
 pytestmark = pytest.mark.slow

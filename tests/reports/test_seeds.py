@@ -410,3 +410,20 @@ def test_two_sweeps_starting_into_one_folder_at_once_keep_both_plans(
     for sweep in sweeps:
         sweep.join(10)
     assert read_plan(tmp_path) == [first, second]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("report", ["table1", "fig3", "fig5"])
+def test_a_report_of_evaluated_runs_answers_without_importing_torch(tmp_path: Path, report: str) -> None:
+    """A report of runs already evaluated reads their folders alone: ``evaluate.py report=...``
+    must not wait for torch and Lightning (~7 s; a model is loaded only to evaluate a run or for
+    Figure 4's traversals)."""
+    from tests.conftest import run_script
+
+    sweep = make_seeded_sweep(tmp_path / "sweep")
+    result = run_script("-X", "importtime", "evaluate.py", f"report={report}", f"sweep_dir={sweep}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (sweep / "reports").is_dir()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "vae_gjs.reports" in imported
+    assert not imported & {"torch", "lightning", "wandb"}, sorted(imported & {"torch", "lightning", "wandb"})

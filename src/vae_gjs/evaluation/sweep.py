@@ -1,4 +1,6 @@
-"""Evaluate every run of a sweep folder, one failure not stopping the others."""
+"""Evaluate every run of a sweep folder, one failure not stopping the others. torch (through
+:mod:`vae_gjs.evaluation.runner`) is imported only when a run needs evaluating: a report of runs
+already evaluated reads their files alone."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from vae_gjs.errors import ConfigError, RunError
-from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.rundir import COMPLETED, RunDir, read_json, run_folders
 from vae_gjs.runlock import holder
 
@@ -74,6 +75,8 @@ def evaluate_sweep(folder: str | Path, cfg: DictConfig, for_report: bool = False
                     kept += 1
                     continue
             log.info(f"[{number}/{len(runs)}] {path.name}" + (f": {why}; evaluating it" if why else ""))
+            from vae_gjs.evaluation.runner import evaluate_run
+
             records.append(evaluate_run(path, cfg, redo=bool(why)))
         except Exception as error:
             if not isinstance(error, (RunError, ConfigError)):

@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from vae_gjs.errors import RunError
-from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir, read_json, run_folders
+from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir, read_json, read_metrics, run_folders
 from vae_gjs.runlock import holder
 
 NAN = math.nan
@@ -167,8 +167,6 @@ def epoch_columns(record: RunRecord, columns: Sequence[str]) -> dict[str, tuple[
     """Each of ``columns`` of the run's metrics.csv (read once) against epochs trained (epoch e's
     row is logged at the epoch's end: after e + 1 epochs); rows without a value skipped, nothing
     without the file."""
-    from vae_gjs.loggers import read_metrics  # imports Lightning: only when a report is built
-
     path = record.path / "metrics.csv"
     rows = read_metrics(path) if path.is_file() else []
     series = {}

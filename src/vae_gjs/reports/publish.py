@@ -2,6 +2,7 @@
 
 The reports themselves are built from run folders alone; this only sends the finished files to
 W&B, so the dashboard of a sweep shows the paper's figures and Table 1 next to its runs.
+Lightning and wandb are imported only when the sweep's runs logged to W&B.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from vae_gjs.errors import RunError
-from vae_gjs.loggers import finish_wandb, wandb_logger
 from vae_gjs.rundir import RunDir, run_folders
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,8 @@ def publish(report: str, sweep_dir: str | Path, paths: list[Path]) -> None:
     settings = wandb_settings(sweep_dir)
     if settings is None:
         return
+    from vae_gjs.loggers import finish_wandb, wandb_logger
+
     key = f"report/{report}"
     try:
         logger = wandb_logger(

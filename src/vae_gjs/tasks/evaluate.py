@@ -1,4 +1,6 @@
-"""The task of evaluate.py: evaluate one run, every run of a sweep, or write a sweep's report."""
+"""The task of evaluate.py: evaluate one run, every run of a sweep, or write a sweep's report.
+A report of evaluated runs reads run folders alone: torch and Lightning are imported only where a
+model is loaded (evaluating a run, Figure 4's traversals), so such a report takes seconds."""
 
 from __future__ import annotations
 
@@ -13,10 +15,8 @@ from vae_gjs.config import LOG_REPORTS
 from vae_gjs.config.evaluate import evidence_likelihoods
 from vae_gjs.console import quiet_library_logs
 from vae_gjs.errors import RunError
-from vae_gjs.evaluation.figure4 import model_panel
-from vae_gjs.evaluation.runner import evaluate_run
 from vae_gjs.evaluation.sweep import evaluate_sweep
-from vae_gjs.hardware import choose_device, use_threads
+from vae_gjs.hardware import use_threads
 from vae_gjs.reports import check_report, figure4, figure4_runs, write_report
 from vae_gjs.reports.publish import publish
 from vae_gjs.rundir import RunDir
@@ -43,12 +43,17 @@ def evaluate(cfg: DictConfig) -> Any:
         return write_report(cfg.report, cfg.sweep_dir, likelihoods, cfg.get("table1_dir"))
     if cfg.sweep_dir is not None:
         return evaluate_sweep(cfg.sweep_dir, cfg)
+    from vae_gjs.evaluation.runner import evaluate_run
+
     return evaluate_run(cfg.run_dir, cfg)
 
 
 def write_figure4(cfg: DictConfig) -> Path:
     """``<sweep_dir>/reports/fig4.png``: the panels (:func:`model_panel`) of the models
     :func:`vae_gjs.reports.figure4_runs` picks from the sweep."""
+    from vae_gjs.evaluation.figure4 import model_panel
+    from vae_gjs.hardware import choose_device
+
     records = check_report("fig4", cfg.sweep_dir)
     chosen = figure4_runs(records)
     if not chosen:
