@@ -148,7 +148,7 @@ def user_errors() -> Iterator[None]:
     try:
         if signals.received() is not None:
             forget_refused_run()
-            raise Interrupted(f"not run: {signals.describe(SystemExit())} before it started")
+            raise Interrupted(signals.not_started())
         with signals.stopping():
             yield
     except (*USER_ERRORS, InstantiationException) as error:

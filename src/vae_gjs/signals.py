@@ -130,6 +130,12 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".rstrip(": ")
 
 
+def not_started() -> str:
+    """What a sweep's job that a signal kept from starting says (``not run: stopped by SIGTERM
+    before it started``)."""
+    return f"not run: {describe(SystemExit())} before it started"
+
+
 def forward_to_workers(signum: int) -> None:
     """Send ``signum`` to this process's child processes except joblib's resource tracker (which
     cleans up after the workers)."""

@@ -78,6 +78,8 @@ def test_sigterm_stops_a_basic_sweep_with_its_summary_and_failures_json(tmp_path
         and "seed=2" in second["overrides"]
     )
     assert not list(sweep.glob("*seed=2*"))  # not run: no folder left behind
+    # nor launched: Hydra's launcher composed and logged each job the signal left (0.4 s a job)
+    assert "#0 : " in result.stdout and "#1 : " not in result.stdout + result.stderr
 
 
 def test_a_job_in_the_process_of_a_forwarding_sweep_stops_at_once(tmp_path: Path) -> None:
