@@ -14,8 +14,11 @@ from omegaconf import OmegaConf
 from hydra_plugins.vae_gjs_sweeper.sweeper import config_files_parsed_once, tidy_float
 from tests.conftest import compose_train
 from vae_gjs.config import group_name, run_name, sweep_subdir, unused_alpha, validate
+from vae_gjs.config.runtime import recorded_config
 from vae_gjs.divergences import DGJS, GJS, MMD, KLpq, KLqp, MMDReference
 from vae_gjs.errors import ConfigError
+from vae_gjs.resume import changed_keys
+from vae_gjs.rundir import RunDir
 
 
 @pytest.mark.parametrize(
@@ -38,6 +41,24 @@ def test_each_divergence_config_instantiates_its_class_and_lambda(choice: str, c
     if isinstance(divergence, GJS):
         assert divergence.alpha == 0.2
         assert divergence.dual is (choice == "dgjs")
+
+
+@pytest.mark.parametrize("choice", ["gjs", "dgjs", "gjs_reference", "dgjs_reference"])
+def test_the_gjs_family_takes_its_intermediate_from_the_config(choice: str, tmp_path: Path) -> None:
+    """``divergence.prime`` is a key of each GJS config (default: Eq. 16's N_α'); ``prime=false``
+    is Nielsen's intermediate. A run folder written before the key existed resumes as N_α'."""
+    assert instantiate(compose_train([f"divergence={choice}"]).divergence).prime is True
+    cfg = compose_train([f"divergence={choice}", "divergence.prime=false"], run_dir=tmp_path)
+    assert instantiate(cfg.divergence).prime is False
+    saved = OmegaConf.to_container(recorded_config(compose_train([f"divergence={choice}"], run_dir=tmp_path)))
+    del saved["divergence"]["prime"], saved["module"]["divergence"]["prime"]
+    run = RunDir.at(tmp_path)
+    run.write_config(OmegaConf.create(saved))
+    assert changed_keys(run, compose_train([f"divergence={choice}"], run_dir=tmp_path), recorded_config) == {}
+    assert changed_keys(run, cfg, recorded_config) == {
+        "divergence.prime": ("<absent>", False),
+        "module.divergence.prime": ("<absent>", False),
+    }
 
 
 def test_command_line_lambda_overrides_a_preset() -> None:

@@ -90,6 +90,10 @@ def test_trainer_keys_are_lightning_arguments_and_those_set_elsewhere_are_not_in
     assert not set(keys.SET_ELSEWHERE) & set(compose_train([]).trainer)
 
 
+def test_the_values_older_runs_trained_with_are_of_added_keys(cfg: DictConfig) -> None:
+    assert all(under(key, keys.ADDED) and exists(cfg, key) for key in keys.ADDED_AS)
+
+
 def test_extensible_keys_are_groups(cfg: DictConfig) -> None:
     assert all(isinstance(cfg[group], DictConfig) for group in keys.EXTENSIBLE)
 

@@ -163,6 +163,7 @@ def test_one_instantiate_builds_the_module_of_the_composed_config() -> None:
         "_target_": "vae_gjs.divergences.DGJS",
         "alpha": 0.2,
         "learn_alpha": False,
+        "prime": True,
     }
     assert hparams["param_groups"] == {"divergence": {"lr": 0.002}}  # optim.alpha_lr defaults to optim.lr
     assert hparams["optimizer"] == {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.002}

@@ -6,8 +6,9 @@ longer ``trainer.max_epochs``, and refused in one line otherwise (:func:`train_o
 
 A key the folder's config lacks is accepted only where the project's own older versions lacked
 it (:data:`~vae_gjs.config.keys.ADDED`: a newer version resuming an older run, each new key's
-default keeping the earlier behaviour; listed in a warning); any other missing key (deleted by
-hand) is a difference like any other, and refused."""
+default keeping the earlier behaviour; listed in a warning), and with the value the older runs
+trained with where one did (:data:`~vae_gjs.config.keys.ADDED_AS`); any other missing key (deleted
+by hand) is a difference like any other, and refused."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from vae_gjs.config.keys import ADDED, LENGTH, MAY_CHANGE, under
+from vae_gjs.config.keys import ADDED, ADDED_AS, LENGTH, MAY_CHANGE, under
 from vae_gjs.errors import RunError
 from vae_gjs.rundir import RunDir
 
@@ -56,9 +57,14 @@ def _listed(changed: dict[str, tuple[Any, Any]]) -> str:
 def changed_keys(run: RunDir, cfg: DictConfig, record: Record) -> dict[str, tuple[Any, Any]]:
     """The keys that may not change in which ``cfg`` differs from the run folder's config, both as
     ``record`` writes them (``config.recorded_config``); keys only ``cfg`` has, where an older
-    version of the platform lacked them (:data:`ADDED`), are listed in a warning instead."""
+    version of the platform lacked them (:data:`ADDED`) and that keep the value those versions
+    used (:data:`ADDED_AS`), are listed in a warning instead."""
     changed = differences(record(run.load_config()), record(cfg))
-    added = sorted(k for k, (old, _) in changed.items() if old is MISSING and under(k, ADDED))
+    added = sorted(
+        k
+        for k, (old, new) in changed.items()
+        if old is MISSING and under(k, ADDED) and ADDED_AS.get(k, new) == new
+    )
     if added:
         log.warning(
             f"{run.path} was written by an older version of vae-gjs, before the keys {', '.join(added)} "

@@ -70,8 +70,28 @@ LENGTH = ("trainer.max_epochs", "trainer.max_steps")
 #: Keys (with everything below them) that conf/ gained after its first version (b28a424): a run
 #: folder written before may lack them. ``choices`` (93a4590), ``module`` (c3212fb: the model as
 #: one instantiate), ``debug_run`` (c17600e), ``learn_alpha`` and ``optim.alpha_lr`` (a951fdf),
-#: ``precision`` (b5169b8), ``config_version`` (absent from the very first config).
-ADDED = ("choices", "config_version", "debug_run", "learn_alpha", "module", "optim.alpha_lr", "precision")
+#: ``precision`` (b5169b8), ``config_version`` (absent from the very first config),
+#: ``divergence.prime`` (its default, the paper's N_α', is what the GJS family computed before).
+ADDED = (
+    "choices",
+    "config_version",
+    "debug_run",
+    "divergence.prime",
+    "learn_alpha",
+    "module",
+    "optim.alpha_lr",
+    "precision",
+)
+#: The value of an :data:`ADDED` key (and of its copy under ``module``) that every run written
+#: before it existed trained with: such a folder resumes only with that value
+#: (``divergence.prime=false`` is another divergence, ``precision=bf16`` other arithmetic).
+ADDED_AS = {
+    "divergence.prime": True,
+    "module.divergence.prime": True,
+    "learn_alpha": False,
+    "precision": "fp32",
+    "module.precision": "fp32",
+}
 
 # --------------------------------------------------------------------------- fused members
 
