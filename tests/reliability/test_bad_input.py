@@ -170,6 +170,24 @@ def test_mistyped_nested_key_is_one_line(args: tuple[str, ...], fragments: list[
     one_line_error(cli("train.py", *args, logs=tmp_path, timeout=120), *fragments)
 
 
+@pytest.mark.parametrize(
+    ("script", "args", "arg"),
+    [
+        ("train.py", ("-m", "divergence=gjs,dgjs"), "+divergence.prime=false"),
+        ("evaluate.py", ("run_dir=somewhere",), "+k=3"),  # a key of the global eval group
+    ],
+)
+def test_adding_a_key_the_config_has_is_one_line(
+    script: str, args: tuple[str, ...], arg: str, tmp_path: Path
+) -> None:
+    """Hydra says ``Could not append to config`` in three lines."""
+    one_line_error(
+        cli(script, *args, arg, logs=tmp_path, timeout=120),
+        f"Error: {arg} adds {arg[1:].split('=')[0]}, which this config already has; ",
+        f"allowed: {arg[1:]} (sets it), or +{arg} (adds or sets it)",
+    )
+
+
 @pytest.mark.parametrize("group", ["dataset", "divergence", "logger"])
 def test_unknown_option_of_a_group_lists_the_available_ones(group: str, tmp_path: Path) -> None:
     result = cli("train.py", f"{group}=nope", logs=tmp_path, timeout=120)

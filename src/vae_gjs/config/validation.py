@@ -6,6 +6,7 @@ rules stay here."""
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import os
 from collections.abc import Sequence
@@ -307,29 +308,34 @@ def check_nested_keys(args: Sequence[str], config_name: str) -> None:
     ``model.latnt_dim=4``), naming the closest: Hydra says ``Could not override`` in five lines.
     Only where such a key is given, the config is composed first (Hydra's compose API, ~0.2 s)
     with the command line's other overrides, a sweep's first value; what fails to compose then
-    is left to Hydra's own message, and a key added with ``+`` to :func:`check_added_keys`."""
+    is left to Hydra's own message, and a key added with ``+`` to :func:`check_added_keys`. A key
+    added with ``+`` that the config already has (``+alpha=0.2``, ``+divergence.prime=false``) is
+    refused here too: Hydra says ``Could not append to config`` in three lines."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    conf = importlib.resources.files("vae_gjs.conf")
     try:
         # what is not key=value is Hydra's flag or its value (``--cfg job``)
         overrides = OverridesParser.create().parse_overrides([a for a in args if "=" in a and a[0] != "-"])
     except Exception:  # a grammar error: Hydra names it
         return
-    nested = [
-        o.key_or_group
+    keys = [  # a key below the top, or one added with '+' that is not a config group
+        o
         for o in overrides
-        if "." in o.key_or_group
-        and not (o.is_add() or o.is_force_add() or o.is_delete())
+        if ("." in o.key_or_group or (o.is_add() and not (conf / o.key_or_group).is_dir()))
+        and not (o.is_force_add() or o.is_delete())
         and not o.key_or_group.startswith("hydra")
         and o.package is None
     ]
-    if not nested or GlobalHydra.instance().is_initialized():
+    nested = [o.key_or_group for o in keys if not o.is_add()]
+    appended = {o.key_or_group: o.input_line for o in keys if o.is_add()}
+    if not keys or GlobalHydra.instance().is_initialized():
         return
     others = []
     for o in overrides:
-        if o.key_or_group in nested or o.key_or_group.startswith("hydra") or o.is_delete():
+        if o in keys or o.key_or_group.startswith("hydra") or o.is_delete():
             continue
         sweep = o.is_sweep_override()
         value = next(iter(o.sweep_string_iterator())) if sweep else o.get_value_element_as_str()
@@ -345,6 +351,22 @@ def check_nested_keys(args: Sequence[str], config_name: str) -> None:
                 f"{key} is not a key of this config{closest(key, _keys(cfg))}; allowed: the keys that "
                 f"`python {config_name}.py --cfg job` lists"
             )
+    for key, line in appended.items():
+        if _present(cfg, key):
+            raise ConfigError(
+                f"{line} adds {key}, which this config already has; allowed: {line[1:]} (sets it), "
+                f"or +{line} (adds or sets it)"
+            )
+
+
+def _present(cfg: DictConfig, key: str) -> bool:
+    """``cfg`` holds the dotted ``key`` itself (not only a node that would accept it)."""
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or node._is_none() or part not in node.keys():  # noqa: SIM118
+            return False
+        node = node._get_node(part)
+    return True
 
 
 def _has_key(cfg: DictConfig, key: str) -> bool:
