@@ -46,18 +46,27 @@ def test_each_divergence_config_instantiates_its_class_and_lambda(choice: str, c
 @pytest.mark.parametrize("choice", ["gjs", "dgjs", "gjs_reference", "dgjs_reference"])
 def test_the_gjs_family_takes_its_intermediate_from_the_config(choice: str, tmp_path: Path) -> None:
     """``divergence.prime`` is a key of each GJS config (default: Eq. 16's N_α'); ``prime=false``
-    is Nielsen's intermediate. A run folder written before the key existed resumes as N_α'."""
+    is Nielsen's intermediate. A run folder written before the key existed (and before
+    ``learn_alpha``) resumes with the values it trained with: N_α' and a fixed α."""
     assert instantiate(compose_train([f"divergence={choice}"]).divergence).prime is True
     cfg = compose_train([f"divergence={choice}", "divergence.prime=false"], run_dir=tmp_path)
     assert instantiate(cfg.divergence).prime is False
     saved = OmegaConf.to_container(recorded_config(compose_train([f"divergence={choice}"], run_dir=tmp_path)))
-    del saved["divergence"]["prime"], saved["module"]["divergence"]["prime"]
+    for node in (saved, saved["divergence"], saved["module"]["divergence"]):
+        node.pop("prime", None)
+        node.pop("learn_alpha")
     run = RunDir.at(tmp_path)
     run.write_config(OmegaConf.create(saved))
     assert changed_keys(run, compose_train([f"divergence={choice}"], run_dir=tmp_path), recorded_config) == {}
     assert changed_keys(run, cfg, recorded_config) == {
         "divergence.prime": ("<absent>", False),
         "module.divergence.prime": ("<absent>", False),
+    }
+    learned = compose_train([f"divergence={choice}", "learn_alpha=true"], run_dir=tmp_path)
+    assert set(changed_keys(run, learned, recorded_config)) == {
+        "learn_alpha",
+        "divergence.learn_alpha",
+        "module.divergence.learn_alpha",
     }
 
 

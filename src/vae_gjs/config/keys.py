@@ -71,11 +71,13 @@ LENGTH = ("trainer.max_epochs", "trainer.max_steps")
 #: folder written before may lack them. ``choices`` (93a4590), ``module`` (c3212fb: the model as
 #: one instantiate), ``debug_run`` (c17600e), ``learn_alpha`` and ``optim.alpha_lr`` (a951fdf),
 #: ``precision`` (b5169b8), ``config_version`` (absent from the very first config),
-#: ``divergence.prime`` (its default, the paper's N_α', is what the GJS family computed before).
+#: ``divergence.learn_alpha`` (a951fdf, with ``learn_alpha``), ``divergence.prime`` (its default,
+#: the paper's N_α', is what the GJS family computed before).
 ADDED = (
     "choices",
     "config_version",
     "debug_run",
+    "divergence.learn_alpha",
     "divergence.prime",
     "learn_alpha",
     "module",
@@ -89,6 +91,8 @@ ADDED_AS = {
     "divergence.prime": True,
     "module.divergence.prime": True,
     "learn_alpha": False,
+    "divergence.learn_alpha": False,
+    "module.divergence.learn_alpha": False,
     "precision": "fp32",
     "module.precision": "fp32",
 }
