@@ -63,7 +63,7 @@ def changed_keys(run: RunDir, cfg: DictConfig, record: Record) -> dict[str, tupl
     added = sorted(
         k
         for k, (old, new) in changed.items()
-        if old is MISSING and under(k, ADDED) and ADDED_AS.get(k, new) == new
+        if old is MISSING and under(k, ADDED) and ADDED_AS.get(k.removeprefix("module."), new) == new
     )
     if added:
         log.warning(

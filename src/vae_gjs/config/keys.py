@@ -84,17 +84,14 @@ ADDED = (
     "optim.alpha_lr",
     "precision",
 )
-#: The value of an :data:`ADDED` key (and of its copy under ``module``) that every run written
-#: before it existed trained with: such a folder resumes only with that value
-#: (``divergence.prime=false`` is another divergence, ``precision=bf16`` other arithmetic).
+#: The value of an :data:`ADDED` key (and of its copy under ``module``, which interpolates it)
+#: that every run written before it existed trained with: such a folder resumes only with that
+#: value (``divergence.prime=false`` is another divergence, ``precision=bf16`` other arithmetic).
 ADDED_AS = {
     "divergence.prime": True,
-    "module.divergence.prime": True,
     "learn_alpha": False,
     "divergence.learn_alpha": False,
-    "module.divergence.learn_alpha": False,
     "precision": "fp32",
-    "module.precision": "fp32",
 }
 
 # --------------------------------------------------------------------------- fused members
