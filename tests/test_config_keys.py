@@ -51,6 +51,9 @@ def test_every_listed_key_exists(cfg: DictConfig) -> None:
         *keys.LENGTH,
         *keys.FUSABLE,
         *keys.SHARED_BY_MEMBERS,
+        *keys.REGULARISER,
+        *keys.SKEW,
+        *keys.REPORT_MAY_DIFFER,
     ]
     listed += [*keys.EXTENSIBLE, *(f"module.{key}" for key in keys.FUSABLE_MODULE)]
     listed += [f"trainer.{key}" for key in keys.FUSED_TRAINER_KEYS]
@@ -92,6 +95,15 @@ def test_trainer_keys_are_lightning_arguments_and_those_set_elsewhere_are_not_in
 
 def test_the_values_older_runs_trained_with_are_of_added_keys(cfg: DictConfig) -> None:
     assert all(under(key, keys.ADDED) and exists(cfg, key) for key in keys.ADDED_AS)
+
+
+def test_what_reports_compare_is_what_a_resume_must_keep() -> None:
+    """A report compares its runs on the keys a resumed run must keep (the rest only says how long,
+    how fast or where): the keys it lets differ, and the regulariser, lie among those."""
+    for key in (*keys.REGULARISER, *keys.REPORT_MAY_DIFFER):
+        assert under(key, keys.MUST_KEEP) and not under(key, keys.MAY_CHANGE), key
+    assert all(under(key, keys.REGULARISER) for key in keys.SKEW)
+    assert not set(keys.REGULARISER) & set(keys.REPORT_MAY_DIFFER)
 
 
 def test_extensible_keys_are_groups(cfg: DictConfig) -> None:

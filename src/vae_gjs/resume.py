@@ -18,7 +18,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from vae_gjs.config.keys import ADDED, ADDED_AS, LENGTH, MAY_CHANGE, under
+from vae_gjs.config.keys import ADDED, ADDED_AS, LENGTH, MAY_CHANGE, flat, under
 from vae_gjs.errors import RunError
 from vae_gjs.rundir import RunDir
 
@@ -26,20 +26,11 @@ log = logging.getLogger(__name__)
 MISSING = "<absent>"
 
 
-def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        flat: dict[str, Any] = {}
-        for key, value in node.items():
-            flat.update(_flat(value, f"{prefix}{key}."))
-        return flat or {prefix.rstrip("."): {}}
-    return {prefix.rstrip("."): node}
-
-
 def differences(saved: DictConfig, new: DictConfig) -> dict[str, tuple[Any, Any]]:
     """``key -> (saved value, new value)`` for every key that differs and may not change
     (``"<absent>"`` for a key one side lacks)."""
-    old = _flat(OmegaConf.to_container(saved, resolve=True))
-    now = _flat(OmegaConf.to_container(new, resolve=True))
+    old = flat(OmegaConf.to_container(saved, resolve=True))
+    now = flat(OmegaConf.to_container(new, resolve=True))
     keys = sorted(k for k in old.keys() | now.keys() if not under(k, MAY_CHANGE))
     pairs = {k: (old.get(k, MISSING), now.get(k, MISSING)) for k in keys}
     return {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}

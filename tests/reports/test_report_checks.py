@@ -10,6 +10,7 @@ import yaml
 
 from tests.conftest import compose_train, run_script
 from tests.reports.test_reports import _run, make_sweep
+from tests.reports.test_seeds import make_seeded_sweep
 from tests.wandb_offline import run_summary
 from vae_gjs.errors import RunError
 from vae_gjs.reports import check_report, collect, table1, write_report
@@ -85,6 +86,68 @@ def test_each_report_checks_its_runs_first(tmp_path: Path, report: str, setting:
     with pytest.raises(RunError, match=message):
         evaluate(cfg)
     assert not list(sweep.glob("*/eval.json"))
+
+
+def _set(run: Path, key: str, value: object) -> None:
+    """Set the key path ``key`` (e.g. ``optim.lr``) of the run's config.yaml to ``value``."""
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    *parents, leaf = key.split(".")
+    node = config
+    for parent in parents:
+        node = node.setdefault(parent, {})
+    node[leaf] = value
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.parametrize("report", ["table1", "fig3", "fig5", "likelihood", "curves"])
+def test_a_report_refuses_runs_trained_with_another_setting(tmp_path: Path, report: str) -> None:
+    """Seeds 1 and 2 at the default learning rate, seed 3 added into the same folder with
+    ``optim.lr=1e-3`` (its folders named by the override): their mean would be no one's number."""
+    sweep = make_seeded_sweep(tmp_path / "sweep")
+    for run in sweep.iterdir():
+        _set(run, "optim.lr", 1e-3 if run.name.endswith("seed=3") else 1e-4)
+        _set(run, "model.latent_dim", 10)
+    with pytest.raises(
+        RunError,
+        match=rf"^report={report} refuses to join runs trained with different optim.lr: 0.0001 \(41 runs: "
+        r".*; 0.001 \(19 runs: .*; give it the runs of one setting \(a sweep folder each\)$",
+    ):
+        check_report(report, sweep)
+    for run in sweep.glob("*seed=3"):
+        _set(run, "optim.lr", 1e-4)
+    assert len(check_report(report, sweep)) == 60
+    _set(sweep / "divergence=kl_pq,lam=1,likelihood=gaussian,seed=1", "model.latent_dim", 4)
+    with pytest.raises(
+        RunError, match=r"different model.latent_dim: 10 \(59 runs: .*; 4 \(1 run: divergence=kl_pq"
+    ):
+        check_report(report, sweep)
+
+
+def test_the_runs_of_one_divergence_may_differ_only_in_alpha_and_seed(tmp_path: Path) -> None:
+    """Within one divergence (one training loss), its α and seeds are what a row of Table 1 and a
+    line of Figure 3 run over; anything else of the regulariser makes another series: the first
+    commit's intermediate (``divergence.prime=false``) at one α, or a second λ of β-VAE. Across
+    divergences the regulariser differs by nature (KL(p‖q) at λ = 2 beside the others at 1)."""
+    sweep = make_seeded_sweep(tmp_path / "sweep")
+    _set(sweep / "divergence=kl_pq,lam=1,likelihood=gaussian,seed=1", "lam", 2.0)
+    # written before divergence.prime existed (absent) or after (True): the same divergence
+    _set(sweep / "alpha=0.1,divergence=gjs,seed=1", "divergence.prime", True)
+    assert len(check_report("table1", sweep)) == 60
+    for run in sweep.glob("alpha=0.3,divergence=gjs,*"):
+        _set(run, "divergence.prime", False)
+    with pytest.raises(
+        RunError,
+        match=r"^report=fig3 refuses to join gjs runs \(gaussian likelihood\) trained with different "
+        r"divergence.prime: True \(24 runs: .*; False \(3 runs: alpha=0.3,divergence=gjs,seed=1, ",
+    ):
+        check_report("fig3", sweep)
+    for run in sweep.glob("alpha=0.3,divergence=gjs,*"):
+        _set(run, "divergence.prime", True)
+    _set(sweep / "divergence=beta_vae,lam=1,likelihood=gaussian,seed=2", "lam", 4.0)
+    with pytest.raises(
+        RunError, match=r"refuses to join beta_vae runs \(gaussian likelihood\) .* different lam: "
+    ):
+        check_report("table1", sweep)
 
 
 @pytest.mark.slow

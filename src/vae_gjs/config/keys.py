@@ -196,6 +196,54 @@ EVAL_RUNTIME = ("device", "threads")
 EVAL_ADDED = {"precision": "fp32"}
 
 
+# --------------------------------------------------------------------------- reports
+
+#: The regulariser: what the series of a report (its rows, its lines) differ in. The runs of one
+#: series (one divergence, training loss and ``learn_alpha``: its α and seeds) agree on it too,
+#: except for α (:data:`SKEW`): ``divergence.prime=false`` or another λ is another series.
+REGULARISER = (
+    "divergence",
+    "alpha",
+    "lam",
+    "optim.alpha_lr",
+    "choices.divergence",
+    "module.divergence",
+    "module.lam",
+    "module.param_groups",
+)
+#: The regulariser's keys along a series: α (the cells of a row of Table 1, the points of a line).
+SKEW = ("alpha", "divergence.alpha", "module.divergence.alpha")
+#: Keys a resumed run must keep (:data:`MUST_KEEP`) that the runs of one report may differ in
+#: besides the regulariser: the seed (a cell's runs are its seeds; ``dataset.shuffle_seed``
+#: follows it), the arithmetic and the device (a report says which runs ran in which precision),
+#: the config's version, the training loss (Table 1 and the likelihood report show one table per
+#: loss; the figures refuse to mix losses) and whether α was learned (a cell of its own).
+REPORT_MAY_DIFFER = (
+    "config_version",
+    "seed",
+    "dataset.shuffle_seed",
+    "precision",
+    "module.precision",
+    "trainer.accelerator",
+    "trainer.devices",
+    "likelihood",
+    "module.likelihood",
+    "learn_alpha",
+)
+
+
 def under(key: str, roots: tuple[str, ...]) -> bool:
     """``key`` is one of ``roots`` or lies below one."""
     return any(key == root or key.startswith(f"{root}.") for root in roots)
+
+
+def flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """A config as plain containers (``OmegaConf.to_container``), one entry per key path that
+    holds a value: ``{"optim": {"lr": 1e-4}}`` -> ``{"optim.lr": 1e-4}`` (an empty node counts as
+    one value, ``{}``)."""
+    if isinstance(node, dict):
+        flattened: dict[str, Any] = {}
+        for key, value in node.items():
+            flattened.update(flat(value, f"{prefix}{key}."))
+        return flattened or {prefix.rstrip("."): {}}
+    return {prefix.rstrip("."): node}

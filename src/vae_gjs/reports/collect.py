@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
+from vae_gjs.config.keys import (
+    ADDED,
+    ADDED_AS,
+    MAY_CHANGE,
+    MUST_KEEP,
+    REGULARISER,
+    REPORT_MAY_DIFFER,
+    SKEW,
+    flat,
+    under,
+)
 from vae_gjs.errors import RunError
 from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir, read_json, read_metrics, run_folders
 from vae_gjs.runlock import holder
@@ -64,6 +75,8 @@ class RunRecord:
     #: Why the run's eval.json is not used (corrupt, or a measurement of other weights than the
     #: run holds now); empty when it is used or absent.
     problem: str = ""
+    #: What it was trained with besides its seed: :func:`run_setting` of its config.yaml.
+    setting: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -99,10 +112,24 @@ def _evaluation(run: RunDir) -> tuple[dict[str, Any], str]:
     return ({}, problem) if problem else (evaluation, "")
 
 
+def run_setting(config: dict[str, Any]) -> dict[str, Any]:
+    """What a run was trained with besides its seed, from its config (plain containers): every key
+    a resumed run must keep (:data:`~vae_gjs.config.keys.MUST_KEEP`, less ``MAY_CHANGE``) other
+    than :data:`~vae_gjs.config.keys.REPORT_MAY_DIFFER`, by key path; a key the project's older
+    versions did not write holds the value they trained with (:data:`~vae_gjs.config.keys.ADDED_AS`)."""
+    setting = {
+        key: value
+        for key, value in flat(config).items()
+        if under(key, MUST_KEEP) and not under(key, (*MAY_CHANGE, *REPORT_MAY_DIFFER))
+    }
+    return {**{k: v for k, v in ADDED_AS.items() if not under(k, REPORT_MAY_DIFFER)}, **setting}
+
+
 def read_run(path: Path) -> RunRecord:
     """The record of one run folder (missing measurements are NaN)."""
     run = RunDir.at(path)
-    cfg = OmegaConf.to_container(run.load_config(), resolve=False)
+    config = run.load_config()
+    cfg = OmegaConf.to_container(config, resolve=False)
     assert isinstance(cfg, dict)
     choices = cfg.get("choices", {})
     evaluation, problem = _evaluation(run)
@@ -140,6 +167,7 @@ def read_run(path: Path) -> RunRecord:
         learn_alpha=bool(divergence.get("learn_alpha", cfg.get("learn_alpha", False))),
         precision=str(cfg.get("precision", "fp32")),
         problem=problem,
+        setting=run_setting(OmegaConf.to_container(config, resolve=True)),  # type: ignore[arg-type]
     )
 
 
@@ -217,16 +245,61 @@ def refuse_mixed(records: Sequence[RunRecord], report: str, attributes: Sequence
         for record in records:
             groups.setdefault(str(getattr(record, attribute)), []).append(record.path.name)
         if len(groups) > 1:
-            described = [
-                f"{value} ({len(names)} run{'s' if len(names) > 1 else ''}: "
-                + ", ".join(names[:2])
-                + (", …" if len(names) > 2 else "")
-                + ")"
-                for value, names in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
-            ]
             hint = " (report=likelihood compares training losses)" if attribute == "likelihood" else ""
             raise RunError(
                 f"report={report} refuses to join runs of different {SETTINGS[attribute]}: "
-                + "; ".join(described)
+                + _described(groups)
                 + f"; give it the runs of one (a sweep folder each){hint}"
             )
+
+
+def _described(groups: dict[str, list[str]]) -> str:
+    """Each value with how many runs have it and the first two of them, the commonest first."""
+    return "; ".join(
+        f"{value} ({len(names)} run{'s' if len(names) > 1 else ''}: "
+        + ", ".join(names[:2])
+        + (", …" if len(names) > 2 else "")
+        + ")"
+        for value, names in sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))
+    )
+
+
+def _series(record: RunRecord) -> str:
+    """The series a run belongs to, in words: ``gjs runs (gaussian likelihood)``, ``(…, learned α)``."""
+    learned = ", learned α" if record.learn_alpha else ""
+    return f"{record.divergence} runs ({record.likelihood} likelihood{learned})"
+
+
+def _refuse_different(
+    records: Sequence[RunRecord], report: str, what: str, keys: Callable[[str], bool]
+) -> None:
+    """:func:`refuse_mixed_settings` for one set of runs and the setting keys that ``keys`` picks."""
+    for key in sorted({key for record in records for key in record.setting if keys(key)}):
+        groups: dict[str, list[str]] = {}
+        for record in records:  # a key an older version did not write is not compared
+            if key in record.setting or not under(key, ADDED):
+                groups.setdefault(str(record.setting.get(key, "<absent>")), []).append(record.path.name)
+        if len(groups) > 1:
+            raise RunError(
+                f"report={report} refuses to join {what} trained with different {key}: {_described(groups)}; "
+                "give it the runs of one setting (a sweep folder each)"
+            )
+
+
+def refuse_mixed_settings(records: Sequence[RunRecord], report: str, along: Sequence[str] = SKEW) -> None:
+    """A one-line :class:`RunError` when ``records`` were trained differently in something that is
+    neither their regulariser nor their seed (:attr:`RunRecord.setting`): the runs of a report
+    agree on every key outside the regulariser (another learning rate or latent size is another
+    experiment), and the runs of one series (one divergence, training loss and ``learn_alpha``)
+    on the regulariser too, α aside (``divergence.prime=false`` or a second λ of β-VAE is another
+    series, not more seeds or α of this one). A mean over such runs, a row's choice of α among
+    them or a difference between rows would be a wrong number. ``along``: the regulariser's keys a
+    series runs over (α; the likelihood report's hypotheses are also a scale of λ)."""
+    _refuse_different(records, report, "runs", lambda key: not under(key, REGULARISER))
+    series: dict[str, list[RunRecord]] = {}
+    for record in records:
+        series.setdefault(_series(record), []).append(record)
+    for what, runs in series.items():
+        _refuse_different(
+            runs, report, what, lambda key: under(key, REGULARISER) and not under(key, tuple(along))
+        )

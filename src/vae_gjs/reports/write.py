@@ -6,7 +6,8 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from vae_gjs.reports.collect import RunRecord, collect, refuse_mixed
+from vae_gjs.config.keys import SKEW
+from vae_gjs.reports.collect import RunRecord, collect, refuse_mixed, refuse_mixed_settings
 from vae_gjs.reports.curves import training_curves
 from vae_gjs.reports.figures import figure3, figure5
 from vae_gjs.reports.learned_alpha import learned_alpha, learned_runs
@@ -36,15 +37,23 @@ SHARED: dict[str, tuple[str, ...]] = {
     "curves": ("dataset", "batch_size"),
 }
 
+#: The regulariser's keys along which the runs of one series may differ, where a report has more
+#: than α (:func:`~vae_gjs.reports.collect.refuse_mixed_settings`): the likelihood report's
+#: hypotheses are a training loss and a scale of λ (SSE against 255·SSE).
+ALONG: dict[str, tuple[str, ...]] = {"likelihood": (*SKEW, "lam", "module.lam")}
+
 
 def check_report(report: str, sweep_dir: str | Path) -> list[RunRecord]:
     """The records of ``sweep_dir`` if ``report`` can be made of them, else a one-line
     :class:`~vae_gjs.errors.RunError` saying what does not belong together: runs of different
     datasets, batch sizes, training lengths or likelihoods (:data:`SHARED`), or, for
-    ``learned_alpha``, no run that learned α. Reads the run folders only, so it answers before any
-    run is evaluated."""
+    ``learned_alpha``, no run that learned α; runs trained differently in anything but their
+    regulariser and seed, or runs of one cell differing in the regulariser
+    (:func:`~vae_gjs.reports.collect.refuse_mixed_settings`). Reads the run folders only, so it
+    answers before any run is evaluated."""
     records = collect(sweep_dir)
     refuse_mixed(records, report, SHARED[report])
+    refuse_mixed_settings(records, report, ALONG.get(report, SKEW))
     if report == "learned_alpha":
         learned_runs(records, sweep_dir)
     return records
