@@ -8,12 +8,14 @@ Measured in one process run, each case repeated after a warm-up, medians reporte
    no logging): the floor the platform is compared against;
 3. ``eval``: reconstruction with z = μ and importance-sampled log p(x) with K = 128;
 4. ``startup``: wall time of ``python train.py ... trainer.max_steps=1`` to exit, and of ``--help``;
-5. ``memory``: peak resident memory of a process running (1).
+5. ``memory``: peak resident memory of a process running (1);
+6. ``ops`` (only when asked): the ATen calls a step of (1) makes beyond (2), per precision.
 
 Writes a table to stdout and JSON to ``benchmarks/results/<name>.json`` (atomically).
 
     python benchmarks/run.py                    # everything, 1 and 2 threads
     python benchmarks/run.py --only real bare --threads 1 --steps 300
+    python benchmarks/run.py --only ops --no-save     # what the path adds to a step, fp32 and bf16
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
@@ -37,6 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 from tests.conftest import DATA_DIR, compose_train  # noqa: E402
+from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 from vae_gjs.data import MNIST, InMemoryBatches  # noqa: E402
 from vae_gjs.io import write_json  # noqa: E402
@@ -65,15 +69,35 @@ class StepTimer(Callback):
             self.steps += 1
 
 
-def real_path(
-    steps: int, warmup: int, threads: int, workdir: Path, compile_net: bool = False, precision: str = "fp32"
-) -> float:
-    """Images/s of ``train()`` (train.py's task) between step ``warmup`` and ``warmup + steps``,
-    in a fresh run folder under ``workdir``."""
+class StepProfiler(Callback):
+    """``torch.profiler`` over training steps ``warmup`` .. end (the real loop's whole step)."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.profiler: Any = None
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.warmup and self.profiler is None:
+            self.profiler = profile(activities=[ProfilerActivity.CPU])
+            self.profiler.__enter__()
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        self.profiler.__exit__(None, None, None)
+
+
+def _train_path(
+    steps: int,
+    warmup: int,
+    threads: int,
+    workdir: Path,
+    compile_net: bool,
+    precision: str,
+    callback: Callback,
+) -> None:
+    """``train()`` (train.py's task) for ``warmup + steps`` steps in a fresh run folder under
+    ``workdir``, with ``callback``."""
     from vae_gjs.tasks.train import train
 
-    run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    timer = StepTimer(warmup)
     cfg = compose_train(
         [
             "logger=csv",
@@ -84,9 +108,18 @@ def real_path(
             f"compile={str(compile_net).lower()}",
             f"precision={precision}",
         ],
-        run_dir=run_dir,
+        run_dir=Path(tempfile.mkdtemp(dir=workdir)),
     )
-    train(cfg, callbacks=[timer])
+    train(cfg, callbacks=[callback])
+
+
+def real_path(
+    steps: int, warmup: int, threads: int, workdir: Path, compile_net: bool = False, precision: str = "fp32"
+) -> float:
+    """Images/s of ``train()`` (train.py's task) between step ``warmup`` and ``warmup + steps``,
+    in a fresh run folder under ``workdir``."""
+    timer = StepTimer(warmup)
+    _train_path(steps, warmup, threads, workdir, compile_net, precision, timer)
     assert timer.start is not None and timer.steps == steps, (timer.steps, steps)
     return steps * BATCH / (timer.end - timer.start)
 
@@ -101,14 +134,9 @@ def _mnist() -> MNIST:
 PARTS = ("data", "encode", "decode", "loss", "backward", "adam")
 
 
-def bare_loop(
-    steps: int, warmup: int, threads: int, compile_net: bool = False, precision: str = "fp32"
-) -> dict[str, float]:
-    """Images/s of a plain loop over the same batches and model, the share of data fetching and
-    the milliseconds of each part of a step (:data:`PARTS`: ``decode`` includes the
-    reparameterisation, ``loss`` is the likelihood and the divergence, ``adam`` its step); the
-    net's layers in ``precision``, everything else in float32, as a run computes them."""
-    from vae_gjs.models.precision import network_outputs
+def _bare_setup(threads: int, compile_net: bool, precision: str) -> tuple[Any, Any, Any]:
+    """The module, optimiser and MNIST batches of a bare loop, built as a run on this device builds
+    them (its layers in their training form, its optimiser)."""
     from vae_gjs.module import build_module
 
     torch.set_num_threads(threads)
@@ -117,29 +145,47 @@ def bare_loop(
     module = build_module(cfg.module, (1, 32, 32))
     module.on_fit_start()  # the layers and the optimiser a fit on this device uses
     optimiser = module.configure_optimizers()
-    net, divergence, likelihood = module.net, module.divergence, module.likelihood
     if compile_net:
-        net.compile()
-    batches = iter(InMemoryBatches(_mnist().splits["train"], BATCH, shuffle=True, seed=0))
+        module.net.compile()
+    return module, optimiser, iter(InMemoryBatches(_mnist().splits["train"], BATCH, shuffle=True, seed=0))
+
+
+def _bare_step(module: Any, optimiser: Any, batches: Any, precision: str) -> list[float]:
+    """One step of the bare loop; the ``perf_counter`` ticks around each of :data:`PARTS`: the
+    net's layers in ``precision``, everything else in float32, as a run computes them."""
+    from vae_gjs.models.precision import network_outputs
+
+    net, divergence, likelihood = module.net, module.divergence, module.likelihood
+    ticks = [time.perf_counter()]
+    x, _ = next(batches)
+    ticks.append(time.perf_counter())
+    mu, logvar = network_outputs(precision, "cpu", net.encode, x)
+    ticks.append(time.perf_counter())
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    logits = network_outputs(precision, "cpu", net.decode, z)
+    ticks.append(time.perf_counter())
+    loss = likelihood.loss(logits, x).mean() + divergence(mu, logvar).mean()
+    ticks.append(time.perf_counter())
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    ticks.append(time.perf_counter())
+    optimiser.step()
+    ticks.append(time.perf_counter())
+    return ticks
+
+
+def bare_loop(
+    steps: int, warmup: int, threads: int, compile_net: bool = False, precision: str = "fp32"
+) -> dict[str, float]:
+    """Images/s of a plain loop over the same batches and model, the share of data fetching and
+    the milliseconds of each part of a step (:data:`PARTS`: ``decode`` includes the
+    reparameterisation, ``loss`` is the likelihood and the divergence, ``adam`` its step)."""
+    module, optimiser, batches = _bare_setup(threads, compile_net, precision)
     parts = dict.fromkeys(PARTS, 0.0)
     for step in range(warmup + steps):
         if step == warmup:
             start, parts = time.perf_counter(), dict.fromkeys(PARTS, 0.0)
-        ticks = [time.perf_counter()]
-        x, _ = next(batches)
-        ticks.append(time.perf_counter())
-        mu, logvar = network_outputs(precision, "cpu", net.encode, x)
-        ticks.append(time.perf_counter())
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        logits = network_outputs(precision, "cpu", net.decode, z)
-        ticks.append(time.perf_counter())
-        loss = likelihood.loss(logits, x).mean() + divergence(mu, logvar).mean()
-        ticks.append(time.perf_counter())
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        ticks.append(time.perf_counter())
-        optimiser.step()
-        ticks.append(time.perf_counter())
+        ticks = _bare_step(module, optimiser, batches, precision)
         for part, begin, end in zip(PARTS, ticks[:-1], ticks[1:], strict=True):
             parts[part] += end - begin
     elapsed = time.perf_counter() - start
@@ -148,6 +194,56 @@ def bare_loop(
         "data_share": parts["data"] / elapsed,
         **{f"{part}_ms": 1e3 * seconds / steps for part, seconds in parts.items()},
     }
+
+
+def _op_counts(profiler: Any, steps: int) -> dict[str, float]:
+    return {e.key: e.count / steps for e in profiler.key_averages() if e.key.startswith("aten::")}
+
+
+def step_ops(steps: int, warmup: int, workdir: Path, precision: str) -> dict[str, dict[str, float]]:
+    """The ATen calls a step of (1) train.py's path and of (2) the bare loop make, per step
+    (``torch.profiler`` counts over ``steps`` steps after ``warmup``, one thread): what the path
+    does beyond the floor, op by op. Counts, not times, so a CPU without bfloat16 units (where
+    bf16 runs emulated and slowly) counts a bf16 step's calls as one with them does."""
+    recorder = StepProfiler(warmup)
+    # train() refuses bf16 without the units (it would run slowly); a count of calls may
+    with mock.patch("vae_gjs.tasks.train.check_precision"):
+        _train_path(steps, warmup, 1, workdir, False, precision, recorder)
+    path = _op_counts(recorder.profiler, steps)
+    module, optimiser, batches = _bare_setup(1, False, precision)
+    for _ in range(warmup):
+        _bare_step(module, optimiser, batches, precision)
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(steps):
+            _bare_step(module, optimiser, batches, precision)
+    return {"path": path, "bare": _op_counts(profiler, steps)}
+
+
+def op_rows(args: argparse.Namespace, results: dict[str, Any], workdir: Path) -> list[tuple[str, str]]:
+    """``--only ops``: for each precision, the calls the path makes beyond the bare loop a step
+    (an op the path calls less often shows negative), and whether they are the same in every
+    precision (then no part of the path's extra work depends on the arithmetic)."""
+    extra = {}
+    for precision in args.precision:
+        counts = step_ops(args.ops_steps, args.warmup, workdir, precision)
+        names = sorted(set(counts["path"]) | set(counts["bare"]))
+        extra[precision] = {
+            name: round(counts["path"].get(name, 0.0) - counts["bare"].get(name, 0.0), 2) for name in names
+        }
+        extra[precision] = {name: n for name, n in extra[precision].items() if n}
+        results[f"ops path - bare ({precision})"] = extra[precision]
+        results[f"ops per step ({precision})"] = {way: sum(c.values()) for way, c in counts.items()}
+    rows = []
+    for precision, ops in extra.items():
+        calls = ", ".join(f"{name.removeprefix('aten::')} {n:+g}" for name, n in ops.items())
+        rows.append(
+            (f"(6) ATen calls a step, path − bare, {precision}", f"{sum(ops.values()):+.1f}: {calls}")
+        )
+    if len(extra) > 1:
+        same = all(ops == next(iter(extra.values())) for ops in extra.values())
+        results["ops path - bare: same in every precision"] = same
+        rows.append(("(6) the path's extra calls are the same in every precision", str(same)))
+    return rows
 
 
 #: FLOPs of one Burgess decode of a 32×32 image (fc 0.2 M + transposed convs 1.45 M multiply-adds).
@@ -319,6 +415,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--evidence-batches", type=int, default=5, help="test batches of 100 for log p(x)")
     parser.add_argument("--compile", action="store_true", help="also measure net.compile() (torch.compile)")
+    parser.add_argument("--ops-steps", type=int, default=20, help="profiled steps of --only ops")
     parser.add_argument(
         "--precision", nargs="*", default=["fp32", "bf16"], help="precisions of the training cases"
     )
@@ -368,6 +465,8 @@ def main() -> None:
                 rows.append(
                     ("(3) log p(x): bf16 − fp32 (same samples)", f"{ev['bf16_log_px_difference']:.2e}")
                 )
+        if "ops" in args.only:
+            rows += op_rows(args, results, tmp_path)
         if "startup" in args.only:
             results["startup"] = _median(args.repeats, lambda: startup(tmp_path))
             rows.append(("(4) train.py --help", f"{results['startup']['help_s']:.2f} s"))
