@@ -56,6 +56,21 @@ def test_non_finite_loss_names_the_step_and_the_term() -> None:
         vae._step(_batch(), "train")
 
 
+def test_an_epoch_metric_keeps_a_nan_image_and_reads_nothing_back() -> None:
+    """Accumulating a step's per-image values reads no value back from the device (torchmetrics'
+    NaN check would: two host reads per metric and step, each a synchronisation on a GPU), and a
+    NaN image makes the epoch's mean NaN instead of being dropped with a warning."""
+    module = _vae()
+    module._accumulate("val", "rec", torch.tensor([1.0, 3.0]))
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
+        module._accumulate("val", "rec", torch.tensor([5.0]))
+    reads = ("aten::item", "aten::_local_scalar_dense", "aten::is_nonzero")
+    assert [e.key for e in profiler.key_averages() if e.key in reads] == []
+    assert module.metrics["val/rec"].compute().item() == 3.0
+    module._accumulate("val", "rec", torch.tensor([float("nan")]))
+    assert torch.isnan(module.metrics["val/rec"].compute())
+
+
 def test_loss_decreases_on_a_real_slice_of_mnist(data_dir: Path, tmp_path: Path) -> None:
     dm = MNIST(root=str(data_dir), download=False, batch_size=64)
     dm.setup()

@@ -66,3 +66,13 @@ def test_ten_images_in_batches_of_four_average_like_one_batch(divergence: str, l
 def test_no_batches_is_an_error() -> None:
     with pytest.raises(ValueError, match="no batches"):
         reconstruction_metrics(_module("kl_qp"), [])
+
+
+def test_a_nan_image_makes_the_split_mean_nan() -> None:
+    """Not dropped with a warning (torchmetrics' default): a NaN image's SSE would otherwise leave
+    a mean over the other images that looks like a result."""
+    from vae_gjs.evaluation.reconstruction import _mean_metric
+
+    metric = _mean_metric(torch.device("cpu"))
+    metric.update(torch.tensor([1.0, float("nan"), 3.0]))
+    assert torch.isnan(metric.compute())

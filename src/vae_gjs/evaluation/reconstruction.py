@@ -37,7 +37,8 @@ class ReconstructionResult:
 
 
 def _mean_metric(device: torch.device) -> MeanMetric:
-    return MeanMetric().set_dtype(torch.float64).to(device)
+    """A float64 mean that keeps a NaN image (the mean is NaN) instead of dropping it with a warning."""
+    return MeanMetric(nan_strategy="disable").set_dtype(torch.float64).to(device)
 
 
 @torch.inference_mode()
