@@ -481,7 +481,8 @@ def main() -> None:
     results["machine"]["load_average_at_end"] = os.getloadavg()
 
     width = max(len(name) for name, _ in rows)
-    print(f"\n{'case':<{width}}  median of {args.repeats}")
+    counted = " (ops: one count)" if "ops" in args.only else ""
+    print(f"\n{'case':<{width}}  median of {args.repeats}{counted}")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(f"load average: start {results['machine']['load_average_at_start']}, end {os.getloadavg()}")
