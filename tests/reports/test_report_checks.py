@@ -132,6 +132,7 @@ def test_the_runs_of_one_divergence_may_differ_only_in_alpha_and_seed(tmp_path: 
     _set(sweep / "divergence=kl_pq,lam=1,likelihood=gaussian,seed=1", "lam", 2.0)
     # written before divergence.prime existed (absent) or after (True): the same divergence
     _set(sweep / "alpha=0.1,divergence=gjs,seed=1", "divergence.prime", True)
+    _set(sweep / "divergence=kl_qp,lam=1,likelihood=gaussian,seed=2", "lam", 1)  # typed lam=1: 1.0
     assert len(check_report("table1", sweep)) == 60
     for run in sweep.glob("alpha=0.3,divergence=gjs,*"):
         _set(run, "divergence.prime", False)

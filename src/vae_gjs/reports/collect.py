@@ -264,6 +264,14 @@ def _described(groups: dict[str, list[str]]) -> str:
     )
 
 
+def _as_text(value: Any) -> str:
+    """A setting's value as the text runs are grouped by: a whole number without a decimal point,
+    so that ``lam=1`` typed on a command line and the config's ``lam: 1.0`` are one value, as
+    they are to a resume."""
+    whole = isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
+    return str(int(value) if whole else value)
+
+
 def _series(record: RunRecord) -> str:
     """The series a run belongs to, in words: ``gjs runs (gaussian likelihood)``, ``(…, learned α)``."""
     learned = ", learned α" if record.learn_alpha else ""
@@ -278,7 +286,7 @@ def _refuse_different(
         groups: dict[str, list[str]] = {}
         for record in records:  # a key an older version did not write is not compared
             if key in record.setting or not under(key, ADDED):
-                groups.setdefault(str(record.setting.get(key, "<absent>")), []).append(record.path.name)
+                groups.setdefault(_as_text(record.setting.get(key, "<absent>")), []).append(record.path.name)
         if len(groups) > 1:
             raise RunError(
                 f"report={report} refuses to join {what} trained with different {key}: {_described(groups)}; "
