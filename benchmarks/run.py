@@ -226,11 +226,11 @@ def op_rows(args: argparse.Namespace, results: dict[str, Any], workdir: Path) ->
     extra = {}
     for precision in args.precision:
         counts = step_ops(args.ops_steps, args.warmup, workdir, precision)
-        names = sorted(set(counts["path"]) | set(counts["bare"]))
-        extra[precision] = {
-            name: round(counts["path"].get(name, 0.0) - counts["bare"].get(name, 0.0), 2) for name in names
+        differences = {
+            name: round(counts["path"].get(name, 0.0) - counts["bare"].get(name, 0.0), 2)
+            for name in sorted(set(counts["path"]) | set(counts["bare"]))
         }
-        extra[precision] = {name: n for name, n in extra[precision].items() if n}
+        extra[precision] = {name: n for name, n in differences.items() if n}
         results[f"ops path - bare ({precision})"] = extra[precision]
         results[f"ops per step ({precision})"] = {way: sum(c.values()) for way, c in counts.items()}
     rows = []

@@ -294,7 +294,7 @@ def _refuse_different(
             )
 
 
-def refuse_mixed_settings(records: Sequence[RunRecord], report: str, along: Sequence[str] = SKEW) -> None:
+def refuse_mixed_settings(records: Sequence[RunRecord], report: str, along: tuple[str, ...] = SKEW) -> None:
     """A one-line :class:`RunError` when ``records`` were trained differently in something that is
     neither their regulariser nor their seed (:attr:`RunRecord.setting`): the runs of a report
     agree on every key outside the regulariser (another learning rate or latent size is another
@@ -308,6 +308,4 @@ def refuse_mixed_settings(records: Sequence[RunRecord], report: str, along: Sequ
     for record in records:
         series.setdefault(_series(record), []).append(record)
     for what, runs in series.items():
-        _refuse_different(
-            runs, report, what, lambda key: under(key, REGULARISER) and not under(key, tuple(along))
-        )
+        _refuse_different(runs, report, what, lambda key: under(key, REGULARISER) and not under(key, along))

@@ -48,7 +48,7 @@ def check_report(report: str, sweep_dir: str | Path) -> list[RunRecord]:
     :class:`~vae_gjs.errors.RunError` saying what does not belong together: runs of different
     datasets, batch sizes, training lengths or likelihoods (:data:`SHARED`), or, for
     ``learned_alpha``, no run that learned α; runs trained differently in anything but their
-    regulariser and seed, or runs of one cell differing in the regulariser
+    regulariser and seed, or runs of one divergence differing in the regulariser beyond α
     (:func:`~vae_gjs.reports.collect.refuse_mixed_settings`). Reads the run folders only, so it
     answers before any run is evaluated."""
     records = collect(sweep_dir)
