@@ -48,18 +48,33 @@ from vae_gjs.io import write_json  # noqa: E402
 BATCH = 64
 
 
-class StepTimer(Callback):
-    """Wall time of training steps ``warmup`` .. end, batch fetch included (the real loop)."""
+class AfterWarmup(Callback):
+    """Calls :meth:`begin` once, at the start of training step ``warmup``."""
 
     def __init__(self, warmup: int) -> None:
         self.warmup = warmup
+        self.begun = False
+
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.warmup and not self.begun:
+            self.begun = True
+            self.begin()
+
+    def begin(self) -> None:
+        raise NotImplementedError
+
+
+class StepTimer(AfterWarmup):
+    """Wall time of training steps ``warmup`` .. end, batch fetch included (the real loop)."""
+
+    def __init__(self, warmup: int) -> None:
+        super().__init__(warmup)
         self.start: float | None = None
         self.end = 0.0
         self.steps = 0
 
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step == self.warmup and self.start is None:
-            self.start = time.perf_counter()
+    def begin(self) -> None:
+        self.start = time.perf_counter()
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -69,17 +84,15 @@ class StepTimer(Callback):
             self.steps += 1
 
 
-class StepProfiler(Callback):
+class StepProfiler(AfterWarmup):
     """``torch.profiler`` over training steps ``warmup`` .. end (the real loop's whole step)."""
 
     def __init__(self, warmup: int) -> None:
-        self.warmup = warmup
-        self.profiler: Any = None
+        super().__init__(warmup)
+        self.profiler = profile(activities=[ProfilerActivity.CPU])
 
-    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
-        if trainer.global_step == self.warmup and self.profiler is None:
-            self.profiler = profile(activities=[ProfilerActivity.CPU])
-            self.profiler.__enter__()
+    def begin(self) -> None:
+        self.profiler.__enter__()
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self.profiler.__exit__(None, None, None)

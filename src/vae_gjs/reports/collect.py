@@ -129,7 +129,7 @@ def read_run(path: Path) -> RunRecord:
     """The record of one run folder (missing measurements are NaN)."""
     run = RunDir.at(path)
     config = run.load_config()
-    cfg = OmegaConf.to_container(config, resolve=False)
+    cfg = OmegaConf.to_container(config, resolve=True)
     assert isinstance(cfg, dict)
     choices = cfg.get("choices", {})
     evaluation, problem = _evaluation(run)
@@ -167,7 +167,7 @@ def read_run(path: Path) -> RunRecord:
         learn_alpha=bool(divergence.get("learn_alpha", cfg.get("learn_alpha", False))),
         precision=str(cfg.get("precision", "fp32")),
         problem=problem,
-        setting=run_setting(OmegaConf.to_container(config, resolve=True)),  # type: ignore[arg-type]
+        setting=run_setting(cfg),
     )
 
 
