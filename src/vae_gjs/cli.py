@@ -26,6 +26,7 @@ from omegaconf import DictConfig, open_dict
 from vae_gjs import signals
 from vae_gjs.config.evaluate import validate_evaluate
 from vae_gjs.config.resolvers import register_resolvers
+from vae_gjs.config.runtime import planned_setting
 from vae_gjs.config.validation import (
     alpha_sweeps_without_skew,
     check_nested_keys,
@@ -270,6 +271,7 @@ def refused_jobs(
                             alpha=None if skew is None else float(skew),
                             seed=int(task_cfg.seed),
                             likelihood=str(task_cfg.likelihood),
+                            setting=planned_setting(task_cfg),
                         )
                     )
             except Exception as error:  # a composition error of Hydra or OmegaConf, or a ConfigError

@@ -264,14 +264,17 @@ PLAN_LOCK = ".jobs.lock"
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """A job a sweep planned: its run folder's name in the sweep folder and the cell it trains
-    (``alpha`` None for a divergence without a skew)."""
+    """A job a sweep planned: its run folder's name in the sweep folder, the cell it trains
+    (``alpha`` None for a divergence without a skew) and the fingerprint of what else it trains
+    with (:func:`~vae_gjs.config.runtime.setting_digest`; None in a plan written before it was
+    kept)."""
 
     folder: str
     divergence: str
     alpha: float | None
     seed: int
     likelihood: str
+    setting: str | None = None
 
 
 def record_plan(sweep_dir: str | Path, runs: list[PlannedRun]) -> None:

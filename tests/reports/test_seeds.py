@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 import statistics
@@ -13,6 +14,7 @@ from scipy.stats import t as student_t
 
 from tests.reports.test_learned_alpha_report import _run as _learned_run
 from tests.reports.test_reports import _run, cells
+from vae_gjs.config.runtime import setting_digest
 from vae_gjs.errors import RunError
 from vae_gjs.reports import collect, figure4_runs, learned_alpha, table1, write_report
 from vae_gjs.reports.likelihood import likelihood_report
@@ -181,6 +183,14 @@ def test_a_planned_run_whose_cell_another_folder_trained_is_not_missing(seeded: 
     text = table1(records, seeded / "reports", plan=planned)["table1.md"].read_text()
     assert f"{len(records)} of {len(records) + 1} runs finished" in text  # seed 1's cell is trained
     assert text.rstrip().endswith("Missing runs: kl_qp seed 4: no run folder")
+    # a plan that kept its jobs' settings: the cell counts as trained only with the planned setting
+    (kl_seed_1,) = (r for r in records if r.divergence == "kl_qp" and r.seed == 1)
+    trained = setting_digest(kl_seed_1.setting)
+    assert trained == setting_digest({**kl_seed_1.setting, "lam": float(kl_seed_1.setting["lam"])})
+    for setting, missing in ((trained, "kl_qp seed 4"), ("0123456789abcdef", "kl_qp seeds 1, 4")):
+        kept = [dataclasses.replace(run, setting=setting) for run in planned]
+        text = table1(records, seeded / "reports", plan=kept)["table1.md"].read_text()
+        assert text.rstrip().endswith(f"Missing runs: {missing}: no run folder")
 
 
 def test_two_runs_of_one_seed_in_a_cell_are_refused(seeded: Path) -> None:
@@ -293,7 +303,12 @@ def test_a_seed_sweep_then_table1_as_a_user_types_them(tmp_path: Path) -> None:
         for p in sweep.glob("*/config.yaml")
     )
     assert named == [f"divergence={d},seed={s}" for d in ("gjs", "kl_qp") for s in (1, 2)]
-    assert {record.seed for record in collect(sweep)} == {1, 2}  # the run record carries its seed
+    records = collect(sweep)
+    assert {record.seed for record in records} == {1, 2}  # the run record carries its seed
+    # jobs.json keeps each job's setting as the run recorded it (kl_qp's alpha: null included)
+    plan = {run.folder: run.setting for run in read_plan(sweep) or []}
+    assert plan == {record.path.name: setting_digest(record.setting) for record in records}
+    assert len({plan[record.path.name] for record in records}) == 2  # one per divergence, not seed
     quick = (
         "k=2",
         "n_batches=2",

@@ -11,17 +11,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from vae_gjs.config.keys import (
-    ADDED,
-    ADDED_AS,
-    MAY_CHANGE,
-    MUST_KEEP,
-    REGULARISER,
-    REPORT_MAY_DIFFER,
-    SKEW,
-    flat,
-    under,
-)
+from vae_gjs.config.keys import ADDED, REGULARISER, SKEW, under
+from vae_gjs.config.runtime import run_setting, setting_text
 from vae_gjs.errors import RunError
 from vae_gjs.rundir import COMPLETED, FAILED, RUNNING, RunDir, read_json, read_metrics, run_folders
 from vae_gjs.runlock import holder
@@ -110,19 +101,6 @@ def _evaluation(run: RunDir) -> tuple[dict[str, Any], str]:
     pid = holder(run.path)
     problem = f"still training (pid {pid})" if pid is not None else run.stale_evaluation(evaluation)
     return ({}, problem) if problem else (evaluation, "")
-
-
-def run_setting(config: dict[str, Any]) -> dict[str, Any]:
-    """What a run was trained with besides its seed, from its config (plain containers): every key
-    a resumed run must keep (:data:`~vae_gjs.config.keys.MUST_KEEP`, less ``MAY_CHANGE``) other
-    than :data:`~vae_gjs.config.keys.REPORT_MAY_DIFFER`, by key path; a key the project's older
-    versions did not write holds the value they trained with (:data:`~vae_gjs.config.keys.ADDED_AS`)."""
-    setting = {
-        key: value
-        for key, value in flat(config).items()
-        if under(key, MUST_KEEP) and not under(key, (*MAY_CHANGE, *REPORT_MAY_DIFFER))
-    }
-    return {**{k: v for k, v in ADDED_AS.items() if not under(k, REPORT_MAY_DIFFER)}, **setting}
 
 
 def read_run(path: Path) -> RunRecord:
@@ -264,14 +242,6 @@ def _described(groups: dict[str, list[str]]) -> str:
     )
 
 
-def _as_text(value: Any) -> str:
-    """A setting's value as the text runs are grouped by: a whole number without a decimal point,
-    so that ``lam=1`` typed on a command line and the config's ``lam: 1.0`` are one value, as
-    they are to a resume."""
-    whole = isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer()
-    return str(int(value) if whole else value)
-
-
 def _series(record: RunRecord) -> str:
     """The series a run belongs to, in words: ``gjs runs (gaussian likelihood)``, ``(…, learned α)``."""
     learned = ", learned α" if record.learn_alpha else ""
@@ -286,7 +256,8 @@ def _refuse_different(
         groups: dict[str, list[str]] = {}
         for record in records:  # a key an older version did not write is not compared
             if key in record.setting or not under(key, ADDED):
-                groups.setdefault(_as_text(record.setting.get(key, "<absent>")), []).append(record.path.name)
+                value = setting_text(record.setting.get(key, "<absent>"))
+                groups.setdefault(value, []).append(record.path.name)
         if len(groups) > 1:
             raise RunError(
                 f"report={report} refuses to join {what} trained with different {key}: {_described(groups)}; "

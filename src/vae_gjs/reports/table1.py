@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from vae_gjs.config.runtime import setting_digest
 from vae_gjs.errors import RunError
 from vae_gjs.reports.collect import RunRecord, refuse_mixed, why_unfinished
 from vae_gjs.reports.markdown import table as md_table
@@ -182,18 +183,23 @@ def missing_runs(records: list[RunRecord], plan: list[PlannedRun] | None = None)
 
 def trained_in_other_folders(records: list[RunRecord], plan: list[PlannedRun]) -> set[str]:
     """The planned folders that do not exist while a finished run of another folder trained their
-    cell (divergence, α, seed, training loss): the same cell run under another command line, e.g.
-    ``precision=fp32`` on a machine without the bf16 units a planned ``precision=bf16`` needed."""
+    cell (divergence, α, seed, training loss) with their setting: the same job run under another
+    command line, e.g. ``precision=fp32`` on a machine without the bf16 units a planned
+    ``precision=bf16`` needed. A run trained otherwise (``divergence.prime=false``, another
+    ``optim.lr``) does not stand in for a planned one (a plan written before jobs.json kept the
+    setting compares the cell alone)."""
     folders = {record.path.name for record in records}
-    done = {
-        (r.divergence, None if math.isnan(r.alpha) else r.alpha, r.seed, r.likelihood)
-        for r in records
-        if r.finished
-    }
+    done: dict[tuple, set[str]] = {}
+    for r in records:
+        if r.finished:
+            cell = (r.divergence, None if math.isnan(r.alpha) else r.alpha, r.seed, r.likelihood)
+            done.setdefault(cell, set()).add(setting_digest(r.setting))
     return {
         run.folder
         for run in plan
-        if run.folder not in folders and (run.divergence, run.alpha, run.seed, run.likelihood) in done
+        if run.folder not in folders
+        and (settings := done.get((run.divergence, run.alpha, run.seed, run.likelihood)))
+        and (run.setting is None or run.setting in settings)
     }
 
 
