@@ -16,14 +16,20 @@ from vae_gjs.errors import ConfigError
 from vae_gjs.provenance import provenance
 
 
+def recorded_container(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg`` resolved into plain containers, as a run records it (config.yaml, the loggers'
+    hyperparameters), with ``alpha: null`` when the divergence has no skew: a dashboard's α axis
+    must not put KL(q‖p), KL(p‖q), β-VAE or MMD runs at the unused default 0.5."""
+    recorded = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(recorded, dict)
+    if "alpha" not in recorded["divergence"]:
+        recorded["alpha"] = None
+    return recorded  # type: ignore[return-value]
+
+
 def recorded_config(cfg: DictConfig) -> DictConfig:
-    """``cfg`` resolved, as a run records it (config.yaml, the loggers' hyperparameters), with
-    ``alpha: null`` when the divergence has no skew: a dashboard's α axis must not put KL(q‖p),
-    KL(p‖q), β-VAE or MMD runs at the unused default 0.5."""
-    recorded = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    if "alpha" not in recorded.divergence:
-        recorded.alpha = None
-    return recorded
+    """:func:`recorded_container` as a config."""
+    return OmegaConf.create(recorded_container(cfg))
 
 
 def run_setting(config: dict[str, Any]) -> dict[str, Any]:
@@ -58,17 +64,13 @@ def setting_digest(setting: dict[str, Any]) -> str:
 def planned_setting(cfg: DictConfig) -> str:
     """:func:`setting_digest` of the run that the composed task config ``cfg`` will train, as the
     run will record it (:func:`recorded_config`)."""
-    recorded = OmegaConf.to_container(recorded_config(cfg))
-    assert isinstance(recorded, dict)
-    return setting_digest(run_setting(recorded))
+    return setting_digest(run_setting(recorded_container(cfg)))
 
 
 def logged_hyperparameters(cfg: DictConfig) -> dict[str, Any]:
     """What a run gives its loggers as hyperparameters (the W&B config): its config as recorded
-    (:func:`recorded_config`) and, under ``provenance``, the git commit and package versions."""
-    hparams = OmegaConf.to_container(recorded_config(cfg))
-    assert isinstance(hparams, dict)
-    return {**hparams, "provenance": provenance()}
+    (:func:`recorded_container`) and, under ``provenance``, the git commit and package versions."""
+    return {**recorded_container(cfg), "provenance": provenance()}
 
 
 def limited_batches(key: str, batches: int, limit: Any) -> int:
