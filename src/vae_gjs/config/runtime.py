@@ -63,7 +63,7 @@ def setting_digest(setting: dict[str, Any]) -> str:
 
 def planned_setting(cfg: DictConfig) -> str:
     """:func:`setting_digest` of the run that the composed task config ``cfg`` will train, as the
-    run will record it (:func:`recorded_config`)."""
+    run will record it (:func:`recorded_container`)."""
     return setting_digest(run_setting(recorded_container(cfg)))
 
 
