@@ -1,8 +1,9 @@
 """precision=bf16: the net's layers in bfloat16, everything that needs precision in float32 (the
 divergences' closed forms, the likelihood, the losses and their reductions, the weights, their
-gradients, Adam's state, a learned α); the channels-last training form computes the same
-function; a moment in another layout than its weight is put in the weight's layout; bf16 is
-refused where the hardware has no bf16 units. float32 runs compute exactly what they did before."""
+gradients, Adam's state, a learned α); the channels-last training form, its transposed
+convolutions' biases added apart, computes the same function with the same gradients; a moment
+in another layout than its weight is put in the weight's layout; bf16 is refused where the
+hardware has no bf16 units. float32 runs compute exactly what they did before."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from vae_gjs import hardware
 from vae_gjs.errors import ConfigError
 from vae_gjs.models import Burgess, training_form
 from vae_gjs.models import precision as precision_module
+from vae_gjs.models.inference import BiasAfterConvTranspose2d
 from vae_gjs.models.precision import autocast, check_precision, network_outputs
 from vae_gjs.module import VAE, build_module, in_layout_of
 
@@ -124,6 +126,43 @@ def test_the_channels_last_form_is_the_same_function_with_the_same_parameters() 
         .encoder.convs[2]
         .weight.is_contiguous()
     )
+
+
+def _decoder_gradients(net: nn.Module, precision: str) -> dict[str, Tensor]:
+    torch.manual_seed(3)
+    z, target = torch.randn(16, 10), torch.rand(16, 1, 32, 32)
+    net.zero_grad(set_to_none=True)
+    logits = network_outputs(precision, CPU, net.decode, z).float()
+    ((logits - target) ** 2).sum().backward()
+    return {name: p.grad for name, p in net.decoder.named_parameters()}
+
+
+def test_the_bf16_form_adds_the_transposed_convolutions_biases_apart_with_the_same_gradients() -> None:
+    torch.manual_seed(0)
+    net = Burgess(1, 32, 10)
+    reference = Burgess(1, 32, 10)
+    reference.load_state_dict(net.state_dict())
+    training_form(net, CPU, "bf16")
+    apart = [m for m in net.modules() if isinstance(m, BiasAfterConvTranspose2d)]
+    assert len(apart) == 2  # the 32-channel layers; the thin last one is in its sub-pixel form
+    assert not any(type(m) is nn.ConvTranspose2d for m in net.modules())
+    assert apart[0].weight is net.decoder.deconvs[0].weight and apart[0].bias is not None
+    exact, moved = _decoder_gradients(reference, "fp32"), _decoder_gradients(net, "fp32")
+    assert moved.keys() == exact.keys()
+    for name, grad in exact.items():
+        torch.testing.assert_close(moved[name], grad, rtol=1e-4, atol=1e-4 * grad.abs().max().item())
+    # In bf16 the bias gradient is autograd's sum of the bf16 output gradient: a few per mille.
+    low = _decoder_gradients(net, "bf16")
+    for layer in ("deconvs.0.bias", "deconvs.2.bias"):
+        assert low[layer].dtype == torch.float32
+        scale = exact[layer].abs().max().item()
+        torch.testing.assert_close(low[layer], exact[layer], rtol=0.0, atol=3e-2 * scale)
+        assert not torch.equal(low[layer], exact[layer])
+
+
+def test_a_transposed_convolution_without_a_bias_is_refused() -> None:
+    with pytest.raises(ValueError, match="has no bias to move out"):
+        BiasAfterConvTranspose2d(nn.ConvTranspose2d(4, 4, 4, stride=2, padding=1, bias=False))
 
 
 def _adam_after_reload(moments_channels_last: bool) -> Tensor:
