@@ -174,8 +174,9 @@ def training_form(net: nn.Module, device: torch.device, precision: str = "fp32")
     CPU its thin transposed convolutions in their sub-pixel form (:func:`rewrite_thin_deconvs`:
     the same parameters, ``state_dict`` and function, faster there), and in ``bf16`` there also
     :func:`bias_after_deconvs` and :func:`channels_last` (a bf16 step 1.13x faster with the
-    layout, 1.06x with the bias apart, measured in docs/performance.md; float32 keeps its layers
-    and layout, so that its runs stay bit for bit those of earlier versions); elsewhere as built."""
+    layout on the Intel machine, 1.13x with the bias apart on the AMD one: docs/performance.md;
+    float32 keeps its layers and layout, so that its runs stay bit for bit those of earlier
+    versions); elsewhere as built."""
     if device.type != "cpu":
         return net
     rewrite_thin_deconvs(net)
