@@ -27,6 +27,8 @@ layer) and derives the sub-kernels from them on every call, differentiably.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -99,15 +101,23 @@ class ChannelsLast(nn.Module):
         return self.module(x.contiguous(memory_format=torch.channels_last))
 
 
+def _replace_layers(
+    net: nn.Module, chosen: Callable[[nn.Module], bool], replacement: Callable[[Any], nn.Module]
+) -> nn.Module:
+    """Replace, in place, every submodule of ``net`` that is ``chosen`` by its ``replacement``
+    (not looking inside a chosen one); returns ``net``."""
+    for name, child in net.named_children():
+        if chosen(child):
+            setattr(net, name, replacement(child))
+        else:
+            _replace_layers(child, chosen, replacement)
+    return net
+
+
 def rewrite_thin_deconvs(net: nn.Module) -> nn.Module:
     """Replace, in place, every thin (≤ ``THIN`` output channels) 4×4 stride-2 transposed
     convolution of ``net`` by its :class:`SubPixelConvTranspose2d` (same parameters); returns ``net``."""
-    for name, child in net.named_children():
-        if rewritable(child) and child.out_channels <= THIN:
-            setattr(net, name, SubPixelConvTranspose2d(child))
-        else:
-            rewrite_thin_deconvs(child)
-    return net
+    return _replace_layers(net, lambda m: rewritable(m) and m.out_channels <= THIN, SubPixelConvTranspose2d)
 
 
 class BiasAfterConvTranspose2d(nn.Module):
@@ -140,12 +150,9 @@ class BiasAfterConvTranspose2d(nn.Module):
 def bias_after_deconvs(net: nn.Module) -> nn.Module:
     """Replace, in place, every ``nn.ConvTranspose2d`` with a bias of ``net`` by its
     :class:`BiasAfterConvTranspose2d` (same parameters); returns ``net``."""
-    for name, child in net.named_children():
-        if isinstance(child, nn.ConvTranspose2d) and child.bias is not None:
-            setattr(net, name, BiasAfterConvTranspose2d(child))
-        else:
-            bias_after_deconvs(child)
-    return net
+    return _replace_layers(
+        net, lambda m: isinstance(m, nn.ConvTranspose2d) and m.bias is not None, BiasAfterConvTranspose2d
+    )
 
 
 #: The layers :func:`channels_last` feeds channels-last activations.
