@@ -9,13 +9,18 @@ Measured in one process run, each case repeated after a warm-up, medians reporte
 3. ``eval``: reconstruction with z = μ and importance-sampled log p(x) with K = 128;
 4. ``startup``: wall time of ``python train.py ... trainer.max_steps=1`` to exit, and of ``--help``;
 5. ``memory``: peak resident memory of a process running (1);
-6. ``ops`` (only when asked): the ATen calls a step of (1) makes beyond (2), per precision.
+6. ``ops`` (only when asked): the ATen calls a step of (1) makes beyond (2), per precision;
+7. ``gemm``: GFLOP/s of a 1024³ matrix product in each precision, what the cores reach on the
+   densest kernel there is: (1) and (2) are also given in GFLOP/s (a step's FLOPs counted by
+   ``torch.utils.flop_counter``) and as a share of it;
+8. ``layers`` (only when asked): each layer's forward in (2), ms a step and GFLOP/s, per precision.
 
 Writes a table to stdout and JSON to ``benchmarks/results/<name>.json`` (atomically).
 
     python benchmarks/run.py                    # everything, 1 and 2 threads
     python benchmarks/run.py --only real bare --threads 1 --steps 300
     python benchmarks/run.py --only ops --no-save     # what the path adds to a step, fp32 and bf16
+    python benchmarks/run.py --only layers gemm --threads 1   # where a step's forward is slow
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 from tests.conftest import DATA_DIR, compose_train  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from vae_gjs.data import MNIST, InMemoryBatches  # noqa: E402
 from vae_gjs.io import write_json  # noqa: E402
@@ -185,6 +191,109 @@ def _bare_step(module: Any, optimiser: Any, batches: Any, precision: str) -> lis
     optimiser.step()
     ticks.append(time.perf_counter())
     return ticks
+
+
+def step_flop() -> float:
+    """FLOPs an image costs in one training step: the net's convolutions and matrix products,
+    forward and backward, as ``torch.utils.flop_counter`` counts them (the same in every precision)."""
+    module, optimiser, batches = _bare_setup(1, False, "fp32")
+    with FlopCounterMode(display=False) as counter:
+        _bare_step(module, optimiser, batches, "fp32")
+    return counter.get_total_flops() / BATCH
+
+
+#: The size of the matrix product that measures what the cores reach (``gemm``).
+GEMM_N = 1024
+
+
+def gemm_rate(threads: int, precision: str, seconds: float = 2.0) -> float:
+    """GFLOP/s of a ``GEMM_N``³ matrix product in ``precision`` at ``threads``, timed for about
+    ``seconds`` after a warm-up."""
+    torch.set_num_threads(threads)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    a, b = torch.randn(GEMM_N, GEMM_N).to(dtype), torch.randn(GEMM_N, GEMM_N).to(dtype)
+    for _ in range(3):  # warm-up
+        torch.mm(a, b)
+    calls, tick = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - tick) < seconds:
+        torch.mm(a, b)
+        calls += 1
+    return 2 * GEMM_N**3 * calls / elapsed / 1e9
+
+
+def layer_forwards(steps: int, warmup: int, precision: str) -> dict[str, dict[str, Any]]:
+    """Each layer of the net (its leaf modules, in their training form) in the bare loop at one
+    thread: its ``kind`` (class), its forward's ``ms`` a step (timed by hooks around the call,
+    inside the real step) and ``gflop_per_s`` (FLOPs by ``torch.utils.flop_counter`` on the input
+    it was given; 0 for a layer without products)."""
+    from vae_gjs.models.precision import autocast
+
+    module, optimiser, batches = _bare_setup(1, False, precision)
+    layers = {name: layer for name, layer in module.net.named_modules() if not any(layer.children())}
+    inputs: dict[str, tuple[Any, ...]] = {}
+    hooks = [
+        layer.register_forward_pre_hook(lambda _, args, name=name: inputs.setdefault(name, args))
+        for name, layer in layers.items()
+    ]
+    _bare_step(module, optimiser, batches, precision)
+    flop = {}
+    for name, layer in layers.items():
+        with autocast(precision, "cpu"), FlopCounterMode(display=False) as counter:
+            layer(*(value.detach() for value in inputs[name]))
+        flop[name] = counter.get_total_flops()
+    for hook in hooks:
+        hook.remove()
+    ticks: dict[str, float] = {}
+    seconds = dict.fromkeys(layers, 0.0)
+
+    def begin(name: str) -> None:
+        ticks[name] = time.perf_counter()
+
+    def end(name: str) -> None:
+        seconds[name] += time.perf_counter() - ticks[name]
+
+    for name, layer in layers.items():
+        layer.register_forward_pre_hook(lambda *_, name=name: begin(name))
+        layer.register_forward_hook(lambda *_, name=name: end(name))
+    for step in range(warmup + steps):
+        if step == warmup:
+            seconds = dict.fromkeys(layers, 0.0)
+        _bare_step(module, optimiser, batches, precision)
+    return {
+        name: {
+            "kind": type(layer).__name__,
+            "ms": 1e3 * seconds[name] / steps,
+            "gflop_per_s": flop[name] * steps / seconds[name] / 1e9,
+        }
+        for name, layer in layers.items()
+    }
+
+
+def layer_rows(args: argparse.Namespace, results: dict[str, Any]) -> list[tuple[str, str]]:
+    """``--only layers``: :func:`layer_forwards` for every precision (medians of the repeats,
+    precisions alternated), a row per layer."""
+    runs = [
+        {precision: layer_forwards(args.steps, args.warmup, precision) for precision in args.precision}
+        for _ in range(args.repeats)
+    ]
+    measured: dict[str, dict[str, dict[str, Any]]] = {}
+    rows = []
+    for name in runs[0][args.precision[0]]:
+        cells = []
+        for precision in args.precision:
+            values = {
+                "kind": runs[0][precision][name]["kind"],
+                **{
+                    key: statistics.median(run[precision][name][key] for run in runs)
+                    for key in ("ms", "gflop_per_s")
+                },
+            }
+            measured.setdefault(name, {})[precision] = values
+            rate = f" {values['gflop_per_s']:.0f} GFLOP/s" if values["gflop_per_s"] else ""
+            cells.append(f"{precision} {values['kind']} {values['ms']:.3f} ms{rate}")
+        rows.append((f"(8) forward of {name}, threads=1", "; ".join(cells)))
+    results["layer forwards (threads=1)"] = measured
+    return rows
 
 
 def bare_loop(
@@ -361,12 +470,19 @@ def cpu_model() -> str:
 
 
 def training_rows(
-    args: argparse.Namespace, results: dict[str, Any], threads: int, compiled: bool, workdir: Path
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    threads: int,
+    compiled: bool,
+    workdir: Path,
+    flop: float,
+    gemm: dict[str, float],
 ) -> list[tuple[str, str]]:
     """The training cases (``real``, ``bare``) for every precision at ``threads``, measured in
     alternating rounds (each round runs every case once: a machine whose speed drifts shifts all
     cases alike), medians into ``results``; the ratios real/bare and bf16/fp32 are the medians of
-    the rounds' ratios."""
+    the rounds' ratios. Speeds also in GFLOP/s (``flop`` an image) and, where measured, as a share
+    of the ``gemm`` rate of their precision."""
     ways = [way for way in ("real", "bare") if way in args.only]
     cases = [(way, precision) for precision in args.precision for way in ways]
     rounds: list[dict[tuple[str, str], float]] = []
@@ -391,7 +507,10 @@ def training_rows(
     for way, precision in cases:
         speed = statistics.median(r[way, precision] for r in rounds)
         results[f"{way} ({tag}, {precision})"] = speed
-        rows.append((f"{names[way]}, {tag}, {precision}", f"{speed:,.0f} images/s"))
+        rate = speed * flop / 1e9
+        share = f", {rate / gemm[precision]:.0%} of the GEMM's" if precision in gemm else ""
+        speeds = f"{speed:,.0f} images/s ({rate:.0f} GFLOP/s{share})"
+        rows.append((f"{names[way]}, {tag}, {precision}", speeds))
 
     def ratio(key: str, a: tuple[str, str], b: tuple[str, str], label: str) -> None:
         if a in rounds[0] and b in rounds[0]:
@@ -421,7 +540,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", nargs="*", default=["real", "bare", "eval", "startup", "memory"])
+    parser.add_argument("--only", nargs="*", default=["real", "bare", "eval", "startup", "memory", "gemm"])
     parser.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--steps", type=int, default=300, help="measured training steps per repeat")
     parser.add_argument("--warmup", type=int, default=30)
@@ -450,9 +569,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         variants = [False, True] if args.compile else [False]
+        flop = 0.0
+        if {"real", "bare"} & set(args.only):
+            flop = results["step_flop_per_image"] = step_flop()
+            rows.append(("(1), (2) FLOPs a training step costs an image", f"{flop / 1e6:.2f} MFLOP"))
         for threads in args.threads:
+            gemm = {}
+            if "gemm" in args.only:
+                gemm = {precision: gemm_rate(threads, precision) for precision in args.precision}
+                results[f"gemm GFLOP/s (threads={threads})"] = gemm
+                rates = ", ".join(f"{precision} {rate:.0f}" for precision, rate in gemm.items())
+                rows.append((f"(7) GEMM {GEMM_N}³, threads={threads}", f"{rates} GFLOP/s"))
             for compiled in variants:
-                rows += training_rows(args, results, threads, compiled, tmp_path)
+                rows += training_rows(args, results, threads, compiled, tmp_path, flop, gemm)
             if "eval" in args.only:
                 ev = _median(args.repeats, lambda t=threads: evaluation(t, args.evidence_batches))
                 results[f"eval (threads={threads})"] = ev
@@ -480,6 +609,8 @@ def main() -> None:
                 )
         if "ops" in args.only:
             rows += op_rows(args, results, tmp_path)
+        if "layers" in args.only:
+            rows += layer_rows(args, results)
         if "startup" in args.only:
             results["startup"] = _median(args.repeats, lambda: startup(tmp_path))
             rows.append(("(4) train.py --help", f"{results['startup']['help_s']:.2f} s"))
