@@ -142,11 +142,13 @@ def test_the_bf16_form_adds_the_transposed_convolutions_biases_apart_with_the_sa
     net = Burgess(1, 32, 10)
     reference = Burgess(1, 32, 10)
     reference.load_state_dict(net.state_dict())
+    originals = [(net.decoder.deconvs[i].weight, net.decoder.deconvs[i].bias) for i in (0, 2)]
     training_form(net, CPU, "bf16")
     apart = [m for m in net.modules() if isinstance(m, BiasAfterConvTranspose2d)]
     assert len(apart) == 2  # the 32-channel layers; the thin last one is in its sub-pixel form
     assert not any(type(m) is nn.ConvTranspose2d for m in net.modules())
-    assert apart[0].weight is net.decoder.deconvs[0].weight and apart[0].bias is not None
+    for layer, (weight, bias) in zip(apart, originals, strict=True):  # the same Parameter objects
+        assert layer.weight is weight and layer.bias is bias
     exact, moved = _decoder_gradients(reference, "fp32"), _decoder_gradients(net, "fp32")
     assert moved.keys() == exact.keys()
     for name, grad in exact.items():
