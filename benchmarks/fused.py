@@ -210,7 +210,7 @@ def compare(
 ) -> dict[str, Any]:
     """Separate and fused (each way of ``layers``) measured in alternating rounds (a shared
     machine's load then hits all alike); the medians of the rounds, and the median of the
-    per-round ratios."""
+    per-round ratios with the ratios themselves."""
     separate = Separate(device)
     steps_per_s(separate, warmup, device)
     fused, failed = {}, {}
@@ -241,16 +241,16 @@ def compare(
     for way, step in fused.items():
         together = statistics.median(fused_rates[way])
         prefix = "fused" if way == "default" else f"fused_{way}"
+        ratios = [f * n / s for f, s in zip(fused_rates[way], single_rates, strict=True)]
         result.update(
             {
                 f"{prefix}_batched": step.engine.nets.batched,
                 f"{prefix}_operators_per_step": operators_per_step(step),
                 f"{prefix}_steps_per_s": round(together, 2),
                 f"{prefix}_model_images_per_s": round(together * n * BATCH),
-                f"{prefix}_ratio": round(
-                    statistics.median(f * n / s for f, s in zip(fused_rates[way], single_rates, strict=True)),
-                    3,
-                ),
+                f"{prefix}_ratio": round(statistics.median(ratios), 3),
+                # the rounds' own ratios: their median can differ from the medians' ratio
+                f"{prefix}_ratio_rounds": [round(ratio, 3) for ratio in ratios],
             }
         )
     return result
