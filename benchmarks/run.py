@@ -13,7 +13,10 @@ Measured in one process run, each case repeated after a warm-up, medians reporte
 7. ``gemm``: GFLOP/s of a 1024³ matrix product in each precision, what the cores reach on the
    densest kernel there is: (1) and (2) are also given in GFLOP/s (a step's FLOPs counted by
    ``torch.utils.flop_counter``) and as a share of it;
-8. ``layers`` (only when asked): each layer's forward in (2), ms a step and GFLOP/s, per precision.
+8. ``layers`` (only when asked): each layer's forward in (2), ms a step and GFLOP/s, per precision;
+9. ``primitives`` (only when asked): each oneDNN primitive a step of (2) executes (convolutions
+   forward, data and weight gradients; bf16 matrix products), ms a step by oneDNN's own verbose
+   timing, per precision, and the rest of the step (what oneDNN does not run).
 
 Writes a table to stdout and JSON to ``benchmarks/results/<name>.json`` (atomically).
 
@@ -21,6 +24,7 @@ Writes a table to stdout and JSON to ``benchmarks/results/<name>.json`` (atomica
     python benchmarks/run.py --only real bare --threads 1 --steps 300
     python benchmarks/run.py --only ops --no-save     # what the path adds to a step, fp32 and bf16
     python benchmarks/run.py --only layers gemm --threads 1   # where a step's forward is slow
+    python benchmarks/run.py --only primitives --no-save      # which kernels a step's time goes to
 """
 
 from __future__ import annotations
@@ -293,6 +297,73 @@ def layer_rows(args: argparse.Namespace, results: dict[str, Any]) -> list[tuple[
             cells.append(f"{precision} {values['kind']} {values['ms']:.3f} ms{rate}")
         rows.append((f"(8) forward of {name}, threads=1", "; ".join(cells)))
     results["layer forwards (threads=1)"] = measured
+    return rows
+
+
+def _onednn_exec_lines(run: Callable[[], None]) -> list[str]:
+    """The ``primitive,exec`` lines oneDNN's verbose mode prints to file descriptor 1 while ``run``
+    runs (captured there: oneDNN writes them from C, past Python's ``sys.stdout``)."""
+    with tempfile.TemporaryFile(mode="w+") as captured:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        os.dup2(captured.fileno(), 1)
+        try:
+            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                run()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        captured.seek(0)
+        return [line for line in captured.read().splitlines() if ",primitive,exec," in line]
+
+
+def step_primitives(steps: int, warmup: int, precision: str) -> dict[str, Any]:
+    """The oneDNN primitives ``steps`` bare steps execute at one thread after ``warmup``: for each
+    primitive, propagation kind and shape (``"convolution backward_weights mb64_ic32oc32_..."``)
+    its implementation, calls and ``ms`` a step (oneDNN's own timing of each call), and
+    ``step_ms``, the whole step timed around them (the verbose mode's printing included, so the
+    rest of the step is an upper bound). Float32 matrix products do not run in oneDNN."""
+    module, optimiser, batches = _bare_setup(1, False, precision)
+    for _ in range(warmup):
+        _bare_step(module, optimiser, batches, precision)
+    start = time.perf_counter()
+    lines = _onednn_exec_lines(
+        lambda: [_bare_step(module, optimiser, batches, precision) for _ in range(steps)]
+    )
+    step_ms = 1e3 * (time.perf_counter() - start) / steps
+    primitives: dict[str, dict[str, Any]] = {}
+    for line in lines:
+        fields = line.split(",")  # ...,exec,cpu,<primitive>,<implementation>,<prop_kind>,...,<shape>,<ms>
+        key = f"{fields[5]} {fields[7]} {fields[-2]}"
+        entry = primitives.setdefault(key, {"implementation": fields[6], "calls": 0.0, "ms": 0.0})
+        entry["calls"] += 1 / steps
+        entry["ms"] += float(fields[-1]) / steps
+    return {"step_ms": step_ms, "primitives": primitives}
+
+
+def primitive_rows(args: argparse.Namespace, results: dict[str, Any]) -> list[tuple[str, str]]:
+    """``--only primitives``: :func:`step_primitives` for every precision (one run each), a row per
+    primitive (the largest first) and one for what else the step spends."""
+    measured = {
+        precision: step_primitives(args.steps, args.warmup, precision) for precision in args.precision
+    }
+    results["onednn primitives (threads=1)"] = measured
+    keys = {key for run in measured.values() for key in run["primitives"]}
+    first = measured[args.precision[0]]["primitives"]
+    rows = []
+    for key in sorted(keys, key=lambda k: -first.get(k, {"ms": 0.0})["ms"]):
+        cells = [
+            f"{precision} {run['primitives'][key]['ms']:.3f} ms ({run['primitives'][key]['implementation']})"
+            if key in run["primitives"]
+            else f"{precision} –"
+            for precision, run in measured.items()
+        ]
+        rows.append((f"(9) {key}", "; ".join(cells)))
+    cells = []
+    for precision, run in measured.items():
+        onednn = sum(entry["ms"] for entry in run["primitives"].values())
+        cells.append(f"{precision} {onednn:.2f} of {run['step_ms']:.2f} ms")
+    rows.append(("(9) oneDNN's share of a step, threads=1", "; ".join(cells)))
     return rows
 
 
@@ -611,6 +682,8 @@ def main() -> None:
             rows += op_rows(args, results, tmp_path)
         if "layers" in args.only:
             rows += layer_rows(args, results)
+        if "primitives" in args.only:
+            rows += primitive_rows(args, results)
         if "startup" in args.only:
             results["startup"] = _median(args.repeats, lambda: startup(tmp_path))
             rows.append(("(4) train.py --help", f"{results['startup']['help_s']:.2f} s"))
