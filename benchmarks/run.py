@@ -56,6 +56,8 @@ from vae_gjs.data import MNIST, InMemoryBatches  # noqa: E402
 from vae_gjs.io import write_json  # noqa: E402
 
 BATCH = 64
+#: The cases ``--only`` names (the module docstring's list).
+CASES = ("real", "bare", "eval", "startup", "memory", "ops", "gemm", "layers", "primitives")
 
 
 class AfterWarmup(Callback):
@@ -611,7 +613,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", nargs="*", default=["real", "bare", "eval", "startup", "memory", "gemm"])
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=CASES,
+        default=["real", "bare", "eval", "startup", "memory", "gemm"],
+        help="the cases to measure (ops, layers and primitives only when named)",
+    )
     parser.add_argument("--threads", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--steps", type=int, default=300, help="measured training steps per repeat")
     parser.add_argument("--warmup", type=int, default=30)
